@@ -1,1 +1,21 @@
-//! placeholder
+//! The shared core of the inspection platform: domain types, typed Automerge documents, the
+//! rules of who may change what ([`policy`]), how a hazard moves between states
+//! ([`rectification`]), validation of incoming changes ([`validate`]), the sync protocol
+//! ([`protocol`], [`engine`]) and the document-store trait ([`store`]).
+//!
+//! It is *sans I/O*: no runtime, no database, no HTTP. The phone (`mobile-bridge`) and the
+//! server run exactly this code, so the rules live once.
+
+pub mod doc;
+pub mod domain;
+pub mod edit;
+pub mod engine;
+pub mod ids;
+pub mod policy;
+pub mod protocol;
+pub mod rectification;
+pub mod store;
+pub mod validate;
+
+pub use automerge;
+pub use autosurgeon;

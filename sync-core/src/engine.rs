@@ -1,0 +1,501 @@
+//! The two ends of the sync protocol, sans I/O.
+//!
+//! [`Hub`] is the server's side: generic over a [`DocumentStore`] + [`DeliveryLog`], it
+//! validates incoming batches, makes accepted changes durable *before* answering, and computes
+//! what the device lacks. The HTTP server wraps it; tests and the field simulator drive it
+//! directly with a [`MemoryStore`](crate::store::MemoryStore).
+//!
+//! [`Replica`] is a client's side in memory (what the phone keeps durably in SQLite): documents
+//! with the server heads last seen, and the cursor. It builds requests and applies responses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use automerge::{Automerge, Change, ChangeHash};
+
+use crate::doc::{DocKind, Header};
+use crate::domain::Author;
+use crate::ids::EnterpriseId;
+use crate::protocol::{DocChanges, DocRefusal, DocUpdate, Payload, SyncRequest, SyncResponse};
+use crate::store::{DeliveryLog, DocumentStore, StoreError};
+use crate::validate::{self, Accepted};
+
+/// Limits on one response.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Most changes sent in one response (the rest follow with `more`).
+    pub max_changes: usize,
+    /// Rough byte budget for whole documents in one response.
+    pub max_whole_bytes: usize,
+    /// Documents kept in memory.
+    pub cache_docs: usize,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            max_changes: 20_000,
+            max_whole_bytes: 16 * 1024 * 1024,
+            cache_docs: 4_096,
+        }
+    }
+}
+
+/// A batch that was accepted, for the caller to project into read models.
+#[derive(Debug)]
+pub struct Applied {
+    /// The document's header.
+    pub header: Header,
+    /// The typed document after the batch.
+    pub typed: crate::doc::TypedDoc,
+    /// How many changes were new.
+    pub new_changes: usize,
+}
+
+/// The outcome of one sync.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    /// What to send back.
+    pub response: SyncResponse,
+    /// Documents changed by this request (for projections).
+    pub applied: Vec<Applied>,
+}
+
+/// A failure of the hub (never a refusal: refusals are part of the response).
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The server's side of sync.
+#[derive(Debug)]
+pub struct Hub<S> {
+    store: S,
+    limits: HubLimits,
+    cache: Mutex<DocCache>,
+}
+
+/// A bounded cache of loaded documents (least recently used out first).
+#[derive(Debug, Default)]
+struct DocCache {
+    docs: HashMap<uuid::Uuid, (Automerge, u64)>,
+    tick: u64,
+    cap: usize,
+}
+
+impl DocCache {
+    fn get(&mut self, id: &uuid::Uuid) -> Option<Automerge> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.docs.get_mut(id).map(|(d, t)| {
+            *t = tick;
+            d.clone()
+        })
+    }
+
+    /// Stores a version; if one is cached, the two are merged (concurrent requests may each
+    /// have produced a newer version from the same base).
+    fn put(&mut self, id: uuid::Uuid, mut doc: Automerge) {
+        self.tick += 1;
+        if let Some((cached, t)) = self.docs.get_mut(&id) {
+            // Both versions come from the store, so merging cannot fail on valid documents; if it
+            // did, dropping the entry makes the next access reload from the store.
+            if cached.merge(&mut doc).is_err() {
+                self.docs.remove(&id);
+            } else {
+                *t = self.tick;
+            }
+            return;
+        }
+        if self.docs.len() >= self.cap.max(1)
+            && let Some(oldest) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k)
+        {
+            self.docs.remove(&oldest);
+        }
+        self.docs.insert(id, (doc, self.tick));
+    }
+
+    fn len(&self) -> usize {
+        self.docs.len()
+    }
+}
+
+impl<S: DocumentStore + DeliveryLog> Hub<S> {
+    /// A hub over a store.
+    pub fn new(store: S, limits: HubLimits) -> Self {
+        Self {
+            store,
+            limits,
+            cache: Mutex::new(DocCache {
+                cap: limits.cache_docs,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// How many documents are held in memory.
+    pub fn cached_docs(&self) -> usize {
+        self.cache().len()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, DocCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads a document (from the cache or the store).
+    pub async fn load(&self, id: uuid::Uuid) -> Result<Option<Automerge>, HubError> {
+        if let Some(doc) = self.cache().get(&id) {
+            return Ok(Some(doc));
+        }
+        let Some(loaded) = self.store.load(id).await? else {
+            return Ok(None);
+        };
+        let doc = loaded.into_automerge()?;
+        self.cache().put(id, doc.clone());
+        Ok(Some(doc))
+    }
+
+    /// Validates and stores one document's batch as `author`. `in_scope` tells which
+    /// enterprises the author may access. Durable when it returns `Ok(Ok(_))`.
+    pub async fn ingest(
+        &self,
+        author: &Author,
+        scope: &HashSet<EnterpriseId>,
+        id: uuid::Uuid,
+        kind: DocKind,
+        changes: &[Vec<u8>],
+    ) -> Result<Result<Accepted, DocRefusal>, HubError> {
+        let before = self.load(id).await?;
+        let in_scope = |h: &Header| scope.contains(&h.enterprise);
+        match validate::validate_batch(before.as_ref(), id, kind, changes, author, &in_scope) {
+            Err(reasons) => Ok(Err(DocRefusal { id, reasons })),
+            Ok(accepted) => {
+                if !accepted.new_changes.is_empty() {
+                    let rows: Vec<([u8; 32], Vec<u8>)> = accepted
+                        .new_changes
+                        .iter()
+                        .map(|c| (c.hash().0, c.raw_bytes().to_vec()))
+                        .collect();
+                    self.store
+                        .append(id, kind, accepted.header.enterprise, &rows)
+                        .await?;
+                    self.cache().put(id, accepted.doc.clone());
+                }
+                Ok(Ok(accepted))
+            }
+        }
+    }
+
+    /// Handles one sync request from `author`, whose readable enterprises are `scope`.
+    pub async fn sync(
+        &self,
+        author: &Author,
+        scope: &HashSet<EnterpriseId>,
+        req: &SyncRequest,
+    ) -> Result<SyncOutcome, HubError> {
+        let mut response = SyncResponse::default();
+        let mut applied = Vec::new();
+        let mut sent_hashes: HashSet<[u8; 32]> = HashSet::new();
+        for d in &req.docs {
+            match self.ingest(author, scope, d.id, d.kind, &d.changes).await? {
+                Ok(acc) => {
+                    for c in &acc.new_changes {
+                        sent_hashes.insert(c.hash().0);
+                    }
+                    if !acc.new_changes.is_empty() {
+                        applied.push(Applied {
+                            header: acc.header,
+                            typed: acc.typed,
+                            new_changes: acc.new_changes.len(),
+                        });
+                    }
+                }
+                Err(refusal) => response.refused.push(refusal),
+            }
+            // Changes the client sent (accepted or already known) need not come back.
+            for raw in &d.changes {
+                if let Ok(c) = Change::from_bytes(raw.clone()) {
+                    sent_hashes.insert(c.hash().0);
+                }
+            }
+        }
+
+        // What the device lacks. Read the upper bound first: anything stored later is sent next
+        // time, so nothing can be skipped.
+        let upto = self.store.max_seq().await?;
+        let delivered: HashMap<EnterpriseId, u64> = self
+            .store
+            .delivered(author.device)
+            .await?
+            .into_iter()
+            .collect();
+        let mut fresh: Vec<EnterpriseId> = scope
+            .iter()
+            .filter(|e| delivered.get(e).is_none_or(|seq| *seq > req.cursor))
+            .copied()
+            .collect();
+        fresh.sort();
+        let removed_ents: Vec<EnterpriseId> = delivered
+            .keys()
+            .filter(|e| !scope.contains(e))
+            .copied()
+            .collect();
+        if !removed_ents.is_empty() {
+            for meta in self.store.docs_of(&removed_ents).await? {
+                response.removed.push(meta.id);
+            }
+        }
+
+        // Whole documents of enterprises newly in scope, within the byte budget.
+        let mut budget = self.limits.max_whole_bytes;
+        let mut delivered_now = Vec::new();
+        for ent in &fresh {
+            if budget == 0 {
+                response.more = true;
+                break;
+            }
+            for meta in self.store.docs_of(std::slice::from_ref(ent)).await? {
+                if let Some(doc) = self.load(meta.id).await? {
+                    let bytes = doc.save();
+                    budget = budget.saturating_sub(bytes.len());
+                    response.updates.push(DocUpdate {
+                        id: meta.id,
+                        kind: meta.kind,
+                        payload: Payload::Whole(bytes),
+                    });
+                }
+            }
+            delivered_now.push(*ent);
+        }
+
+        // Changes since the cursor in enterprises the device already holds.
+        let held: Vec<EnterpriseId> = scope
+            .iter()
+            .filter(|e| !fresh.contains(e))
+            .copied()
+            .collect();
+        let mut cursor = upto;
+        if !held.is_empty() && req.cursor < upto {
+            let changes = self
+                .store
+                .changes_since(req.cursor, upto, &held, self.limits.max_changes)
+                .await?;
+            if changes.len() == self.limits.max_changes
+                && let Some(last) = changes.last()
+            {
+                cursor = last.seq;
+                response.more = true;
+            }
+            let mut per_doc: BTreeMap<uuid::Uuid, (DocKind, Vec<Vec<u8>>)> = BTreeMap::new();
+            for c in changes {
+                if sent_hashes.contains(&c.hash) {
+                    continue;
+                }
+                per_doc
+                    .entry(c.doc)
+                    .or_insert_with(|| (c.kind, Vec::new()))
+                    .1
+                    .push(c.bytes);
+            }
+            for (id, (kind, changes)) in per_doc {
+                response.updates.push(DocUpdate {
+                    id,
+                    kind,
+                    payload: Payload::Changes(changes),
+                });
+            }
+        }
+        self.store
+            .record_delivery(author.device, &delivered_now, cursor, &removed_ents)
+            .await?;
+        response.cursor = cursor;
+        Ok(SyncOutcome { response, applied })
+    }
+}
+
+/// One document on a client.
+#[derive(Debug, Clone)]
+pub struct ReplicaDoc {
+    /// Kind.
+    pub kind: DocKind,
+    /// The document with local edits.
+    pub doc: Automerge,
+    /// Hashes the server is known to have (heads at the last sync plus what it sent).
+    pub synced: Vec<ChangeHash>,
+    /// Why the server refused the last batch, if it did.
+    pub refused: Option<DocRefusal>,
+}
+
+impl ReplicaDoc {
+    /// Local changes the server has not acknowledged.
+    pub fn pending(&self) -> Vec<Vec<u8>> {
+        self.doc
+            .get_changes(&self.synced)
+            .into_iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect()
+    }
+}
+
+/// A client's documents and cursor, in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Replica {
+    /// Documents by id.
+    pub docs: BTreeMap<uuid::Uuid, ReplicaDoc>,
+    /// Server cursor.
+    pub cursor: u64,
+}
+
+/// What applying a response did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Documents changed by the server's updates.
+    pub changed: Vec<uuid::Uuid>,
+    /// Documents refused.
+    pub refused: Vec<uuid::Uuid>,
+    /// Documents removed from scope.
+    pub removed: Vec<uuid::Uuid>,
+}
+
+/// A response that could not be applied (the client keeps its state and retries later).
+#[derive(Debug, thiserror::Error)]
+#[error("could not apply a server update to {doc}: {detail}")]
+pub struct ApplyError {
+    /// Document.
+    pub doc: uuid::Uuid,
+    /// What failed.
+    pub detail: String,
+}
+
+impl Replica {
+    /// Builds the request: every document's changes since the server heads last seen.
+    /// Returns it with the heads each document had, needed by [`Replica::apply`].
+    pub fn request(&self) -> (SyncRequest, HashMap<uuid::Uuid, Vec<ChangeHash>>) {
+        let mut docs = Vec::new();
+        let mut heads = HashMap::new();
+        for (id, d) in &self.docs {
+            let pending = d.pending();
+            if !pending.is_empty() {
+                docs.push(DocChanges {
+                    id: *id,
+                    kind: d.kind,
+                    changes: pending,
+                });
+                heads.insert(*id, d.doc.get_heads());
+            }
+        }
+        (
+            SyncRequest {
+                cursor: self.cursor,
+                docs,
+            },
+            heads,
+        )
+    }
+
+    /// Applies a response to the request built by [`Replica::request`].
+    pub fn apply(
+        &mut self,
+        sent_heads: &HashMap<uuid::Uuid, Vec<ChangeHash>>,
+        resp: &SyncResponse,
+    ) -> Result<ApplyReport, ApplyError> {
+        let mut out = ApplyReport::default();
+        let refused: HashMap<uuid::Uuid, &DocRefusal> =
+            resp.refused.iter().map(|r| (r.id, r)).collect();
+        // Documents the server accepted: it now has everything we sent.
+        for (id, heads) in sent_heads {
+            if let Some(d) = self.docs.get_mut(id) {
+                if let Some(r) = refused.get(id) {
+                    d.refused = Some((*r).clone());
+                    out.refused.push(*id);
+                } else {
+                    d.synced.extend(heads.iter().copied());
+                    d.refused = None;
+                }
+            }
+        }
+        for u in &resp.updates {
+            let (received, merged) = match &u.payload {
+                Payload::Changes(raw) => {
+                    let mut changes = Vec::with_capacity(raw.len());
+                    for r in raw {
+                        changes.push(Change::from_bytes(r.clone()).map_err(|e| ApplyError {
+                            doc: u.id,
+                            detail: e.to_string(),
+                        })?);
+                    }
+                    let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+                    let mut doc = self
+                        .docs
+                        .get(&u.id)
+                        .map(|d| d.doc.clone())
+                        .unwrap_or_default();
+                    doc.apply_changes(changes).map_err(|e| ApplyError {
+                        doc: u.id,
+                        detail: e.to_string(),
+                    })?;
+                    (hashes, doc)
+                }
+                Payload::Whole(bytes) => {
+                    let whole = crate::doc::load(bytes).map_err(|e| ApplyError {
+                        doc: u.id,
+                        detail: e.to_string(),
+                    })?;
+                    let heads = whole.get_heads();
+                    let mut doc = self
+                        .docs
+                        .get(&u.id)
+                        .map(|d| d.doc.clone())
+                        .unwrap_or_default();
+                    let mut whole = whole;
+                    doc.merge(&mut whole).map_err(|e| ApplyError {
+                        doc: u.id,
+                        detail: e.to_string(),
+                    })?;
+                    (heads, doc)
+                }
+            };
+            let entry = self.docs.entry(u.id).or_insert_with(|| ReplicaDoc {
+                kind: u.kind,
+                doc: Automerge::new(),
+                synced: Vec::new(),
+                refused: None,
+            });
+            entry.doc = merged;
+            entry.synced.extend(received);
+            compact_synced(entry);
+            out.changed.push(u.id);
+        }
+        for id in &resp.removed {
+            if self.docs.remove(id).is_some() {
+                out.removed.push(*id);
+            }
+        }
+        self.cursor = resp.cursor;
+        Ok(out)
+    }
+}
+
+/// Keeps `synced` small: hashes that are ancestors of others add nothing to `get_changes`.
+fn compact_synced(d: &mut ReplicaDoc) {
+    d.synced.sort();
+    d.synced.dedup();
+    if d.synced.len() > 16 {
+        // Every known-synced hash present in the doc; the heads of the sub-document they span
+        // are enough. Computed by forking at them.
+        if let Ok(fork) = d.doc.fork_at(&d.synced) {
+            d.synced = fork.get_heads();
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Validation of a batch of incoming Automerge changes against the policy.
+//!
+//! The batch is applied to a fork of the document; then every operation of every change is
+//! resolved to the part of the document it touches and checked against [`crate::policy`], every
+//! change's actor against the authenticated device, and every new rectification event against
+//! its author. The batch is accepted or refused whole, with a specific reason per refused change,
+//! so nothing of a refused batch is ever applied. The phone runs the same function on its own
+//! edit before committing it, so a well-behaved phone never sees a refusal.
+//!
+//! State-dependent validity of events is *not* checked here: two events that were each valid
+//! when recorded offline may race, and the fold ([`crate::rectification::fold`]) decides their
+//! effect deterministically. Refusing the later one would lose a fact that happened.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ReadDoc};
+use serde::{Deserialize, Serialize};
+
+use crate::doc::{self, DocKind, HEADER_KEYS, Header, TypedDoc};
+use crate::domain::{Author, Deadline, parse_category};
+use crate::policy;
+use crate::rectification::Event;
+
+/// Keys of a visit document that inspectors edit.
+pub const VISIT_DETAIL_KEYS: &[&str] = &[
+    "visit_kind",
+    "inspectors",
+    "started_at",
+    "ended_at",
+    "place",
+    "gps",
+    "checklist",
+    "service_plan",
+    "overall_assessment",
+    "notes",
+    "signature",
+];
+
+/// Keys of a hazard document that inspectors edit.
+pub const HAZARD_DETAIL_KEYS: &[&str] = &[
+    "location",
+    "description",
+    "category",
+    "grade",
+    "criterion",
+    "measure",
+    "deadline",
+    "responsible_person",
+    "funds_yuan",
+    "emergency_plan",
+    "photos",
+];
+
+/// Why a change was refused. Stable codes: phones and the web map them to messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// Not a decodable Automerge change, or the result does not match the schema.
+    Malformed,
+    /// The change was made by an actor not enrolled for the sending device.
+    ForeignActor,
+    /// The change depends on changes the server does not have: send them too.
+    MissingDependencies,
+    /// The document's enterprise is outside the author's scope.
+    NotInScope,
+    /// The header (ids, kind, creator) may not change after creation.
+    HeaderImmutable,
+    /// The batch does not belong to the document it was sent for.
+    WrongDocument,
+    /// The author's role may not write this part of the document.
+    NotPermitted,
+    /// A key the schema does not know.
+    UnknownField,
+    /// Rectification events can only be appended, never edited or removed.
+    EventsAppendOnly,
+    /// An event's author, role, organisation or device is not the sender's.
+    EventForged,
+    /// The author's role may not record this kind of event.
+    EventNotPermitted,
+}
+
+impl RefusalCode {
+    /// Stable snake_case text.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            RefusalCode::Malformed => "malformed",
+            RefusalCode::ForeignActor => "foreign_actor",
+            RefusalCode::MissingDependencies => "missing_dependencies",
+            RefusalCode::NotInScope => "not_in_scope",
+            RefusalCode::HeaderImmutable => "header_immutable",
+            RefusalCode::WrongDocument => "wrong_document",
+            RefusalCode::NotPermitted => "not_permitted",
+            RefusalCode::UnknownField => "unknown_field",
+            RefusalCode::EventsAppendOnly => "events_append_only",
+            RefusalCode::EventForged => "event_forged",
+            RefusalCode::EventNotPermitted => "event_not_permitted",
+        }
+    }
+
+    /// A message for people, Simplified Chinese first.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            RefusalCode::Malformed => "数据格式错误 / malformed change",
+            RefusalCode::ForeignActor => {
+                "修改不是由本设备产生 / change was not made on this device"
+            }
+            RefusalCode::MissingDependencies => {
+                "缺少前置修改，请重新同步 / missing earlier changes, sync again"
+            }
+            RefusalCode::NotInScope => "无权访问该企业 / enterprise outside your scope",
+            RefusalCode::HeaderImmutable => "记录归属不可修改 / document header cannot change",
+            RefusalCode::WrongDocument => "修改不属于该记录 / change belongs to another document",
+            RefusalCode::NotPermitted => "您的角色无权修改此项 / your role may not change this",
+            RefusalCode::UnknownField => "未知字段 / unknown field",
+            RefusalCode::EventsAppendOnly => {
+                "整改记录只能追加 / rectification history is append-only"
+            }
+            RefusalCode::EventForged => "记录的作者与登录用户不符 / event author is not you",
+            RefusalCode::EventNotPermitted => {
+                "您的角色无权进行此操作 / your role may not record this event"
+            }
+        }
+    }
+}
+
+/// One refused change (or the whole batch when `change` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRefusal {
+    /// The refused change's hash, when one change is to blame.
+    pub change: Option<[u8; 32]>,
+    /// Why.
+    pub code: RefusalCode,
+    /// Specifics (which field, which event).
+    pub detail: String,
+}
+
+/// A batch that passed: the document with it applied, and the changes that were new.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The document after applying the batch.
+    pub doc: Automerge,
+    /// Changes not already in the document, in application order.
+    pub new_changes: Vec<Change>,
+    /// The document's header.
+    pub header: Header,
+    /// The typed document after the batch.
+    pub typed: TypedDoc,
+    /// Whether the batch created the document.
+    pub created: bool,
+}
+
+/// Validates a batch of raw changes for document `doc_id` of `kind`.
+///
+/// `before` is the document as the validator's side has it (`None` when it does not exist yet).
+/// `in_scope` tells whether the author may access documents with a given header (active
+/// contract, own enterprise, own township). Returns the document with the batch applied, or every
+/// reason the batch is refused; on refusal nothing has been applied to `before`.
+pub fn validate_batch(
+    before: Option<&Automerge>,
+    doc_id: uuid::Uuid,
+    kind: DocKind,
+    raw_changes: &[Vec<u8>],
+    author: &Author,
+    in_scope: &dyn Fn(&Header) -> bool,
+) -> Result<Accepted, Vec<ChangeRefusal>> {
+    let mut refusals = Vec::new();
+    let mut changes = Vec::with_capacity(raw_changes.len());
+    let mut seen = HashSet::new();
+    for (i, raw) in raw_changes.iter().enumerate() {
+        match Change::from_bytes(raw.clone()) {
+            Ok(c) => {
+                let already = before.is_some_and(|d| d.get_change_by_hash(&c.hash()).is_some());
+                if !already && seen.insert(c.hash()) {
+                    changes.push(c);
+                }
+            }
+            Err(e) => refusals.push(whole(RefusalCode::Malformed, format!("change #{i}: {e}"))),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    for c in &changes {
+        if !author.actors.contains(c.actor_id()) {
+            refusals.push(of(
+                c.hash(),
+                RefusalCode::ForeignActor,
+                format!("actor {}", c.actor_id()),
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    // `clone`, not `fork`: in automerge 0.12 a fork of a fork can report non-minimal heads.
+    let mut fork = before.cloned().unwrap_or_default();
+    if changes.is_empty() {
+        return match before {
+            Some(_) => finish(fork, changes, false, kind, doc_id),
+            None => Err(vec![whole(
+                RefusalCode::Malformed,
+                "empty batch for a new document".into(),
+            )]),
+        };
+    }
+    if let Err(e) = fork.apply_changes(changes.iter().cloned()) {
+        return Err(vec![whole(RefusalCode::Malformed, e.to_string())]);
+    }
+    for c in &changes {
+        if fork.get_change_by_hash(&c.hash()).is_none() {
+            refusals.push(of(
+                c.hash(),
+                RefusalCode::MissingDependencies,
+                "dependencies not found".into(),
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+
+    let typed =
+        TypedDoc::hydrate(&fork).map_err(|e| vec![whole(RefusalCode::Malformed, e.to_string())])?;
+    let header = typed
+        .header()
+        .map_err(|e| vec![whole(RefusalCode::Malformed, e.to_string())])?;
+    if header.id != doc_id || header.kind != kind {
+        return Err(vec![whole(
+            RefusalCode::WrongDocument,
+            format!("document is {} {}", header.kind.as_str(), header.id),
+        )]);
+    }
+    let scope_ok = in_scope(&header);
+    let created = before.is_none();
+    if created {
+        if !scope_ok {
+            return Err(vec![whole(
+                RefusalCode::NotInScope,
+                header.enterprise.to_string(),
+            )]);
+        }
+        if !policy::may_create(author, kind, &header, scope_ok) {
+            return Err(vec![whole(
+                RefusalCode::NotPermitted,
+                format!("{} may not create a {}", author.role, kind.as_str()),
+            )]);
+        }
+    } else {
+        if !scope_ok
+            || policy::relation_uuid(author.role, &author.org, &header) == policy::Relation::None
+        {
+            return Err(vec![whole(
+                RefusalCode::NotInScope,
+                header.enterprise.to_string(),
+            )]);
+        }
+        let old = before.map(doc::read_header).transpose();
+        if !matches!(old, Ok(Some(ref h)) if *h == header) {
+            return Err(vec![whole(
+                RefusalCode::HeaderImmutable,
+                "header differs".into(),
+            )]);
+        }
+    }
+
+    check_ops(
+        &fork,
+        &changes,
+        kind,
+        &header,
+        author,
+        scope_ok,
+        created,
+        &mut refusals,
+    );
+    if let TypedDoc::Hazard(h) = &typed {
+        check_events(
+            before,
+            &fork,
+            &changes,
+            &header,
+            &h.events,
+            author,
+            &mut refusals,
+        );
+        if let Err(detail) = check_hazard_content(h) {
+            refusals.push(whole(RefusalCode::Malformed, detail));
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
+    Ok(Accepted {
+        doc: fork,
+        new_changes: changes,
+        header,
+        typed,
+        created,
+    })
+}
+
+fn finish(
+    doc: Automerge,
+    new_changes: Vec<Change>,
+    created: bool,
+    kind: DocKind,
+    doc_id: uuid::Uuid,
+) -> Result<Accepted, Vec<ChangeRefusal>> {
+    let typed =
+        TypedDoc::hydrate(&doc).map_err(|e| vec![whole(RefusalCode::Malformed, e.to_string())])?;
+    let header = typed
+        .header()
+        .map_err(|e| vec![whole(RefusalCode::Malformed, e.to_string())])?;
+    if header.id != doc_id || header.kind != kind {
+        return Err(vec![whole(
+            RefusalCode::WrongDocument,
+            header.id.to_string(),
+        )]);
+    }
+    Ok(Accepted {
+        doc,
+        new_changes,
+        header,
+        typed,
+        created,
+    })
+}
+
+fn whole(code: RefusalCode, detail: String) -> ChangeRefusal {
+    ChangeRefusal {
+        change: None,
+        code,
+        detail,
+    }
+}
+
+fn of(hash: ChangeHash, code: RefusalCode, detail: String) -> ChangeRefusal {
+    ChangeRefusal {
+        change: Some(hash.0),
+        code,
+        detail,
+    }
+}
+
+/// Op-id ranges of the batch's changes: which change created a given object.
+struct Origins<'a>(Vec<(&'a ActorId, u64, u64, ChangeHash)>);
+
+impl<'a> Origins<'a> {
+    fn new(changes: &'a [Change]) -> Self {
+        Self(
+            changes
+                .iter()
+                .map(|c| (c.actor_id(), c.start_op().get(), c.max_op(), c.hash()))
+                .collect(),
+        )
+    }
+    fn change_of(&self, obj: &ObjId) -> Option<ChangeHash> {
+        match obj {
+            ObjId::Root => None,
+            ObjId::Id(counter, actor, _) => self
+                .0
+                .iter()
+                .find(|(a, start, max, _)| *a == actor && (*start..=*max).contains(counter))
+                .map(|(_, _, _, h)| *h),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_ops(
+    fork: &Automerge,
+    changes: &[Change],
+    kind: DocKind,
+    header: &Header,
+    author: &Author,
+    scope_ok: bool,
+    created: bool,
+    refusals: &mut Vec<ChangeRefusal>,
+) {
+    let origins = Origins::new(changes);
+    let details = match kind {
+        DocKind::Visit => VISIT_DETAIL_KEYS,
+        DocKind::Hazard => HAZARD_DETAIL_KEYS,
+    };
+    let may_edit = created || policy::may_edit_details(author, header, scope_ok);
+    for c in changes {
+        let expanded = c.decode();
+        let mut reasons: HashMap<(RefusalCode, String), ()> = HashMap::new();
+        for op in &expanded.operations {
+            let on_root = matches!(op.obj, automerge::legacy::ObjectId::Root);
+            let path = match &op.obj {
+                automerge::legacy::ObjectId::Root => match &op.key {
+                    automerge::legacy::Key::Map(k) => Ok((k.to_string(), None)),
+                    automerge::legacy::Key::Seq(_) => Err("sequence key on the root".to_string()),
+                },
+                automerge::legacy::ObjectId::Id(opid) => {
+                    resolve(fork, &format!("{}@{}", opid.0, opid.1))
+                }
+            };
+            let (top, event_obj) = match path {
+                Ok(p) => p,
+                Err(detail) => {
+                    reasons.insert((RefusalCode::Malformed, detail), ());
+                    continue;
+                }
+            };
+            if HEADER_KEYS.contains(&top.as_str()) {
+                if !created {
+                    reasons.insert((RefusalCode::HeaderImmutable, top), ());
+                }
+            } else if top == "events" && kind == DocKind::Hazard {
+                if on_root {
+                    // Creating the list with the document; replacing it later would drop history.
+                    if !created {
+                        reasons.insert(
+                            (RefusalCode::EventsAppendOnly, "events list replaced".into()),
+                            (),
+                        );
+                    }
+                    continue;
+                }
+                match event_obj {
+                    // An operation on the events list itself: only inserting a new event object.
+                    None => {
+                        let is_insert_of_map = op.insert
+                            && matches!(
+                                op.action,
+                                automerge::legacy::OpType::Make(automerge::ObjType::Map)
+                            );
+                        if !is_insert_of_map {
+                            reasons
+                                .insert((RefusalCode::EventsAppendOnly, "events list".into()), ());
+                        }
+                    }
+                    // Inside an event object: only one created by this batch.
+                    Some(ev) => {
+                        if origins.change_of(&ev).is_none() {
+                            reasons.insert(
+                                (RefusalCode::EventsAppendOnly, format!("event object {ev}")),
+                                (),
+                            );
+                        }
+                    }
+                }
+            } else if details.contains(&top.as_str()) {
+                if !may_edit {
+                    reasons.insert((RefusalCode::NotPermitted, top), ());
+                }
+            } else {
+                reasons.insert((RefusalCode::UnknownField, top), ());
+            }
+        }
+        let mut reasons: Vec<_> = reasons.into_keys().collect();
+        reasons.sort_by(|a, b| a.1.cmp(&b.1));
+        for (code, detail) in reasons {
+            refusals.push(of(c.hash(), code, detail));
+        }
+    }
+}
+
+/// Resolves an object to its root-level key and, when it lies inside the events list, the event
+/// object that contains it (`None` when the object is the events list itself).
+fn resolve(doc: &Automerge, obj: &str) -> Result<(String, Option<ObjId>), String> {
+    let id = doc
+        .import_obj(obj)
+        .map_err(|e| format!("unknown object {obj}: {e}"))?;
+    let parents = doc.parents(&id).map_err(|e| format!("object {obj}: {e}"))?;
+    let mut child = id.clone();
+    let mut below_child: Option<ObjId> = None;
+    for p in parents {
+        if p.obj == automerge::ROOT {
+            let top = match p.prop {
+                automerge::Prop::Map(k) => k,
+                automerge::Prop::Seq(_) => return Err("sequence under root".into()),
+            };
+            // `child` is the root-level object; `below_child` the object directly inside it.
+            let event_obj = if top == "events" { below_child } else { None };
+            return Ok((top, event_obj));
+        }
+        below_child = Some(child);
+        child = p.obj;
+    }
+    Err(format!("object {obj} is not reachable from the root"))
+}
+
+fn check_events(
+    before: Option<&Automerge>,
+    fork: &Automerge,
+    changes: &[Change],
+    header: &Header,
+    after: &[Event],
+    author: &Author,
+    refusals: &mut Vec<ChangeRefusal>,
+) {
+    let before_events: Vec<Event> = before
+        .and_then(|d| doc::HazardDoc::hydrate_from(d).ok())
+        .map(|h| h.events)
+        .unwrap_or_default();
+    let after_by_id: HashMap<&str, &Event> = after.iter().map(|e| (e.id.as_str(), e)).collect();
+    if after_by_id.len() != after.len() {
+        refusals.push(whole(RefusalCode::EventForged, "duplicate event id".into()));
+    }
+    for old in &before_events {
+        match after_by_id.get(old.id.as_str()) {
+            Some(new) if *new == old => {}
+            _ => refusals.push(whole(
+                RefusalCode::EventsAppendOnly,
+                format!("event {} changed", old.id),
+            )),
+        }
+    }
+    let old_ids: HashSet<&str> = before_events.iter().map(|e| e.id.as_str()).collect();
+    let origins = Origins::new(changes);
+    let events_obj = match fork.get(automerge::ROOT, "events") {
+        Ok(Some((automerge::Value::Object(_), id))) => Some(id),
+        _ => None,
+    };
+    for (idx, ev) in after.iter().enumerate() {
+        if old_ids.contains(ev.id.as_str()) {
+            continue;
+        }
+        let blame = events_obj
+            .as_ref()
+            .and_then(|list| fork.get(list, idx).ok().flatten())
+            .and_then(|(_, obj)| origins.change_of(&obj));
+        let refuse = |code, detail: String| ChangeRefusal {
+            change: blame.map(|h| h.0),
+            code,
+            detail,
+        };
+        let forged = uuid::Uuid::parse_str(&ev.id).is_err()
+            || ev.author != author.user.to_string()
+            || ev.role != author.role
+            || uuid::Uuid::parse_str(&ev.org).ok() != Some(author.org)
+            || ev.device != author.device.to_string();
+        if forged {
+            refusals.push(refuse(RefusalCode::EventForged, format!("event {}", ev.id)));
+            continue;
+        }
+        let relation = policy::relation_uuid(author.role, &author.org, header);
+        if !policy::may_record(author.role, relation, &ev.kind) {
+            refusals.push(refuse(
+                RefusalCode::EventNotPermitted,
+                format!("{} may not record {}", author.role, ev.kind.name()),
+            ));
+        }
+        if let crate::rectification::EventKind::RectificationSubmitted { photos, .. } = &ev.kind {
+            for p in photos {
+                if let Err(e) = p.validate() {
+                    refusals.push(refuse(RefusalCode::Malformed, e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn check_hazard_content(h: &doc::HazardDoc) -> Result<(), String> {
+    parse_category(&h.category).map_err(|e| e.to_string())?;
+    Deadline::parse(&h.deadline).map_err(|e| e.to_string())?;
+    for p in &h.photos {
+        p.validate().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
