@@ -1,0 +1,353 @@
+//! Sync across replicas through the real hub and the real wire format.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::World;
+use proptest::prelude::*;
+use sync_core::automerge::ChangeHash;
+use sync_core::doc::visit::{CheckResult, ChecklistItem};
+use sync_core::doc::{DocKind, HazardDoc, TypedDoc, VisitDoc};
+use sync_core::domain::{Author, Deadline, Grade};
+use sync_core::edit;
+use sync_core::engine::{Hub, HubLimits, Replica};
+use sync_core::ids::{EventId, HazardId, VisitId};
+use sync_core::protocol::{self, SyncResponse};
+use sync_core::rectification::{EventKind, fold};
+use sync_core::store::{MemoryStore, block_on};
+
+const T: i64 = 1_760_000_100_000;
+
+struct Phone {
+    author: Author,
+    replica: Replica,
+    /// Responses the network held back, delivered later (reordering).
+    stale: Vec<(HashMap<uuid::Uuid, Vec<ChangeHash>>, SyncResponse)>,
+}
+
+/// One round trip over the real wire format. Returns the bytes (request, response).
+fn sync(hub: &Hub<MemoryStore>, w: &World, p: &mut Phone, fault: u8) -> (usize, usize) {
+    let (req, heads) = p.replica.request();
+    let wire_req = protocol::encode_request(&req);
+    let decoded = protocol::decode_request(&wire_req).expect("decodes");
+    let scope = w.scope(&p.author);
+    let out = block_on(hub.sync(&p.author, &scope, &decoded)).expect("hub");
+    if fault == 1 {
+        // Duplicate: the same request arrives twice; the second answer is the one delivered.
+        let again = block_on(hub.sync(&p.author, &scope, &decoded)).expect("hub");
+        assert!(
+            again.applied.is_empty(),
+            "a replayed batch applies nothing new"
+        );
+    }
+    let wire_resp = protocol::encode_response(&out.response);
+    let resp = protocol::decode_response(&wire_resp).expect("decodes");
+    match fault {
+        2 => {}                           // dropped: the phone never hears back and will resend
+        3 => p.stale.push((heads, resp)), // delayed: delivered later, out of order
+        _ => {
+            p.replica.apply(&heads, &resp).expect("applies");
+        }
+    }
+    (wire_req.len(), wire_resp.len())
+}
+
+fn world_with_docs() -> (World, Hub<MemoryStore>, Vec<Phone>, VisitId, HazardId) {
+    let w = World::new();
+    let hub = Hub::new(MemoryStore::new(), HubLimits::default());
+    let mut phones: Vec<Phone> = [&w.inspector, &w.inspector2, &w.manager, &w.supervisor]
+        .into_iter()
+        .map(|a| Phone {
+            author: a.clone(),
+            replica: Replica::default(),
+            stale: vec![],
+        })
+        .collect();
+    let vid = VisitId::new_random();
+    let hid = HazardId::new_random();
+    let (_, vdoc, _) = w.visit(vid);
+    let (hdoc, _) = w.hazard(hid, vid, Grade::Major);
+    for (id, kind, doc) in [
+        (*vid.as_uuid(), DocKind::Visit, vdoc),
+        (*hid.as_uuid(), DocKind::Hazard, hdoc),
+    ] {
+        phones[0].replica.docs.insert(
+            id,
+            sync_core::engine::ReplicaDoc {
+                kind,
+                doc,
+                synced: vec![],
+                refused: None,
+            },
+        );
+    }
+    for i in 0..phones.len() {
+        sync(&hub, &w, &mut phones[i], 0);
+    }
+    (w, hub, phones, vid, hid)
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// An inspector edits a field (phone, which field, value).
+    Edit(usize, u8, u16),
+    /// Someone records an event (phone, which kind).
+    Event(usize, u8),
+    /// A phone syncs, with a network fault (0 none, 1 duplicate, 2 drop, 3 delay).
+    Sync(usize, u8),
+    /// A delayed response finally arrives.
+    Deliver(usize),
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => (0usize..4, 0u8..6, any::<u16>()).prop_map(|(p, f, v)| Action::Edit(p, f, v)),
+        2 => (0usize..4, 0u8..8).prop_map(|(p, k)| Action::Event(p, k)),
+        3 => (0usize..4, 0u8..4).prop_map(|(p, f)| Action::Sync(p, f)),
+        1 => (0usize..4).prop_map(Action::Deliver),
+    ]
+}
+
+fn do_edit(p: &mut Phone, vid: VisitId, hid: HazardId, field: u8, v: u16) {
+    let a = p.author.clone();
+    let (id, r) = if field < 3 {
+        let d = &p.replica.docs[hid.as_uuid()].doc;
+        let r = edit::edit_hazard(d, &a, T, |h| match field {
+            0 => h.location = format!("车间{v}"),
+            1 => {
+                let s = h.description.0.clone();
+                let at = (v as usize) % (s.chars().count() + 1);
+                let mut chars: Vec<char> = s.chars().collect();
+                chars.insert(
+                    at,
+                    char::from_u32(0x4e00 + (v as u32 % 200)).unwrap_or('字'),
+                );
+                h.description.0 = chars.into_iter().collect();
+            }
+            _ => h.deadline = format!("2026-{:02}-{:02}", 1 + v % 12, 1 + v % 28),
+        });
+        (hid, r.map(|e| (e, DocKind::Hazard)))
+    } else {
+        let d = &p.replica.docs[vid.as_uuid()].doc;
+        let r = edit::edit_visit(d, &a, T, |vd| match field {
+            3 => vd.place = format!("厂区{v}"),
+            4 => vd.checklist.push(ChecklistItem {
+                id: uuid::Uuid::from_u128(v as u128 * 1000 + a.device.as_uuid().as_u128() % 1000)
+                    .to_string(),
+                title: format!("检查项{v}"),
+                result: CheckResult::Fail,
+                note: String::new(),
+            }),
+            _ => {
+                if let Some(item) = vd.checklist.first_mut() {
+                    item.result = if v % 2 == 0 {
+                        CheckResult::Pass
+                    } else {
+                        CheckResult::NotApplicable
+                    };
+                }
+            }
+        });
+        (
+            HazardId::from_uuid(*vid.as_uuid()),
+            r.map(|e| (e, DocKind::Visit)),
+        )
+    };
+    match r {
+        Ok((e, _)) => p.replica.docs.get_mut(id.as_uuid()).expect("doc").doc = e.doc,
+        // The local policy check refuses edits this role may not make: nothing is committed.
+        Err(edit::EditError::Refused(_)) => assert!(a.role != sync_core::domain::Role::Inspector),
+        Err(e) => panic!("edit failed: {e}"),
+    }
+}
+
+fn do_event(p: &mut Phone, hid: HazardId, k: u8, n: u128) {
+    let a = p.author.clone();
+    let kind = match k {
+        0 => EventKind::Notified,
+        1 => EventKind::SignedFor {
+            signer: "张三".into(),
+        },
+        2 => EventKind::RectificationSubmitted {
+            note: "已整改".into(),
+            photos: vec![],
+        },
+        3 => EventKind::Verified {
+            accepted: true,
+            note: String::new(),
+        },
+        4 => EventKind::Verified {
+            accepted: false,
+            note: "未达标".into(),
+        },
+        5 => EventKind::Closed {
+            note: String::new(),
+        },
+        6 => EventKind::SupervisionPut {
+            note: String::new(),
+        },
+        _ => EventKind::Reopened {
+            reason: String::new(),
+        },
+    };
+    let d = &p.replica.docs[hid.as_uuid()].doc;
+    match edit::record_event(d, &a, EventId::from_uuid(uuid::Uuid::from_u128(n)), T, kind) {
+        Ok(e) => p.replica.docs.get_mut(hid.as_uuid()).expect("doc").doc = e.doc,
+        Err(edit::EditError::Refused(_)) => {}
+        Err(e) => panic!("event failed: {e}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("CONVERGENCE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn replicas_converge_whatever_the_network_does(actions in proptest::collection::vec(action(), 1..30)) {
+        let (w, hub, mut phones, vid, hid) = world_with_docs();
+        for (n, act) in actions.iter().enumerate() {
+            match act {
+                Action::Edit(p, f, v) => do_edit(&mut phones[*p], vid, hid, *f, *v),
+                Action::Event(p, k) => do_event(&mut phones[*p], hid, *k, n as u128 + 1),
+                Action::Sync(p, f) => { sync(&hub, &w, &mut phones[*p], *f); }
+                Action::Deliver(p) => {
+                    let ph = &mut phones[*p];
+                    if !ph.stale.is_empty() {
+                        let (heads, resp) = ph.stale.remove(0);
+                        ph.replica.apply(&heads, &resp).expect("applies");
+                    }
+                }
+            }
+        }
+        // The network heals: everyone syncs until nothing moves.
+        for _ in 0..2 {
+            for p in phones.iter_mut() {
+                sync(&hub, &w, p, 0);
+            }
+        }
+        let server_h = block_on(hub.load(*hid.as_uuid())).expect("load").expect("hazard");
+        let server_v = block_on(hub.load(*vid.as_uuid())).expect("load").expect("visit");
+        let hz = HazardDoc::hydrate_from(&server_h).expect("hazard");
+        let header = hz.header().expect("header");
+        let server_state = fold(&header, hz.grade, Deadline::parse(&hz.deadline).ok(), &hz.events);
+        for p in &phones {
+            prop_assert!(p.replica.docs.values().all(|d| d.pending().is_empty()), "nothing left unsent");
+            let h = &p.replica.docs[hid.as_uuid()].doc;
+            let v = &p.replica.docs[vid.as_uuid()].doc;
+            prop_assert_eq!(h.get_heads(), server_h.get_heads());
+            prop_assert_eq!(v.get_heads(), server_v.get_heads());
+            let TypedDoc::Hazard(ph) = TypedDoc::hydrate(h).expect("typed") else { panic!("kind") };
+            prop_assert_eq!(&*ph, &hz);
+            prop_assert_eq!(VisitDoc::hydrate_from(v).expect("visit"), VisitDoc::hydrate_from(&server_v).expect("visit"));
+            let state = fold(&header, ph.grade, Deadline::parse(&ph.deadline).ok(), &ph.events);
+            prop_assert_eq!(&state, &server_state);
+        }
+    }
+}
+
+#[test]
+fn two_inspectors_editing_different_fields_offline_both_keep_their_edit() {
+    let (w, hub, mut phones, _vid, hid) = world_with_docs();
+    let a = phones[0].author.clone();
+    let d = phones[0].replica.docs[hid.as_uuid()].doc.clone();
+    phones[0]
+        .replica
+        .docs
+        .get_mut(hid.as_uuid())
+        .expect("d")
+        .doc = edit::edit_hazard(&d, &a, T, |h| h.location = "锅炉房".into())
+        .expect("e")
+        .doc;
+    let b = phones[1].author.clone();
+    let d = phones[1].replica.docs[hid.as_uuid()].doc.clone();
+    phones[1]
+        .replica
+        .docs
+        .get_mut(hid.as_uuid())
+        .expect("d")
+        .doc = edit::edit_hazard(&d, &b, T, |h| h.measure = "加装漏电保护器".into())
+        .expect("e")
+        .doc;
+    for _ in 0..2 {
+        for p in phones.iter_mut() {
+            sync(&hub, &w, p, 0);
+        }
+    }
+    for p in &phones {
+        let h = HazardDoc::hydrate_from(&p.replica.docs[hid.as_uuid()].doc).expect("h");
+        assert_eq!(h.location, "锅炉房");
+        assert_eq!(h.measure.as_str(), "加装漏电保护器");
+    }
+}
+
+#[test]
+fn protocol_sizes_for_an_edit_a_new_hazard_and_a_fresh_device() {
+    let (w, hub, mut phones, vid, _hid) = world_with_docs();
+    // Settle cursors.
+    for p in phones.iter_mut() {
+        sync(&hub, &w, p, 0);
+    }
+    // One-field edit.
+    let a = phones[0].author.clone();
+    let d = phones[0].replica.docs[vid.as_uuid()].doc.clone();
+    let e = edit::edit_visit(&d, &a, T, |v| v.place = "二号仓库".into()).expect("edit");
+    let change_len = e.change.as_ref().expect("change").len();
+    phones[0]
+        .replica
+        .docs
+        .get_mut(vid.as_uuid())
+        .expect("d")
+        .doc = e.doc;
+    let (req, resp) = sync(&hub, &w, &mut phones[0], 0);
+    println!(
+        "one-field edit: change {change_len} B, request {req} B, response {resp} B, total {} B",
+        req + resp
+    );
+    assert!(
+        req + resp <= 2 * change_len,
+        "a one-field edit costs at most twice the change itself"
+    );
+
+    // The other inspector receives it.
+    let (req2, resp2) = sync(&hub, &w, &mut phones[1], 0);
+    println!("receiving that edit: request {req2} B, response {resp2} B");
+
+    // A new hazard.
+    let hid2 = HazardId::new_random();
+    let (hdoc, hchange) = w.hazard(hid2, vid, Grade::General);
+    phones[0].replica.docs.insert(
+        *hid2.as_uuid(),
+        sync_core::engine::ReplicaDoc {
+            kind: DocKind::Hazard,
+            doc: hdoc,
+            synced: vec![],
+            refused: None,
+        },
+    );
+    let (req3, resp3) = sync(&hub, &w, &mut phones[0], 0);
+    println!(
+        "new hazard: change {} B, request {req3} B, response {resp3} B",
+        hchange.len()
+    );
+
+    // A fresh device of the second inspector.
+    let mut fresh = Phone {
+        author: w.inspector2.clone(),
+        replica: Replica::default(),
+        stale: vec![],
+    };
+    let (req4, resp4) = sync(&hub, &w, &mut fresh, 0);
+    println!(
+        "fresh device: request {req4} B, response {resp4} B for {} documents",
+        fresh.replica.docs.len()
+    );
+    assert_eq!(fresh.replica.docs.len(), 3);
+    let (_, resp5) = sync(&hub, &w, &mut fresh, 0);
+    assert!(
+        resp5 < 16,
+        "a second sync with nothing new is a few bytes, got {resp5}"
+    );
+}
