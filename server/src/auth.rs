@@ -242,6 +242,14 @@ pub struct AuthUser {
     pub session_id: String,
 }
 
+impl AuthUser {
+    /// The device the session is bound to, or 403 `device_required`: for routes, like sync, where every
+    /// change must be attributable to one enrolled device (and its Automerge actor id).
+    pub fn require_device(&self) -> Result<&str, ApiError> {
+        self.device_id.as_deref().ok_or(ApiError::DeviceRequired)
+    }
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 

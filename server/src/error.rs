@@ -29,6 +29,9 @@ pub enum ApiError {
     TokenRevoked,
     #[error("device revoked")]
     DeviceRevoked,
+    /// The route needs a session bound to an enrolled device.
+    #[error("device required")]
+    DeviceRequired,
     #[error("forbidden: {en}")]
     Forbidden {
         zh: Cow<'static, str>,
@@ -107,7 +110,7 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::TokenRevoked
             | ApiError::DeviceRevoked => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::DeviceRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -149,6 +152,11 @@ impl ApiError {
                 "device_revoked",
                 "此设备已被停用".into(),
                 "this device has been revoked".into(),
+            ),
+            ApiError::DeviceRequired => (
+                "device_required",
+                "请先登记设备并以该设备登录".into(),
+                "enrol this device and log in with its device_id first".into(),
             ),
             ApiError::Forbidden { zh, en } => ("forbidden", zh.clone(), en.clone()),
             ApiError::NotFound { zh, en } => ("not_found", zh.clone(), en.clone()),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use server::admin::{self, EnterpriseInput, UserInput};
 use server::auth::AuthUser;
 use server::model::Role;
-use server::{AppState, Config, TestClock};
+use server::{AppState, Clock as _, Config, TestClock};
 
 /// 2025-06-15 12:00 in China.
 const NOW: &str = "2025-06-15T04:00:00Z";
@@ -182,6 +182,7 @@ on_every_backend!(
     the_import_command_exits_nonzero_when_a_row_is_refused,
     a_malformed_json_body_gets_the_json_error_shape,
     an_oversized_body_is_refused_with_413_in_the_json_error_shape,
+    a_user_cannot_belong_to_an_organisation_of_the_wrong_kind,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -958,5 +959,39 @@ async fn an_oversized_body_is_refused_with_413_in_the_json_error_shape(app: Test
     assert_eq!(
         error_code(response, StatusCode::PAYLOAD_TOO_LARGE).await,
         "body_too_large"
+    );
+}
+
+async fn a_user_cannot_belong_to_an_organisation_of_the_wrong_kind(app: TestApp) {
+    let w = app.seed().await;
+    let input = UserInput {
+        username: "misplaced".to_owned(),
+        password: PASSWORD.to_owned(),
+        role: Role::Supervisor,
+        org_id: w.agency_a.clone(),
+        display_name: None,
+    };
+
+    let refused = admin::create_user(&app.state.db, app.clock.as_ref(), &input).await;
+    assert!(format!("{:#}", refused.expect_err("refused")).contains("township"));
+
+    // The database holds the rule too, for writers that skip the admin layer.
+    let direct = app
+        .state
+        .db
+        .create_user(
+            &server::db::NewUser {
+                username: input.username.clone(),
+                display_name: "x".to_owned(),
+                password_hash: "x".to_owned(),
+                role: Role::Supervisor,
+                org_id: w.agency_a.clone(),
+            },
+            app.clock.now(),
+        )
+        .await;
+    assert!(
+        matches!(direct, Err(server::db::DbError::Constraint(_))),
+        "{direct:?}"
     );
 }
