@@ -1,1 +1,127 @@
-//! placeholder
+//! The inspection platform's server: accounts, devices, scopes and the HTTP API, over SQLite or
+//! PostgreSQL.
+//!
+//! Startup is a library so tests drive it: [`build_state`] opens the database and applies migrations,
+//! [`router`] builds the routes with their layers, and [`serve`] runs them on a listener the caller
+//! bound until a shutdown future resolves.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod scope;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::get;
+
+pub use crate::clock::{Clock, SystemClock, TestClock};
+pub use crate::config::Config;
+pub use crate::db::Db;
+pub use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+}
+
+/// Opens the configured database (creating the data directory and SQLite file if needed), applies
+/// migrations, and returns the state with the system clock.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    build_state_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`build_state`] with a chosen clock, for tests.
+pub async fn build_state_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
+    http::parse_cors_origins(&config.cors_origins)?;
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "创建数据目录失败 / cannot create data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let db = Db::connect(&config.effective_database_url()).await?;
+    Ok(AppState {
+        db,
+        clock,
+        config: Arc::new(config),
+    })
+}
+
+/// All routes with their layers.
+///
+/// Routes added later (sync, uploads) go in [`api::routes`] or are merged here before the layers; a
+/// streaming upload route raises its own body limit with `DefaultBodyLimit::max`.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api::routes())
+        .fallback(not_found);
+    http::apply_layers(routes, &state.config).with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("没有这个地址", "no such route")
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("正在停止 / shutting down");
+}

@@ -1,0 +1,119 @@
+//! Login, refresh, logout and `me`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{self, AuthUser, TokenPair, UserInfo};
+use crate::error::{ApiError, Json};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// Binds the session to this enrolled device of the user.
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionResponse {
+    pub access_token: String,
+    pub access_expires_at: Timestamp,
+    pub refresh_token: String,
+    pub refresh_expires_at: Timestamp,
+    pub user: UserInfo,
+}
+
+impl SessionResponse {
+    fn new(pair: TokenPair, user: UserInfo) -> Self {
+        SessionResponse {
+            access_token: pair.access_token,
+            access_expires_at: pair.access_expires_at,
+            refresh_token: pair.refresh_token,
+            refresh_expires_at: pair.refresh_expires_at,
+            user,
+        }
+    }
+}
+
+/// Passwords longer than this are refused before hashing, so nobody can make Argon2 chew megabytes.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+pub async fn login(
+    State(state): State<AppState>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    if request.username.len() > 256 || request.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = auth::authenticate(&state, &request.username, &request.password).await?;
+    if let Some(device_id) = &request.device_id {
+        let device = state.db.device_by_id(device_id).await?;
+        match device {
+            Some(device) if device.user_id == user.id => {
+                if device.revoked_at.is_some() {
+                    return Err(ApiError::DeviceRevoked);
+                }
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "unknown_device",
+                    "设备不存在或不属于此用户",
+                    "no such device for this user",
+                ));
+            }
+        }
+    }
+    let pair = auth::start_session(&state, &user.id, request.device_id.as_deref()).await?;
+    tracing::info!(user_id = %user.id, device_id = ?request.device_id, "login");
+    Ok(Json(SessionResponse::new(pair, UserInfo::from(&user))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let (pair, user) = auth::rotate(&state, &request.refresh_token).await?;
+    Ok(Json(SessionResponse::new(pair, UserInfo::from(&user))))
+}
+
+/// Ends the caller's session: its access and refresh tokens stop working.
+pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    state
+        .db
+        .revoke_session(&user.session_id, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct MeResponse {
+    #[serde(flatten)]
+    pub user: UserInfo,
+    pub device_id: Option<String>,
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<MeResponse>, ApiError> {
+    let user = state
+        .db
+        .user_by_id(&caller.user_id)
+        .await?
+        .ok_or(ApiError::UnknownToken)?;
+    Ok(Json(MeResponse {
+        user: UserInfo::from(&user),
+        device_id: caller.device_id,
+    }))
+}

@@ -1,0 +1,43 @@
+//! The JSON API under `/api/v1`, one submodule per resource.
+//!
+//! Handlers parse their input, call the database or a service, and map failures to
+//! [`ApiError`](crate::error::ApiError); rules about who may see what live in [`crate::scope`].
+
+mod auth;
+mod devices;
+mod enterprises;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// The `/api/v1` routes (without the HTTP layers, which [`crate::router`] adds).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/devices", post(devices::enrol).get(devices::list))
+        .route("/devices/{id}/revoke", post(devices::revoke))
+        .route("/enterprises", get(enterprises::list))
+        .route("/enterprises/{id}", get(enterprises::get))
+}
+
+/// Refuses an empty or over-long text field with a 422 naming it.
+pub(crate) fn check_text(
+    field: &'static str,
+    value: &str,
+    max_chars: usize,
+) -> Result<(), crate::error::ApiError> {
+    let count = value.trim().chars().count();
+    if count == 0 || count > max_chars {
+        return Err(crate::error::ApiError::invalid(
+            "invalid_field",
+            format!("字段 {field} 不能为空，且不超过 {max_chars} 个字符"),
+            format!("field {field} must be 1 to {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}

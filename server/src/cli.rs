@@ -1,0 +1,354 @@
+//! The `server` command line: `serve` (the default) and `admin ...`.
+//!
+//! Settings flags are global so they can be given before or after the subcommand; each also reads an
+//! environment variable, and clap gives the flag precedence over the variable. The TOML file and the
+//! defaults sit below both (see [`crate::config`]).
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::civil::Date;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Overrides};
+use crate::model::Role;
+use crate::{admin, db::Db};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "安全生产第三方服务巡检平台服务端 / field inspection platform server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// TOML configuration file (keys as in `Overrides`: bind, data_dir, database_url, ...).
+    #[arg(long, env = "INSPECT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "INSPECT_BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the SQLite database and other files [default: ./data].
+    #[arg(long, env = "INSPECT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite:...` or `postgres://...` [default: sqlite file <data-dir>/inspect.db].
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(long, env = "INSPECT_ACCESS_TOKEN_TTL_SECS", global = true)]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Lifetime of refresh tokens in seconds [default: 2592000, 30 days].
+    #[arg(long, env = "INSPECT_REFRESH_TOKEN_TTL_SECS", global = true)]
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// Largest JSON request body in bytes [default: 1048576].
+    #[arg(long, env = "INSPECT_JSON_BODY_LIMIT_BYTES", global = true)]
+    pub json_body_limit_bytes: Option<usize>,
+    /// Request timeout in seconds [default: 30].
+    #[arg(long, env = "INSPECT_REQUEST_TIMEOUT_SECS", global = true)]
+    pub request_timeout_secs: Option<u64>,
+    /// Origins allowed by CORS, comma-separated [default: none, CORS closed].
+    #[arg(
+        long = "cors-origin",
+        env = "INSPECT_CORS_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub cors_origins: Option<Vec<String>>,
+}
+
+impl SettingsArgs {
+    /// Defaults, then the file, then environment and flags.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Config::load(
+            self.config.as_deref(),
+            Overrides {
+                bind: self.bind,
+                data_dir: self.data_dir.clone(),
+                database_url: self.database_url.clone(),
+                access_token_ttl_secs: self.access_token_ttl_secs,
+                refresh_token_ttl_secs: self.refresh_token_ttl_secs,
+                json_body_limit_bytes: self.json_body_limit_bytes,
+                request_timeout_secs: self.request_timeout_secs,
+                cors_origins: self.cors_origins.clone(),
+            },
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Administrative tasks on the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a township (乡镇/街道/开发区); prints its id.
+    CreateTownship {
+        #[arg(long)]
+        name: String,
+        /// An industrial park in the township; repeat for several.
+        #[arg(long = "park")]
+        parks: Vec<String>,
+    },
+    /// Create a safety service agency; prints its id.
+    CreateAgency {
+        #[arg(long)]
+        name: String,
+    },
+    /// Create an enterprise; prints its id.
+    CreateEnterprise {
+        #[arg(long)]
+        name: String,
+        /// Unified social credit code (统一社会信用代码), 18 characters.
+        #[arg(long)]
+        uscc: String,
+        #[arg(long)]
+        address: String,
+        /// Township id or name.
+        #[arg(long)]
+        township: String,
+        #[arg(long)]
+        industry: String,
+        /// Industrial park, one of the township's.
+        #[arg(long)]
+        park: Option<String>,
+    },
+    /// Create a user; prints its id.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// The password, or `-` to read it from the first line of standard input.
+        #[arg(long)]
+        password: String,
+        /// inspector, enterprise_manager, supervisor or agency_admin.
+        #[arg(long)]
+        role: Role,
+        /// Organisation id: an agency for inspector and agency_admin, an enterprise for
+        /// enterprise_manager, a township for supervisor.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Record a service contract; prints its id.
+    CreateContract {
+        /// Agency id.
+        #[arg(long)]
+        agency: String,
+        /// Enterprise id or unified social credit code.
+        #[arg(long)]
+        enterprise: String,
+        /// First day of the term, YYYY-MM-DD (China Standard Time).
+        #[arg(long)]
+        start: Date,
+        /// Last day of the term, inclusive.
+        #[arg(long)]
+        end: Date,
+        /// The contract has been filed (报备) with the township.
+        #[arg(long)]
+        filed: bool,
+    },
+    /// Import enterprises from a UTF-8 CSV file with a header row and the columns: name, unified social
+    /// credit code, address, township name, industry. Prints `<id>\t<code>` per imported row; exits
+    /// with status 1 if any row was refused.
+    ImportEnterprises { csv: PathBuf },
+}
+
+/// Parses the command line and runs it.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("错误 / error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // Logs go to stderr so that admin commands keep stdout for the ids they print.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.settings.load()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Admin(command) => run_admin(config, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let state = crate::build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("无法监听 {bind} / cannot listen on {bind}"))?;
+    let address = listener.local_addr().context("listener address")?;
+    println!("服务已启动 / listening on http://{address}");
+    tracing::info!(%address, backend = state.db.backend_name(), "listening");
+    let db = state.db.clone();
+    crate::serve(listener, state, crate::shutdown_signal()).await?;
+    db.close().await;
+    println!("服务已停止 / stopped");
+    Ok(())
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "创建数据目录失败 / cannot create data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    Db::connect(&config.effective_database_url()).await
+}
+
+async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let db = open_db(&config).await?;
+    let clock = SystemClock;
+    let result = admin_command(&db, &clock, command).await;
+    db.close().await;
+    result
+}
+
+async fn admin_command(
+    db: &Db,
+    clock: &dyn Clock,
+    command: AdminCommand,
+) -> anyhow::Result<ExitCode> {
+    let created = |what_zh: &str, what_en: &str, id: String| {
+        eprintln!("已创建{what_zh} / {what_en} created");
+        println!("{id}");
+        ExitCode::SUCCESS
+    };
+    Ok(match command {
+        AdminCommand::CreateTownship { name, parks } => created(
+            "乡镇",
+            "township",
+            admin::create_township(db, clock, &name, &parks).await?,
+        ),
+        AdminCommand::CreateAgency { name } => created(
+            "服务机构",
+            "agency",
+            admin::create_agency(db, clock, &name).await?,
+        ),
+        AdminCommand::CreateEnterprise {
+            name,
+            uscc,
+            address,
+            township,
+            industry,
+            park,
+        } => {
+            let input = admin::EnterpriseInput {
+                name,
+                uscc,
+                address,
+                township,
+                industry,
+                park,
+            };
+            created(
+                "企业",
+                "enterprise",
+                admin::create_enterprise(db, clock, &input).await?,
+            )
+        }
+        AdminCommand::CreateUser {
+            username,
+            password,
+            role,
+            org,
+            display_name,
+        } => {
+            let password = if password == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("读取密码失败 / cannot read the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                password
+            };
+            let input = admin::UserInput {
+                username,
+                password,
+                role,
+                org_id: org,
+                display_name,
+            };
+            created("用户", "user", admin::create_user(db, clock, &input).await?)
+        }
+        AdminCommand::CreateContract {
+            agency,
+            enterprise,
+            start,
+            end,
+            filed,
+        } => created(
+            "合同",
+            "contract",
+            admin::create_contract(db, clock, &agency, &enterprise, start, end, filed).await?,
+        ),
+        AdminCommand::ImportEnterprises { csv } => {
+            let file = std::fs::File::open(&csv).with_context(|| {
+                format!("无法打开 {} / cannot open {}", csv.display(), csv.display())
+            })?;
+            let progress = if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(0);
+                if let Ok(style) =
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} 行 / rows {elapsed}")
+                {
+                    bar.set_style(style);
+                }
+                bar
+            } else {
+                ProgressBar::hidden()
+            };
+            let report = admin::import_enterprises(db, clock, file, &progress).await?;
+            for row in &report.imported {
+                println!("{}\t{}", row.id, row.uscc);
+            }
+            eprintln!(
+                "导入 {} 家，失败 {} 行 / imported {}, refused {} rows",
+                report.imported.len(),
+                report.errors.len(),
+                report.imported.len(),
+                report.errors.len()
+            );
+            if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

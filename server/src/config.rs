@@ -1,0 +1,170 @@
+//! Server configuration and where each setting comes from.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, environment variables, command-line
+//! flags. Clap already merges flags over environment variables (both land in [`Overrides`]); this module
+//! lays the file under them and the defaults under the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; `None` means the SQLite file `<data_dir>/inspect.db`.
+    pub database_url: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Largest request body a JSON route accepts.
+    pub json_body_limit: usize,
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS; empty means no cross-origin access at all.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            json_body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Settings given by the TOML file or by environment/flags; each one present replaces the layer below.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub access_token_ttl_secs: Option<u64>,
+    pub refresh_token_ttl_secs: Option<u64>,
+    pub json_body_limit_bytes: Option<usize>,
+    pub request_timeout_secs: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Applies `overrides` on top of `self`.
+    pub fn apply(mut self, overrides: Overrides) -> Self {
+        let Overrides {
+            bind,
+            data_dir,
+            database_url,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            json_body_limit_bytes,
+            request_timeout_secs,
+            cors_origins,
+        } = overrides;
+        if let Some(bind) = bind {
+            self.bind = bind;
+        }
+        if let Some(data_dir) = data_dir {
+            self.data_dir = data_dir;
+        }
+        if let Some(url) = database_url {
+            self.database_url = Some(url);
+        }
+        if let Some(secs) = access_token_ttl_secs {
+            self.access_token_ttl = Duration::from_secs(secs);
+        }
+        if let Some(secs) = refresh_token_ttl_secs {
+            self.refresh_token_ttl = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = json_body_limit_bytes {
+            self.json_body_limit = bytes;
+        }
+        if let Some(secs) = request_timeout_secs {
+            self.request_timeout = Duration::from_secs(secs);
+        }
+        if let Some(origins) = cors_origins {
+            self.cors_origins = origins;
+        }
+        self
+    }
+
+    /// Defaults, then the file at `file` if any, then `env_and_flags`.
+    pub fn load(file: Option<&Path>, env_and_flags: Overrides) -> anyhow::Result<Self> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "读取配置文件失败 / cannot read config file {}",
+                    path.display()
+                )
+            })?;
+            config = config.apply(parse_toml(&text).with_context(|| {
+                format!("配置文件无效 / invalid config file {}", path.display())
+            })?);
+        }
+        Ok(config.apply(env_and_flags))
+    }
+
+    /// The database to use: the configured URL, or the SQLite file in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("inspect.db").display()),
+        }
+    }
+}
+
+/// Parses the TOML form of [`Overrides`] (same keys as its fields).
+pub fn parse_toml(text: &str) -> anyhow::Result<Overrides> {
+    Ok(toml::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_environment_win_over_the_file_which_wins_over_defaults() {
+        let file = parse_toml(
+            "bind = \"0.0.0.0:9000\"\ndata_dir = \"/srv/inspect\"\naccess_token_ttl_secs = 60\n",
+        )
+        .expect("valid toml");
+        let flags = Overrides {
+            bind: Some(SocketAddr::from(([127, 0, 0, 1], 9999))),
+            ..Overrides::default()
+        };
+        let config = Config::default().apply(file).apply(flags);
+        assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 9999)));
+        assert_eq!(config.data_dir, PathBuf::from("/srv/inspect"));
+        assert_eq!(config.access_token_ttl, Duration::from_secs(60));
+        assert_eq!(
+            config.refresh_token_ttl,
+            Config::default().refresh_token_ttl
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        assert!(parse_toml("bnid = \"0.0.0.0:1\"").is_err());
+    }
+
+    #[test]
+    fn the_default_database_is_a_file_in_the_data_dir() {
+        let config = Config {
+            data_dir: PathBuf::from("/tmp/x"),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.effective_database_url(),
+            "sqlite:///tmp/x/inspect.db"
+        );
+    }
+}

@@ -1,0 +1,726 @@
+//! Queries on organisations, users, contracts, devices and tokens.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use super::{Db, DbError, DbResult, with_pool};
+use crate::clock::{from_millis, to_millis};
+use crate::model::{OrgKind, Role, Uscc};
+
+/// An enterprise to insert; `park`, if any, must be one of its township's parks.
+#[derive(Debug, Clone)]
+pub struct NewEnterprise {
+    pub name: String,
+    pub uscc: Uscc,
+    pub address: String,
+    pub township_id: String,
+    pub industry: String,
+    pub park: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct Enterprise {
+    pub id: String,
+    pub name: String,
+    pub uscc: String,
+    pub address: String,
+    pub township_id: String,
+    pub industry: String,
+    pub park: Option<String>,
+}
+
+/// A user to insert; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub org_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub org_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    password_hash: String,
+    role: String,
+    org_id: String,
+    created_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = DbError;
+
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        Ok(User {
+            role: row
+                .role
+                .parse()
+                .map_err(|e| DbError::Corrupt(format!("users.role of {}: {e}", row.id)))?,
+            id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            password_hash: row.password_hash,
+            org_id: row.org_id,
+            created_at: from_millis(row.created_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewContract {
+    pub agency_id: String,
+    pub enterprise_id: String,
+    pub starts_on: Date,
+    pub ends_on: Date,
+    pub filed_with_township: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    pub id: String,
+    pub agency_id: String,
+    pub enterprise_id: String,
+    pub starts_on: Date,
+    pub ends_on: Date,
+    pub filed_with_township: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub user_id: String,
+    pub name: String,
+    pub platform: String,
+    /// 16 random bytes, lowercase hex.
+    pub actor_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub platform: String,
+    pub actor_id: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    id: String,
+    user_id: String,
+    name: String,
+    platform: String,
+    actor_id: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(row: DeviceRow) -> Self {
+        Device {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            platform: row.platform,
+            actor_id: row.actor_id,
+            created_at: from_millis(row.created_at),
+            revoked_at: row.revoked_at.map(from_millis),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// SHA-256 of the token, lowercase hex.
+    pub hash: String,
+    pub kind: TokenKind,
+    pub session_id: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// A stored token with what authentication needs to know about its user and device.
+#[derive(Debug, Clone)]
+pub struct AuthTokenRow {
+    pub kind: TokenKind,
+    pub session_id: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub role: Role,
+    pub org_id: String,
+    pub device_revoked_at: Option<Timestamp>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuthTokenSqlRow {
+    kind: String,
+    session_id: String,
+    user_id: String,
+    device_id: Option<String>,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    role: String,
+    org_id: String,
+    device_revoked_at: Option<i64>,
+}
+
+impl TryFrom<AuthTokenSqlRow> for AuthTokenRow {
+    type Error = DbError;
+
+    fn try_from(row: AuthTokenSqlRow) -> Result<Self, Self::Error> {
+        let kind = match row.kind.as_str() {
+            "access" => TokenKind::Access,
+            "refresh" => TokenKind::Refresh,
+            other => return Err(DbError::Corrupt(format!("tokens.kind {other:?}"))),
+        };
+        Ok(AuthTokenRow {
+            kind,
+            role: row
+                .role
+                .parse()
+                .map_err(|e| DbError::Corrupt(format!("users.role of {}: {e}", row.user_id)))?,
+            session_id: row.session_id,
+            user_id: row.user_id,
+            device_id: row.device_id,
+            expires_at: from_millis(row.expires_at),
+            revoked_at: row.revoked_at.map(from_millis),
+            org_id: row.org_id,
+            device_revoked_at: row.device_revoked_at.map(from_millis),
+        })
+    }
+}
+
+/// Which enterprises a user may see, as the database evaluates it (see [`crate::scope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// Enterprises with a contract with this agency whose term includes `today`.
+    ContractedWith { agency_id: String, today: Date },
+    /// Just this enterprise.
+    Enterprise { enterprise_id: String },
+    /// The enterprises of this township.
+    Township { township_id: String },
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn iso(date: Date) -> String {
+    date.to_string()
+}
+
+/// Inserts one token within a transaction; a macro because the executor type differs per backend.
+macro_rules! insert_token {
+    ($executor:expr, $token:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO tokens (hash, kind, session_id, user_id, device_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&$token.hash)
+        .bind($token.kind.as_str())
+        .bind(&$token.session_id)
+        .bind(&$token.user_id)
+        .bind(&$token.device_id)
+        .bind(to_millis($now))
+        .bind(to_millis($token.expires_at))
+        .execute($executor)
+        .await
+    };
+}
+
+impl Db {
+    /// Creates a township with its industrial parks; returns its id.
+    pub async fn create_township(
+        &self,
+        name: &str,
+        parks: &[String],
+        now: Timestamp,
+    ) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'township', $2, $3)")
+                .bind(&id)
+                .bind(name)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            for park in parks {
+                sqlx::query("INSERT INTO township_parks (township_id, name) VALUES ($1, $2)")
+                    .bind(&id)
+                    .bind(park)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(id)
+    }
+
+    /// Creates an agency; returns its id.
+    pub async fn create_agency(&self, name: &str, now: Timestamp) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'agency', $2, $3)")
+                .bind(&id)
+                .bind(name)
+                .bind(to_millis(now))
+                .execute(pool)
+                .await?;
+        });
+        Ok(id)
+    }
+
+    /// Creates an enterprise; returns its id.
+    pub async fn create_enterprise(
+        &self,
+        enterprise: &NewEnterprise,
+        now: Timestamp,
+    ) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'enterprise', $2, $3)")
+                .bind(&id)
+                .bind(&enterprise.name)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO enterprises (id, uscc, address, township_id, industry, park) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(enterprise.uscc.as_str())
+            .bind(&enterprise.address)
+            .bind(&enterprise.township_id)
+            .bind(&enterprise.industry)
+            .bind(&enterprise.park)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(id)
+    }
+
+    /// The kind of the organisation `id`, if it exists.
+    pub async fn organisation_kind(&self, id: &str) -> DbResult<Option<OrgKind>> {
+        let kind: Option<String> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT kind FROM organisations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        kind.map(|k| {
+            k.parse()
+                .map_err(|e| DbError::Corrupt(format!("organisations.kind: {e}")))
+        })
+        .transpose()
+    }
+
+    /// The id of the township called `name`, if any.
+    pub async fn township_id_by_name(&self, name: &str) -> DbResult<Option<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM organisations WHERE kind = 'township' AND name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Whether `township_id` has a park called `park`.
+    pub async fn township_has_park(&self, township_id: &str, park: &str) -> DbResult<bool> {
+        let found: Option<i32> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT 1 FROM township_parks WHERE township_id = $1 AND name = $2")
+                .bind(township_id)
+                .bind(park)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Whether an enterprise with this code exists.
+    pub async fn enterprise_id_by_uscc(&self, uscc: &Uscc) -> DbResult<Option<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM enterprises WHERE uscc = $1")
+                .bind(uscc.as_str())
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn enterprise_by_id(&self, id: &str) -> DbResult<Option<Enterprise>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT e.id, o.name, e.uscc, e.address, e.township_id, e.industry, e.park \
+                 FROM enterprises e JOIN organisations o ON o.id = e.id WHERE e.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Creates a user; the caller has checked that the organisation is of the kind the role needs (the
+    /// database checks it again). Returns the user id.
+    pub async fn create_user(&self, user: &NewUser, now: Timestamp) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(&user.username)
+            .bind(&user.display_name)
+            .bind(&user.password_hash)
+            .bind(user.role.as_str())
+            .bind(&user.org_id)
+            .bind(user.role.org_kind().as_str())
+            .bind(to_millis(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> DbResult<Option<User>> {
+        let row: Option<UserRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
+                 FROM users WHERE username = $1",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> DbResult<Option<User>> {
+        let row: Option<UserRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
+                 FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(User::try_from).transpose()
+    }
+
+    /// Records a service contract; returns its id.
+    pub async fn create_contract(
+        &self,
+        contract: &NewContract,
+        now: Timestamp,
+    ) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO contracts (id, agency_id, enterprise_id, starts_on, ends_on, filed_with_township, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(&contract.agency_id)
+            .bind(&contract.enterprise_id)
+            .bind(iso(contract.starts_on))
+            .bind(iso(contract.ends_on))
+            .bind(contract.filed_with_township)
+            .bind(to_millis(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    /// Enrols a device; returns its id.
+    pub async fn create_device(&self, device: &NewDevice, now: Timestamp) -> DbResult<String> {
+        let id = new_id();
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, name, platform, actor_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(&device.user_id)
+            .bind(&device.name)
+            .bind(&device.platform)
+            .bind(&device.actor_id)
+            .bind(to_millis(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    pub async fn device_by_id(&self, id: &str) -> DbResult<Option<Device>> {
+        let row: Option<DeviceRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, user_id, name, platform, actor_id, created_at, revoked_at \
+                 FROM devices WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(Device::from))
+    }
+
+    /// The devices of a user, oldest first, revoked ones included.
+    pub async fn devices_of_user(&self, user_id: &str) -> DbResult<Vec<Device>> {
+        let rows: Vec<DeviceRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, user_id, name, platform, actor_id, created_at, revoked_at \
+                 FROM devices WHERE user_id = $1 ORDER BY created_at, id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Device::from).collect())
+    }
+
+    /// Revokes a device and every token bound to it. Revoking twice keeps the first time.
+    pub async fn revoke_device(&self, device_id: &str, now: Timestamp) -> DbResult<()> {
+        let now = to_millis(now);
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stores newly issued tokens.
+    pub async fn insert_tokens(&self, tokens: &[NewToken], now: Timestamp) -> DbResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for token in tokens {
+                insert_token!(&mut *tx, token, now)?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Looks a token up by its hash, with its user's role and organisation and its device's state.
+    pub async fn token_by_hash(&self, hash: &str) -> DbResult<Option<AuthTokenRow>> {
+        let row: Option<AuthTokenSqlRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT t.kind, t.session_id, t.user_id, t.device_id, t.expires_at, t.revoked_at, \
+                        u.role, u.org_id, d.revoked_at AS device_revoked_at \
+                 FROM tokens t \
+                 JOIN users u ON u.id = t.user_id \
+                 LEFT JOIN devices d ON d.id = t.device_id \
+                 WHERE t.hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(AuthTokenRow::try_from).transpose()
+    }
+
+    /// Revokes every live token of a session (logout, or refresh-token reuse).
+    pub async fn revoke_session(&self, session_id: &str, now: Timestamp) -> DbResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
+                .bind(to_millis(now))
+                .bind(session_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Atomically spends the refresh token `old_hash` and stores `replacements` in the same session.
+    ///
+    /// Returns `false`, writing nothing, if the token was already spent or revoked: of two concurrent
+    /// refreshes with one token, exactly one wins.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        session_id: &str,
+        replacements: &[NewToken],
+        now: Timestamp,
+    ) -> DbResult<bool> {
+        let millis = to_millis(now);
+        Ok(with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 \
+                 WHERE hash = $2 AND kind = 'refresh' AND revoked_at IS NULL AND expires_at > $1",
+            )
+            .bind(millis)
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if claimed {
+                // One live pair per session: the access token issued with the spent refresh token goes too.
+                sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
+                    .bind(millis)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for token in replacements {
+                    insert_token!(&mut *tx, token, now)?;
+                }
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            claimed
+        }))
+    }
+
+    /// The ids of the enterprises `rule` admits, sorted.
+    pub async fn scope_enterprise_ids(&self, rule: &ScopeRule) -> DbResult<Vec<String>> {
+        Ok(with_pool!(self, pool => {
+            match rule {
+                ScopeRule::ContractedWith { agency_id, today } => {
+                    sqlx::query_scalar(
+                        "SELECT DISTINCT enterprise_id FROM contracts \
+                         WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2 ORDER BY enterprise_id",
+                    )
+                    .bind(agency_id)
+                    .bind(iso(*today))
+                    .fetch_all(pool)
+                    .await?
+                }
+                ScopeRule::Enterprise { enterprise_id } => {
+                    sqlx::query_scalar("SELECT id FROM enterprises WHERE id = $1")
+                        .bind(enterprise_id)
+                        .fetch_all(pool)
+                        .await?
+                }
+                ScopeRule::Township { township_id } => {
+                    sqlx::query_scalar("SELECT id FROM enterprises WHERE township_id = $1 ORDER BY id")
+                        .bind(township_id)
+                        .fetch_all(pool)
+                        .await?
+                }
+            }
+        }))
+    }
+
+    /// Whether `rule` admits the enterprise `enterprise_id`, without listing the others.
+    pub async fn scope_admits(&self, rule: &ScopeRule, enterprise_id: &str) -> DbResult<bool> {
+        let found: Option<i32> = with_pool!(self, pool => {
+            match rule {
+                ScopeRule::ContractedWith { agency_id, today } => {
+                    sqlx::query_scalar(
+                        "SELECT 1 FROM contracts WHERE agency_id = $1 AND enterprise_id = $2 \
+                         AND starts_on <= $3 AND ends_on >= $3 LIMIT 1",
+                    )
+                    .bind(agency_id)
+                    .bind(enterprise_id)
+                    .bind(iso(*today))
+                    .fetch_optional(pool)
+                    .await?
+                }
+                ScopeRule::Enterprise { enterprise_id: own } => {
+                    sqlx::query_scalar("SELECT 1 FROM enterprises WHERE id = $1 AND id = $2")
+                        .bind(own)
+                        .bind(enterprise_id)
+                        .fetch_optional(pool)
+                        .await?
+                }
+                ScopeRule::Township { township_id } => {
+                    sqlx::query_scalar("SELECT 1 FROM enterprises WHERE township_id = $1 AND id = $2")
+                        .bind(township_id)
+                        .bind(enterprise_id)
+                        .fetch_optional(pool)
+                        .await?
+                }
+            }
+        });
+        Ok(found.is_some())
+    }
+
+    /// The enterprises `rule` admits, by name.
+    pub async fn scope_enterprises(&self, rule: &ScopeRule) -> DbResult<Vec<Enterprise>> {
+        Ok(with_pool!(self, pool => {
+            match rule {
+                ScopeRule::ContractedWith { agency_id, today } => {
+                    sqlx::query_as(
+                        "SELECT e.id, o.name, e.uscc, e.address, e.township_id, e.industry, e.park \
+                         FROM enterprises e JOIN organisations o ON o.id = e.id \
+                         WHERE e.id IN (SELECT enterprise_id FROM contracts \
+                                        WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2) \
+                         ORDER BY o.name, e.id",
+                    )
+                    .bind(agency_id)
+                    .bind(iso(*today))
+                    .fetch_all(pool)
+                    .await?
+                }
+                ScopeRule::Enterprise { enterprise_id } => {
+                    sqlx::query_as(
+                        "SELECT e.id, o.name, e.uscc, e.address, e.township_id, e.industry, e.park \
+                         FROM enterprises e JOIN organisations o ON o.id = e.id WHERE e.id = $1",
+                    )
+                    .bind(enterprise_id)
+                    .fetch_all(pool)
+                    .await?
+                }
+                ScopeRule::Township { township_id } => {
+                    sqlx::query_as(
+                        "SELECT e.id, o.name, e.uscc, e.address, e.township_id, e.industry, e.park \
+                         FROM enterprises e JOIN organisations o ON o.id = e.id \
+                         WHERE e.township_id = $1 ORDER BY o.name, e.id",
+                    )
+                    .bind(township_id)
+                    .fetch_all(pool)
+                    .await?
+                }
+            }
+        }))
+    }
+}

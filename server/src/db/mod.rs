@@ -1,0 +1,156 @@
+//! The accounts database behind one [`Db`] handle, for SQLite and PostgreSQL alike.
+//!
+//! Handlers and services call one method per query and never learn which backend is in use. Both
+//! backends share one schema shape (see `migrations/*/0001_accounts.sql`: TEXT ids, epoch-millisecond
+//! instants, ISO dates), and sqlx's SQLite driver accepts PostgreSQL's `$1` placeholders, so each query
+//! is written once and [`with_pool!`] runs it on whichever pool is open.
+//!
+//! To add tables, add `0002_*.sql` to both `migrations/sqlite` and `migrations/postgres` and add methods
+//! here (or in a sibling module with its own `impl Db` block, using [`with_pool!`]).
+
+mod accounts;
+
+pub use accounts::{
+    AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,
+    NewUser, ScopeRule, TokenKind, User,
+};
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Migrations for SQLite, embedded at compile time.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Migrations for PostgreSQL, embedded at compile time.
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A connection pool to one of the supported backends.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the open pool, whichever backend it is. The body is compiled once
+/// per backend, so it may use any sqlx API generic over the database.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// A database failure, classified where callers need to tell the user something specific.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A UNIQUE constraint refused the write; the payload is the database's message.
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    /// A FOREIGN KEY or CHECK constraint refused the write.
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    /// A stored value could not be read back into its Rust type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Sqlx(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        match error
+            .as_database_error()
+            .map(|e| (e.kind(), e.message().to_owned()))
+        {
+            Some((ErrorKind::UniqueViolation, message)) => DbError::Conflict(message),
+            Some((
+                ErrorKind::ForeignKeyViolation
+                | ErrorKind::CheckViolation
+                | ErrorKind::NotNullViolation,
+                message,
+            )) => DbError::Constraint(message),
+            _ => DbError::Sqlx(error),
+        }
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+impl Db {
+    /// Opens the database at `url` (`sqlite:...` or `postgres://...`) and applies pending migrations.
+    ///
+    /// SQLite runs in WAL mode with foreign keys on and a busy timeout, and the file is created if
+    /// missing. `sqlite::memory:` works but is held to a single connection, since every SQLite
+    /// connection to `:memory:` would otherwise open its own empty database.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("连接 PostgreSQL 失败 / cannot connect to PostgreSQL")?;
+            Db::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("SQLite 地址无效 / invalid SQLite URL {url}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let pool_options = if in_memory {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(8)
+            };
+            let pool = pool_options.connect_with(options).await.with_context(|| {
+                format!("打开 SQLite 数据库失败 / cannot open SQLite database {url}")
+            })?;
+            Db::Sqlite(pool)
+        } else {
+            anyhow::bail!(
+                "不支持的数据库地址 / unsupported database URL {url:?}: expected sqlite:... or postgres://..."
+            );
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies the migrations of this backend that are not applied yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        }
+        .context("数据库迁移失败 / database migration failed")
+    }
+
+    /// Which backend this is, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Waits for connections to finish and closes the pool.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}

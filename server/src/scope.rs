@@ -1,0 +1,78 @@
+//! Which enterprises a user may see.
+//!
+//! Every read and every synced change is filtered through this, so it is computed in one place:
+//! - inspectors and agency admins see the enterprises that have a contract with their agency in force
+//!   today (in China Standard Time, per the injected clock; both ends of the term included);
+//! - an enterprise manager sees their own enterprise;
+//! - a supervisor sees the enterprises of their township.
+
+use std::collections::BTreeSet;
+
+use jiff::civil::Date;
+
+use crate::auth::AuthUser;
+use crate::clock::{Clock, china_date};
+use crate::db::{Db, DbResult, ScopeRule};
+use crate::model::Role;
+
+/// The enterprises a user may see, evaluated at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    rule: ScopeRule,
+    enterprise_ids: BTreeSet<String>,
+}
+
+impl Scope {
+    pub fn contains(&self, enterprise_id: &str) -> bool {
+        self.enterprise_ids.contains(enterprise_id)
+    }
+
+    pub fn enterprise_ids(&self) -> &BTreeSet<String> {
+        &self.enterprise_ids
+    }
+
+    /// The rule the set was computed from, e.g. to run further queries with the same filter.
+    pub fn rule(&self) -> &ScopeRule {
+        &self.rule
+    }
+}
+
+/// The rule for a user with `role` in organisation `org_id` on the China date `today`.
+pub fn scope_rule(role: Role, org_id: &str, today: Date) -> ScopeRule {
+    match role {
+        Role::Inspector | Role::AgencyAdmin => ScopeRule::ContractedWith {
+            agency_id: org_id.to_owned(),
+            today,
+        },
+        Role::EnterpriseManager => ScopeRule::Enterprise {
+            enterprise_id: org_id.to_owned(),
+        },
+        Role::Supervisor => ScopeRule::Township {
+            township_id: org_id.to_owned(),
+        },
+    }
+}
+
+fn rule_now(clock: &dyn Clock, user: &AuthUser) -> ScopeRule {
+    scope_rule(user.role, &user.org_id, china_date(clock.now()))
+}
+
+/// The set of enterprise ids `user` may see now.
+pub async fn scope_of(db: &Db, clock: &dyn Clock, user: &AuthUser) -> DbResult<Scope> {
+    let rule = rule_now(clock, user);
+    let enterprise_ids = db.scope_enterprise_ids(&rule).await?.into_iter().collect();
+    Ok(Scope {
+        rule,
+        enterprise_ids,
+    })
+}
+
+/// Whether `user` may see the enterprise `enterprise_id` now, without listing the whole scope.
+pub async fn may_see_enterprise(
+    db: &Db,
+    clock: &dyn Clock,
+    user: &AuthUser,
+    enterprise_id: &str,
+) -> DbResult<bool> {
+    db.scope_admits(&rule_now(clock, user), enterprise_id).await
+}
