@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod projection;
 pub mod scope;
 
 use std::future::Future;
@@ -33,6 +34,8 @@ pub use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Db,
+    /// The sync hub: validation, durable change log, hot documents in memory.
+    pub hub: Arc<sync_core::engine::Hub<Db>>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
 }
@@ -58,7 +61,12 @@ pub async fn build_state_with_clock(
         })?;
     }
     let db = Db::connect(&config.effective_database_url()).await?;
+    let hub = Arc::new(sync_core::engine::Hub::new(
+        db.clone(),
+        sync_core::engine::HubLimits::default(),
+    ));
     Ok(AppState {
+        hub,
         db,
         clock,
         config: Arc::new(config),

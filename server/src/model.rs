@@ -191,6 +191,30 @@ impl Uscc {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Completes 17 characters with their check character (for demo data and tests).
+    pub fn with_check_digit(first17: &str) -> Result<Self, UsccError> {
+        let code = first17.trim().to_ascii_uppercase();
+        if code.chars().count() != 17 {
+            return Err(UsccError::Length(code.chars().count() + 1));
+        }
+        let mut sum = 0u32;
+        for (index, ch) in code.chars().enumerate() {
+            let value = u8::try_from(ch)
+                .ok()
+                .and_then(|byte| USCC_ALPHABET.iter().position(|&a| a == byte))
+                .ok_or(UsccError::Character {
+                    position: index + 1,
+                    found: ch,
+                })?;
+            sum += value as u32 * USCC_WEIGHTS[index];
+        }
+        let check = (31 - sum % 31) % 31;
+        Uscc::parse(&format!(
+            "{code}{}",
+            char::from(USCC_ALPHABET[check as usize])
+        ))
+    }
 }
 
 impl FromStr for Uscc {

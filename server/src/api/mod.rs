@@ -6,6 +6,8 @@
 mod auth;
 mod devices;
 mod enterprises;
+pub mod hazards;
+pub mod sync;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -23,6 +25,18 @@ pub fn routes() -> Router<AppState> {
         .route("/devices/{id}/revoke", post(devices::revoke))
         .route("/enterprises", get(enterprises::list))
         .route("/enterprises/{id}", get(enterprises::get))
+        .route("/enterprises/{id}/file", get(hazards::enterprise_file))
+        .route("/hazards", get(hazards::list))
+        .route("/hazards/{id}", get(hazards::get))
+        .route("/visits", get(hazards::visits))
+        .route("/visits/{id}", get(hazards::visit))
+        .route("/reports/major", get(hazards::major_reports))
+        .route(
+            "/sync",
+            post(sync::sync).layer(axum::extract::DefaultBodyLimit::max(
+                sync_core::protocol::MAX_MESSAGE_BYTES,
+            )),
+        )
 }
 
 /// Refuses an empty or over-long text field with a 422 naming it.

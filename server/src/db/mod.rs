@@ -9,6 +9,7 @@
 //! here (or in a sibling module with its own `impl Db` block, using [`with_pool!`]).
 
 mod accounts;
+mod docs;
 
 pub use accounts::{
     AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,

@@ -1,0 +1,460 @@
+//! Read API over the projections: hazards, visits, the enterprise file (一企一档) and major-hazard
+//! reports. Every query is limited to the caller's scope; an id outside it answers 404, so the
+//! existence of another tenant's data is not revealed.
+
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::auth::AuthUser;
+use crate::db::with_pool;
+use crate::error::{ApiError, Json};
+use crate::{AppState, scope};
+
+/// States in which a rectification is still owed (the deadline applies).
+const OWED: &str = "('open','notified','in_progress')";
+
+/// Filters for `GET /api/v1/hazards`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HazardFilter {
+    township: Option<String>,
+    agency: Option<String>,
+    enterprise: Option<String>,
+    grade: Option<String>,
+    state: Option<String>,
+    overdue: Option<bool>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// One hazard in a list.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct HazardRow {
+    pub id: String,
+    pub visit_id: String,
+    pub enterprise_id: String,
+    pub enterprise_name: String,
+    pub agency_id: String,
+    pub township_id: String,
+    pub location: String,
+    pub description: String,
+    pub category: String,
+    pub grade: String,
+    pub criterion: String,
+    pub measure: String,
+    pub deadline: Option<String>,
+    pub responsible_person: String,
+    pub state: String,
+    pub overdue: bool,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub reported_at: Option<i64>,
+    pub under_supervision: bool,
+    pub photo_count: i64,
+}
+
+/// One event in a hazard's history.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct EventRow {
+    pub event_id: String,
+    pub at: i64,
+    pub author: String,
+    pub role: String,
+    pub device: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+    /// Why the event had no effect, when it had none.
+    pub ignored: Option<String>,
+}
+
+/// A hazard with its whole history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HazardDetail {
+    pub hazard: HazardRow,
+    pub history: Vec<EventRow>,
+    pub photos: Vec<sync_core::domain::PhotoRef>,
+}
+
+fn today(state: &AppState) -> String {
+    crate::clock::china_date(state.clock.now()).to_string()
+}
+
+fn scope_clause(ids: &[String], first: usize) -> String {
+    if ids.is_empty() {
+        return "1 = 0".into();
+    }
+    let ph: Vec<String> = (first..first + ids.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    format!("h.enterprise_id IN ({})", ph.join(","))
+}
+
+const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(e.name, ''), h.agency_id, h.township_id, h.location, \
+     h.description, h.category, h.grade, h.criterion, h.measure, h.current_deadline, h.responsible_person, h.state, \
+     h.created_at, h.closed_at, h.reported_at, h.under_supervision, h.photo_count";
+
+macro_rules! hazard_row {
+    ($row:expr, $today:expr) => {{
+        let row = $row;
+        let state: String = row.get(14);
+        let deadline: Option<String> = row.get(12);
+        let owed = matches!(state.as_str(), "open" | "notified" | "in_progress");
+        HazardRow {
+            id: row.get(0),
+            visit_id: row.get(1),
+            enterprise_id: row.get(2),
+            enterprise_name: row.get(3),
+            agency_id: row.get(4),
+            township_id: row.get(5),
+            location: row.get(6),
+            description: row.get(7),
+            category: row.get(8),
+            grade: row.get(9),
+            criterion: row.get(10),
+            measure: row.get(11),
+            overdue: owed && deadline.as_deref().is_some_and(|d| d < $today),
+            deadline,
+            responsible_person: row.get(13),
+            state,
+            created_at: row.get(15),
+            closed_at: row.get(16),
+            reported_at: row.get(17),
+            under_supervision: row.get::<i64, _>(18) != 0,
+            photo_count: row.get(19),
+        }
+    }};
+}
+
+/// `GET /api/v1/hazards`: hazards in scope, filtered.
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(f): Query<HazardFilter>,
+) -> Result<Json<Vec<HazardRow>>, ApiError> {
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let today = today(&state);
+    let mut binds: Vec<String> = ids.clone();
+    let mut sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE {}",
+        scope_clause(&ids, 1)
+    );
+    let add = |col: &str, v: &Option<String>, binds: &mut Vec<String>, sql: &mut String| {
+        if let Some(v) = v {
+            binds.push(v.clone());
+            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+        }
+    };
+    add("h.township_id", &f.township, &mut binds, &mut sql);
+    add("h.agency_id", &f.agency, &mut binds, &mut sql);
+    add("h.enterprise_id", &f.enterprise, &mut binds, &mut sql);
+    if let Some(g) = &f.grade {
+        sync_core::domain::Grade::parse(g).map_err(|e| {
+            ApiError::invalid("bad_filter", format!("筛选条件无效：{e}"), e.to_string())
+        })?;
+    }
+    add("h.grade", &f.grade, &mut binds, &mut sql);
+    add("h.state", &f.state, &mut binds, &mut sql);
+    match f.overdue {
+        Some(true) => {
+            binds.push(today.clone());
+            sql.push_str(&format!(
+                " AND h.state IN {OWED} AND h.current_deadline < ${}",
+                binds.len()
+            ));
+        }
+        Some(false) => {
+            binds.push(today.clone());
+            sql.push_str(&format!(
+                " AND NOT (h.state IN {OWED} AND h.current_deadline < ${})",
+                binds.len()
+            ));
+        }
+        None => {}
+    }
+    let limit = f.limit.unwrap_or(200).min(1000);
+    let offset = f.offset.unwrap_or(0);
+    sql.push_str(&format!(
+        " ORDER BY h.created_at DESC, h.id LIMIT {limit} OFFSET {offset}"
+    ));
+    let rows = with_pool!(&state.db, pool => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
+            .into_iter()
+            .map(|r| hazard_row!(r, today.as_str()))
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(rows))
+}
+
+/// Loads one hazard row if it is in scope.
+pub async fn hazard_in_scope(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+) -> Result<HazardRow, ApiError> {
+    let today = today(state);
+    let sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.id = $1"
+    );
+    let row = with_pool!(&state.db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await.map_err(crate::db::DbError::from)?
+            .map(|r| hazard_row!(r, today.as_str()))
+    });
+    let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
+    let row = row.ok_or_else(not_found)?;
+    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &row.enterprise_id).await?
+    {
+        return Err(not_found());
+    }
+    Ok(row)
+}
+
+/// The history rows of a hazard.
+pub async fn history(state: &AppState, id: &str) -> Result<Vec<EventRow>, ApiError> {
+    Ok(with_pool!(&state.db, pool => {
+        sqlx::query("SELECT event_id, at, author, role, device, kind, detail, ignored FROM hazard_events_view WHERE hazard_id = $1 ORDER BY position")
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .into_iter()
+            .map(|r| {
+                let detail: String = r.get(6);
+                EventRow {
+                    event_id: r.get(0),
+                    at: r.get(1),
+                    author: r.get(2),
+                    role: r.get(3),
+                    device: r.get(4),
+                    kind: r.get(5),
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                    ignored: r.get(7),
+                }
+            })
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// `GET /api/v1/hazards/{id}`: one hazard with its whole history.
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<HazardDetail>, ApiError> {
+    let hazard = hazard_in_scope(&state, &user, &id).await?;
+    let history = history(&state, &id).await?;
+    let photos = match uuid::Uuid::parse_str(&id) {
+        Ok(uid) => match state.hub.load(uid).await {
+            Ok(Some(doc)) => sync_core::doc::HazardDoc::hydrate_from(&doc)
+                .map(|h| h.photos)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    };
+    Ok(Json(HazardDetail {
+        hazard,
+        history,
+        photos,
+    }))
+}
+
+/// One visit in a list.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct VisitRow {
+    pub id: String,
+    pub enterprise_id: String,
+    pub agency_id: String,
+    pub township_id: String,
+    pub visit_kind: String,
+    pub inspectors: Vec<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub place: String,
+    pub checklist_total: i64,
+    pub checklist_failed: i64,
+    pub signed_by: Option<String>,
+}
+
+/// Filters for `GET /api/v1/visits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitFilter {
+    enterprise: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn visits_where(
+    state: &AppState,
+    ids: &[String],
+    extra: Option<(&str, &str)>,
+    limit: u32,
+) -> Result<Vec<VisitRow>, ApiError> {
+    let mut binds: Vec<String> = ids.to_vec();
+    let mut sql = format!(
+        "SELECT id, enterprise_id, agency_id, township_id, visit_kind, inspectors, started_at, ended_at, place, \
+         checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {}",
+        scope_clause(ids, 1)
+    );
+    if let Some((col, v)) = extra {
+        binds.push(v.to_owned());
+        sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+    }
+    sql.push_str(&format!(" ORDER BY started_at DESC LIMIT {limit}"));
+    Ok(with_pool!(&state.db, pool => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
+            .into_iter()
+            .map(|r| {
+                let inspectors: String = r.get(5);
+                VisitRow {
+                    id: r.get(0),
+                    enterprise_id: r.get(1),
+                    agency_id: r.get(2),
+                    township_id: r.get(3),
+                    visit_kind: r.get(4),
+                    inspectors: serde_json::from_str(&inspectors).unwrap_or_default(),
+                    started_at: r.get(6),
+                    ended_at: r.get(7),
+                    place: r.get(8),
+                    checklist_total: r.get(9),
+                    checklist_failed: r.get(10),
+                    signed_by: r.get(11),
+                }
+            })
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// `GET /api/v1/visits`.
+pub async fn visits(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(f): Query<VisitFilter>,
+) -> Result<Json<Vec<VisitRow>>, ApiError> {
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let extra = f.enterprise.as_deref().map(|e| ("h.enterprise_id", e));
+    Ok(Json(
+        visits_where(&state, &ids, extra, f.limit.unwrap_or(200).min(1000)).await?,
+    ))
+}
+
+/// A visit with its hazards.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VisitDetail {
+    pub visit: VisitRow,
+    pub hazards: Vec<HazardRow>,
+}
+
+/// `GET /api/v1/visits/{id}`.
+pub async fn visit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<VisitDetail>, ApiError> {
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let visit = visits_where(&state, &ids, Some(("h.id", &id)), 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("没有这次检查", "no such visit"))?;
+    let today = today(&state);
+    let sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
+    );
+    let hazards = with_pool!(&state.db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?
+            .into_iter().map(|r| hazard_row!(r, today.as_str())).collect::<Vec<_>>()
+    });
+    Ok(Json(VisitDetail { visit, hazards }))
+}
+
+/// The enterprise file (一企一档).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnterpriseFile {
+    pub enterprise: serde_json::Value,
+    pub visits: Vec<VisitRow>,
+    pub hazards: Vec<HazardDetail>,
+}
+
+/// `GET /api/v1/enterprises/{id}/file`.
+pub async fn enterprise_file(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<EnterpriseFile>, ApiError> {
+    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), &user, &id).await? {
+        return Err(ApiError::not_found("没有这家企业", "no such enterprise"));
+    }
+    let enterprise = state
+        .db
+        .enterprise_by_id(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("没有这家企业", "no such enterprise"))?;
+    let visits = visits_where(&state, std::slice::from_ref(&id), None, 10_000).await?;
+    let today = today(&state);
+    let sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.enterprise_id = $1 ORDER BY h.created_at"
+    );
+    let rows = with_pool!(&state.db, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?
+            .into_iter().map(|r| hazard_row!(r, today.as_str())).collect::<Vec<_>>()
+    });
+    let mut hazards = Vec::with_capacity(rows.len());
+    for hazard in rows {
+        let history = history(&state, &hazard.id).await?;
+        hazards.push(HazardDetail {
+            hazard,
+            history,
+            photos: Vec::new(),
+        });
+    }
+    Ok(Json(EnterpriseFile {
+        enterprise: serde_json::to_value(&enterprise).unwrap_or(serde_json::Value::Null),
+        visits,
+        hazards,
+    }))
+}
+
+/// A major hazard reported to a township.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct MajorReport {
+    pub hazard_id: String,
+    pub township_id: String,
+    pub enterprise_id: String,
+    pub reported_at: i64,
+}
+
+/// `GET /api/v1/reports/major`: major hazards reported to the caller's township (supervisors),
+/// or of the caller's scope (others).
+pub async fn major_reports(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Vec<MajorReport>>, ApiError> {
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let sql = format!(
+        "SELECT hazard_id, township_id, enterprise_id, reported_at FROM major_hazard_reports h WHERE {} ORDER BY reported_at DESC",
+        scope_clause(&ids, 1)
+    );
+    Ok(Json(with_pool!(&state.db, pool => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for b in &ids {
+            q = q.bind(b);
+        }
+        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
+            .into_iter()
+            .map(|r| MajorReport { hazard_id: r.get(0), township_id: r.get(1), enterprise_id: r.get(2), reported_at: r.get(3) })
+            .collect::<Vec<_>>()
+    })))
+}

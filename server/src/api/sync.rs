@@ -1,0 +1,102 @@
+//! `POST /api/v1/sync`: the sync-core protocol over HTTP.
+//!
+//! The body is a binary [`sync_core::protocol`] request (media type
+//! `application/vnd.inspect.sync.v1`). The device must be enrolled and the token bound to it:
+//! its Automerge actor id is what every change in the batch must carry. Accepted changes are
+//! durable (committed to the database) before the response is sent, and projected into the read
+//! models in the same request.
+
+use std::collections::HashSet;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use sync_core::domain::Author;
+use sync_core::ids::{DeviceId, EnterpriseId, UserId};
+use sync_core::protocol;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::{AppState, projection, scope};
+
+/// Handles one sync round trip.
+pub async fn sync(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let device_id = user.require_device()?.to_owned();
+    let request = protocol::decode_request(&body)
+        .map_err(|e| ApiError::invalid(e.code(), format!("同步消息无效：{e}"), e.to_string()))?;
+
+    let author = author_of(&state, &user, &device_id).await?;
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let enterprises: HashSet<EnterpriseId> = scope
+        .enterprise_ids()
+        .iter()
+        .filter_map(|id| EnterpriseId::parse(id).ok())
+        .collect();
+
+    let outcome = state
+        .hub
+        .sync(&author, &enterprises, &request)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "sync failed in the store");
+            ApiError::Internal(anyhow::anyhow!(e.to_string()))
+        })?;
+    let now_ms = crate::clock::to_millis(state.clock.now());
+    for applied in &outcome.applied {
+        // The changes are durable already; a projection failure is logged and repaired by a
+        // rebuild, never reported as a failed sync (the phone would resend what is stored).
+        if let Err(e) = projection::project(&state.db, &applied.typed, now_ms).await {
+            tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
+        }
+    }
+    if !outcome.response.refused.is_empty() {
+        tracing::info!(refused = outcome.response.refused.len(), user = %user.user_id, "sync batches refused");
+    }
+    let bytes = protocol::encode_response(&outcome.response);
+    Ok(([(CONTENT_TYPE, protocol::MEDIA_TYPE)], bytes).into_response())
+}
+
+/// The sync-core author of a request: user, role, organisation, device and its actor id.
+pub async fn author_of(
+    state: &AppState,
+    user: &AuthUser,
+    device_id: &str,
+) -> Result<Author, ApiError> {
+    let device = state
+        .db
+        .device_by_id(device_id)
+        .await?
+        .filter(|d| d.user_id == user.user_id && d.revoked_at.is_none())
+        .ok_or_else(|| {
+            ApiError::forbidden("设备未登记或已停用", "device not enrolled or revoked")
+        })?;
+    let actor = hex::decode(&device.actor_id).map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!(
+            "device {} has a malformed actor id",
+            device.id
+        ))
+    })?;
+    Ok(Author {
+        user: UserId::parse(&user.user_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        role: core_role(user.role),
+        org: uuid::Uuid::parse_str(&user.org_id)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        device: DeviceId::parse(&device.id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        actors: vec![sync_core::automerge::ActorId::from(actor)],
+    })
+}
+
+/// The sync-core role of an account role (the same four, by their stable names).
+pub fn core_role(role: crate::model::Role) -> sync_core::domain::Role {
+    match role {
+        crate::model::Role::Inspector => sync_core::domain::Role::Inspector,
+        crate::model::Role::EnterpriseManager => sync_core::domain::Role::EnterpriseManager,
+        crate::model::Role::Supervisor => sync_core::domain::Role::Supervisor,
+        crate::model::Role::AgencyAdmin => sync_core::domain::Role::AgencyAdmin,
+    }
+}

@@ -1,0 +1,336 @@
+//! The server's document store: sync-core's [`DocumentStore`] and [`DeliveryLog`] over SQLite
+//! and PostgreSQL (`migrations/*/0002_sync.sql`).
+//!
+//! Sequence numbers must become visible in increasing order (see `sync_core::store`). SQLite
+//! gives that by having one writer at a time; on PostgreSQL `append` takes a transaction-scoped
+//! advisory lock before drawing sequence numbers, so appends commit in sequence order.
+
+use sqlx::Row;
+use sync_core::doc::DocKind;
+use sync_core::ids::{DeviceId, EnterpriseId};
+use sync_core::store::{DeliveryLog, DocMeta, DocumentStore, LoadedDoc, StoreError, StoredChange};
+
+use super::Db;
+
+/// Advisory lock key serialising appends on PostgreSQL ("INSP" in ASCII).
+const APPEND_LOCK: i64 = 0x494E_5350;
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn kind_of(s: &str) -> Result<DocKind, StoreError> {
+    DocKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("document kind {s:?}")))
+}
+
+fn uuid_of(s: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("id {s:?}")))
+}
+
+fn enterprise_of(s: &str) -> Result<EnterpriseId, StoreError> {
+    EnterpriseId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+macro_rules! append_in_tx {
+    ($tx:expr, $id:expr, $kind:expr, $enterprise:expr, $changes:expr) => {{
+        let id_s = $id.to_string();
+        let ent_s = $enterprise.to_string();
+        let existing = sqlx::query("SELECT kind, enterprise_id, last_seq FROM documents WHERE id = $1")
+            .bind(&id_s)
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err(backend)?;
+        let mut last_seq: i64 = match existing {
+            Some(row) => {
+                let k: String = row.get(0);
+                let e: String = row.get(1);
+                if k != $kind.as_str() || e != ent_s {
+                    return Err(StoreError::Conflict($id));
+                }
+                row.get(2)
+            }
+            None => {
+                sqlx::query("INSERT INTO documents (id, kind, enterprise_id, last_seq) VALUES ($1, $2, $3, 0)")
+                    .bind(&id_s)
+                    .bind($kind.as_str())
+                    .bind(&ent_s)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(backend)?;
+                0
+            }
+        };
+        for (hash, bytes) in $changes {
+            let inserted = sqlx::query(
+                "INSERT INTO changes (doc_id, enterprise_id, hash, bytes) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (doc_id, hash) DO NOTHING RETURNING seq",
+            )
+            .bind(&id_s)
+            .bind(&ent_s)
+            .bind(&hash[..])
+            .bind(&bytes[..])
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err(backend)?;
+            if let Some(row) = inserted {
+                last_seq = row.get(0);
+            }
+        }
+        sqlx::query("UPDATE documents SET last_seq = $1 WHERE id = $2")
+            .bind(last_seq)
+            .bind(&id_s)
+            .execute(&mut *$tx)
+            .await
+            .map_err(backend)?;
+        last_seq
+    }};
+}
+
+impl DocumentStore for Db {
+    async fn append(
+        &self,
+        id: uuid::Uuid,
+        kind: DocKind,
+        enterprise: EnterpriseId,
+        changes: &[([u8; 32], Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        let seq = match self {
+            Db::Sqlite(pool) => {
+                // BEGIN IMMEDIATE: take the write lock up front so concurrent appends queue
+                // instead of failing with SQLITE_BUSY on upgrade.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+                let seq = append_in_tx!(tx, id, kind, enterprise, changes);
+                tx.commit().await.map_err(backend)?;
+                seq
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(backend)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(APPEND_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                let seq = append_in_tx!(tx, id, kind, enterprise, changes);
+                tx.commit().await.map_err(backend)?;
+                seq
+            }
+        };
+        Ok(u64::try_from(seq).unwrap_or(0))
+    }
+
+    async fn load(&self, id: uuid::Uuid) -> Result<Option<LoadedDoc>, StoreError> {
+        let id_s = id.to_string();
+        super::with_pool!(self, pool => {
+            let Some(row) = sqlx::query(
+                "SELECT kind, enterprise_id, last_seq, snapshot, snapshot_seq FROM documents WHERE id = $1",
+            )
+            .bind(&id_s)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)? else {
+                return Ok(None);
+            };
+            let kind: String = row.get(0);
+            let ent: String = row.get(1);
+            let last_seq: i64 = row.get(2);
+            let snapshot: Option<Vec<u8>> = row.get(3);
+            let snapshot_seq: i64 = row.get(4);
+            let changes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(&id_s)
+                .bind(snapshot_seq)
+                .fetch_all(pool)
+                .await
+                .map_err(backend)?;
+            Ok(Some(LoadedDoc {
+                meta: DocMeta { id, kind: kind_of(&kind)?, enterprise: enterprise_of(&ent)?, last_seq: last_seq as u64 },
+                snapshot: snapshot.unwrap_or_default(),
+                changes,
+            }))
+        })
+    }
+
+    async fn compact(
+        &self,
+        id: uuid::Uuid,
+        snapshot: Vec<u8>,
+        upto_seq: u64,
+    ) -> Result<(), StoreError> {
+        let upto =
+            i64::try_from(upto_seq).map_err(|_| StoreError::Backend("seq out of range".into()))?;
+        super::with_pool!(self, pool => {
+            sqlx::query("UPDATE documents SET snapshot = $1, snapshot_seq = $2 WHERE id = $3 AND snapshot_seq <= $2")
+                .bind(snapshot)
+                .bind(upto)
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn changes_since(
+        &self,
+        after: u64,
+        upto: u64,
+        enterprises: &[EnterpriseId],
+        limit: usize,
+    ) -> Result<Vec<StoredChange>, StoreError> {
+        if enterprises.is_empty() || after >= upto {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT c.seq, c.doc_id, d.kind, c.hash, c.bytes FROM changes c JOIN documents d ON d.id = c.doc_id \
+             WHERE c.seq > $1 AND c.seq <= $2 AND c.enterprise_id IN ({}) ORDER BY c.seq LIMIT $3",
+            placeholders(4, enterprises.len())
+        );
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        super::with_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(after).bind(upto).bind(limit);
+            for e in enterprises {
+                q = q.bind(e.to_string());
+            }
+            let rows = q.fetch_all(pool).await.map_err(backend)?;
+            rows.into_iter()
+                .map(|row| {
+                    let seq: i64 = row.get(0);
+                    let doc: String = row.get(1);
+                    let kind: String = row.get(2);
+                    let hash: Vec<u8> = row.get(3);
+                    Ok(StoredChange {
+                        seq: seq as u64,
+                        doc: uuid_of(&doc)?,
+                        kind: kind_of(&kind)?,
+                        hash: hash.try_into().map_err(|_| StoreError::Corrupt("hash length".into()))?,
+                        bytes: row.get(4),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn docs_of(&self, enterprises: &[EnterpriseId]) -> Result<Vec<DocMeta>, StoreError> {
+        if enterprises.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, kind, enterprise_id, last_seq FROM documents WHERE enterprise_id IN ({}) ORDER BY id",
+            placeholders(1, enterprises.len())
+        );
+        super::with_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for e in enterprises {
+                q = q.bind(e.to_string());
+            }
+            let rows = q.fetch_all(pool).await.map_err(backend)?;
+            rows.into_iter()
+                .map(|row| {
+                    let id: String = row.get(0);
+                    let kind: String = row.get(1);
+                    let ent: String = row.get(2);
+                    let last_seq: i64 = row.get(3);
+                    Ok(DocMeta { id: uuid_of(&id)?, kind: kind_of(&kind)?, enterprise: enterprise_of(&ent)?, last_seq: last_seq as u64 })
+                })
+                .collect()
+        })
+    }
+
+    async fn max_seq(&self) -> Result<u64, StoreError> {
+        super::with_pool!(self, pool => {
+            let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+                .fetch_one(pool)
+                .await
+                .map_err(backend)?;
+            Ok(v.unwrap_or(0) as u64)
+        })
+    }
+
+    async fn get_kv(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        super::with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT value FROM sync_kv WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)
+        })
+    }
+
+    async fn put_kv(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        super::with_pool!(self, pool => {
+            sqlx::query("INSERT INTO sync_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+impl DeliveryLog for Db {
+    async fn delivered(&self, device: DeviceId) -> Result<Vec<(EnterpriseId, u64)>, StoreError> {
+        super::with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT enterprise_id, seq FROM deliveries WHERE device_id = $1 ORDER BY enterprise_id")
+                .bind(device.to_string())
+                .fetch_all(pool)
+                .await
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|row| {
+                    let e: String = row.get(0);
+                    let s: i64 = row.get(1);
+                    Ok((enterprise_of(&e)?, s as u64))
+                })
+                .collect()
+        })
+    }
+
+    async fn record_delivery(
+        &self,
+        device: DeviceId,
+        added: &[EnterpriseId],
+        seq: u64,
+        removed: &[EnterpriseId],
+    ) -> Result<(), StoreError> {
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let dev = device.to_string();
+        super::with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            for e in added {
+                sqlx::query(
+                    "INSERT INTO deliveries (device_id, enterprise_id, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (device_id, enterprise_id) DO UPDATE SET seq = excluded.seq",
+                )
+                .bind(&dev)
+                .bind(e.to_string())
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+            for e in removed {
+                sqlx::query("DELETE FROM deliveries WHERE device_id = $1 AND enterprise_id = $2")
+                    .bind(&dev)
+                    .bind(e.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(())
+        })
+    }
+}

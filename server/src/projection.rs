@@ -1,0 +1,221 @@
+//! Read models: accepted documents projected into SQL tables for lists, filters and dashboards.
+//!
+//! The documents are the truth; these tables are a view that [`rebuild`] can recreate from the
+//! change log at any time (a test rebuilds and compares). A hazard's state is the sync-core fold
+//! of its events; overdue is not stored but computed at query time from `current_deadline` and
+//! the injected clock, so it is never stale.
+
+use sync_core::doc::{HazardDoc, TypedDoc, VisitDoc};
+use sync_core::domain::Deadline;
+use sync_core::rectification::fold;
+use sync_core::store::DocumentStore;
+
+use crate::db::{Db, with_pool};
+
+/// A projection failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Database failure.
+    #[error("projection database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The document could not be read.
+    #[error("projection of an unreadable document: {0}")]
+    Doc(String),
+    /// Store failure during rebuild.
+    #[error(transparent)]
+    Store(#[from] sync_core::store::StoreError),
+}
+
+/// Projects one document. `now_ms` is when the server saw it (major-hazard report time).
+pub async fn project(db: &Db, typed: &TypedDoc, now_ms: i64) -> Result<(), ProjectionError> {
+    match typed {
+        TypedDoc::Visit(v) => project_visit(db, v, now_ms).await,
+        TypedDoc::Hazard(h) => project_hazard(db, h, now_ms).await,
+    }
+}
+
+async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), ProjectionError> {
+    let total = v.checklist.len() as i64;
+    let failed = v
+        .checklist
+        .iter()
+        .filter(|i| i.result == sync_core::doc::visit::CheckResult::Fail)
+        .count() as i64;
+    let inspectors = serde_json::to_string(&v.inspectors).unwrap_or_else(|_| "[]".into());
+    let kind = match v.visit_kind {
+        sync_core::doc::visit::VisitKind::First => "first",
+        sync_core::doc::visit::VisitKind::Routine => "routine",
+        sync_core::doc::visit::VisitKind::Reinspection => "reinspection",
+    };
+    let signed_by = v.signature.as_ref().map(|s| s.signer_name.clone());
+    with_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
+             started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+             ON CONFLICT (id) DO UPDATE SET visit_kind = excluded.visit_kind, inspectors = excluded.inspectors, \
+             started_at = excluded.started_at, ended_at = excluded.ended_at, place = excluded.place, \
+             checklist_total = excluded.checklist_total, checklist_failed = excluded.checklist_failed, \
+             signed_by = excluded.signed_by, updated_at = excluded.updated_at",
+        )
+        .bind(&v.id)
+        .bind(&v.enterprise_id)
+        .bind(&v.agency_id)
+        .bind(&v.township_id)
+        .bind(kind)
+        .bind(&v.created_by)
+        .bind(inspectors)
+        .bind(v.started_at)
+        .bind(v.ended_at)
+        .bind(&v.place)
+        .bind(total)
+        .bind(failed)
+        .bind(signed_by)
+        .bind(now_ms)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), ProjectionError> {
+    let header = h
+        .header()
+        .map_err(|e| ProjectionError::Doc(e.to_string()))?;
+    let status = fold(
+        &header,
+        h.grade,
+        Deadline::parse(&h.deadline).ok(),
+        &h.events,
+    );
+    let current_deadline = status.deadline.map(|d| d.to_string());
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \
+             category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, \
+             closed_at, reported_at, under_supervision, photo_count, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
+             ON CONFLICT (id) DO UPDATE SET location = excluded.location, description = excluded.description, \
+             category = excluded.category, grade = excluded.grade, criterion = excluded.criterion, \
+             measure = excluded.measure, deadline = excluded.deadline, current_deadline = excluded.current_deadline, \
+             responsible_person = excluded.responsible_person, state = excluded.state, closed_at = excluded.closed_at, \
+             reported_at = excluded.reported_at, under_supervision = excluded.under_supervision, \
+             photo_count = excluded.photo_count, updated_at = excluded.updated_at",
+        )
+        .bind(&h.id)
+        .bind(&h.visit_id)
+        .bind(&h.enterprise_id)
+        .bind(&h.agency_id)
+        .bind(&h.township_id)
+        .bind(&h.location)
+        .bind(h.description.as_str())
+        .bind(&h.category)
+        .bind(h.grade.as_str())
+        .bind(&h.criterion)
+        .bind(h.measure.as_str())
+        .bind(&h.deadline)
+        .bind(current_deadline)
+        .bind(&h.responsible_person)
+        .bind(status.state.as_str())
+        .bind(h.created_at)
+        .bind(status.closed_at)
+        .bind(status.reported_at)
+        .bind(i64::from(status.under_supervision))
+        .bind(h.photos.len() as i64)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM hazard_events_view WHERE hazard_id = $1")
+            .bind(&h.id)
+            .execute(&mut *tx)
+            .await?;
+        for (i, (ev, outcome)) in h.events.iter().zip(&status.outcomes).enumerate() {
+            sqlx::query(
+                "INSERT INTO hazard_events_view (hazard_id, position, event_id, at, author, role, device, kind, detail, ignored) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            )
+            .bind(&h.id)
+            .bind(i as i64)
+            .bind(&ev.id)
+            .bind(ev.at)
+            .bind(&ev.author)
+            .bind(ev.role.as_str())
+            .bind(&ev.device)
+            .bind(ev.kind.name())
+            .bind(event_detail(&ev.kind))
+            .bind(outcome.ignored)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if h.grade == sync_core::domain::Grade::Major {
+            // Reported to the township the first time the server sees the hazard as major.
+            sqlx::query(
+                "INSERT INTO major_hazard_reports (hazard_id, township_id, enterprise_id, reported_at) VALUES ($1,$2,$3,$4) \
+                 ON CONFLICT (hazard_id) DO NOTHING",
+            )
+            .bind(&h.id)
+            .bind(&h.township_id)
+            .bind(&h.enterprise_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// A JSON rendering of an event's payload for the history view.
+pub fn event_detail(kind: &sync_core::rectification::EventKind) -> String {
+    use sync_core::rectification::EventKind::*;
+    let v = match kind {
+        Notified => serde_json::json!({}),
+        SignedFor { signer } => serde_json::json!({ "signer": signer }),
+        ExtensionRequested { until, reason } => {
+            serde_json::json!({ "until": until, "reason": reason })
+        }
+        ExtensionGranted { request, until } => {
+            serde_json::json!({ "request": request, "until": until })
+        }
+        ExtensionRefused { request, reason } => {
+            serde_json::json!({ "request": request, "reason": reason })
+        }
+        RectificationSubmitted { note, photos } => serde_json::json!({
+            "note": note,
+            "photos": photos.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
+        }),
+        Verified { accepted, note } => serde_json::json!({ "accepted": accepted, "note": note }),
+        ReportedToRegulator { to } => serde_json::json!({ "to": to }),
+        SupervisionPut { note } | SupervisionLifted { note } | Closed { note } => {
+            serde_json::json!({ "note": note })
+        }
+        Reopened { reason } => serde_json::json!({ "reason": reason }),
+    };
+    v.to_string()
+}
+
+/// Drops every projected row and projects every document again from the change log.
+/// Major-hazard reports keep their original time.
+pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
+    with_pool!(db, pool => {
+        for table in ["visits_view", "hazards_view", "hazard_events_view"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(pool).await?;
+        }
+    });
+    let ids: Vec<String> = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT id FROM documents ORDER BY id").fetch_all(pool).await?
+    });
+    let mut n = 0;
+    for id in ids {
+        let id = uuid::Uuid::parse_str(&id).map_err(|e| ProjectionError::Doc(e.to_string()))?;
+        let Some(loaded) = db.load(id).await? else {
+            continue;
+        };
+        let doc = loaded.into_automerge()?;
+        let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
+        project(db, &typed, now_ms).await?;
+        n += 1;
+    }
+    Ok(n)
+}
