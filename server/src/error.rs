@@ -49,6 +49,13 @@ pub enum ApiError {
         zh: Cow<'static, str>,
         en: Cow<'static, str>,
     },
+    /// A body that cannot be read at all (truncated, garbage, wrong version).
+    #[error("bad request ({code}): {en}")]
+    BadRequest {
+        code: &'static str,
+        zh: Cow<'static, str>,
+        en: Cow<'static, str>,
+    },
     #[error("conflict ({code}): {en}")]
     Conflict {
         code: &'static str,
@@ -90,6 +97,18 @@ impl ApiError {
         }
     }
 
+    pub fn bad_request(
+        code: &'static str,
+        zh: impl Into<Cow<'static, str>>,
+        en: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError::BadRequest {
+            code,
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
     pub fn invalid(
         code: &'static str,
         zh: impl Into<Cow<'static, str>>,
@@ -113,6 +132,7 @@ impl ApiError {
             ApiError::Forbidden { .. } | ApiError::DeviceRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Json(rejection) => rejection.status(),
             ApiError::Status { status } => *status,
@@ -160,9 +180,9 @@ impl ApiError {
             ),
             ApiError::Forbidden { zh, en } => ("forbidden", zh.clone(), en.clone()),
             ApiError::NotFound { zh, en } => ("not_found", zh.clone(), en.clone()),
-            ApiError::Invalid { code, zh, en } | ApiError::Conflict { code, zh, en } => {
-                (code, zh.clone(), en.clone())
-            }
+            ApiError::Invalid { code, zh, en }
+            | ApiError::BadRequest { code, zh, en }
+            | ApiError::Conflict { code, zh, en } => (code, zh.clone(), en.clone()),
             ApiError::Json(rejection) => json_rejection_body(rejection),
             ApiError::Status { status } => status_body(*status),
             ApiError::Db(_) | ApiError::Internal(_) => (

@@ -90,7 +90,7 @@ fn scope_clause(ids: &[String], first: usize) -> String {
     format!("h.enterprise_id IN ({})", ph.join(","))
 }
 
-const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(e.name, ''), h.agency_id, h.township_id, h.location, \
+const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(o.name, ''), h.agency_id, h.township_id, h.location, \
      h.description, h.category, h.grade, h.criterion, h.measure, h.current_deadline, h.responsible_person, h.state, \
      h.created_at, h.closed_at, h.reported_at, h.under_supervision, h.photo_count";
 
@@ -137,7 +137,7 @@ pub async fn list(
     let today = today(&state);
     let mut binds: Vec<String> = ids.clone();
     let mut sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE {}",
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE {}",
         scope_clause(&ids, 1)
     );
     let add = |col: &str, v: &Option<String>, binds: &mut Vec<String>, sql: &mut String| {
@@ -199,7 +199,7 @@ pub async fn hazard_in_scope(
 ) -> Result<HazardRow, ApiError> {
     let today = today(state);
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.id = $1"
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.id = $1"
     );
     let row = with_pool!(&state.db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await.map_err(crate::db::DbError::from)?
@@ -370,7 +370,7 @@ pub async fn visit(
         .ok_or_else(|| ApiError::not_found("没有这次检查", "no such visit"))?;
     let today = today(&state);
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
     );
     let hazards = with_pool!(&state.db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?
@@ -404,7 +404,7 @@ pub async fn enterprise_file(
     let visits = visits_where(&state, std::slice::from_ref(&id), None, 10_000).await?;
     let today = today(&state);
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE h.enterprise_id = $1 ORDER BY h.created_at"
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.enterprise_id = $1 ORDER BY h.created_at"
     );
     let rows = with_pool!(&state.db, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?

@@ -27,8 +27,9 @@ pub async fn sync(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let device_id = user.require_device()?.to_owned();
-    let request = protocol::decode_request(&body)
-        .map_err(|e| ApiError::invalid(e.code(), format!("同步消息无效：{e}"), e.to_string()))?;
+    let request = protocol::decode_request(&body).map_err(|e| {
+        ApiError::bad_request(e.code(), format!("同步消息无效：{e}"), e.to_string())
+    })?;
 
     let author = author_of(&state, &user, &device_id).await?;
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
