@@ -7,6 +7,7 @@ mod auth;
 mod devices;
 mod enterprises;
 pub mod hazards;
+pub mod openapi;
 pub mod sync;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
+        .route("/openapi.json", get(openapi::serve))
         .route("/devices", post(devices::enrol).get(devices::list))
         .route("/devices/{id}/revoke", post(devices::revoke))
         .route("/enterprises", get(enterprises::list))

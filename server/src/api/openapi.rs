@@ -1,0 +1,97 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the HTTP API, for integrations.
+//!
+//! Written by hand next to the routes (the route table in `api::routes` and the authorisation
+//! matrix test in `tests/tests/authz.rs` name the same paths; that test checks every route is
+//! described here).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn op(summary: &str, tag: &str, params: &[&str], ok: &str) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|p| {
+            let (name, place) = p.split_once(':').unwrap_or((p, "path"));
+            json!({ "name": name, "in": place, "required": place == "path", "schema": { "type": "string" } })
+        })
+        .collect();
+    json!({
+        "summary": summary,
+        "tags": [tag],
+        "parameters": parameters,
+        "security": [{ "bearer": [] }],
+        "responses": {
+            ok: { "description": "OK" },
+            "400": { "$ref": "#/components/responses/Error" },
+            "401": { "$ref": "#/components/responses/Error" },
+            "403": { "$ref": "#/components/responses/Error" },
+            "404": { "$ref": "#/components/responses/Error" },
+            "413": { "$ref": "#/components/responses/Error" },
+            "422": { "$ref": "#/components/responses/Error" }
+        }
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "安全检查现场平台 API / Field inspection platform API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Errors are JSON {\"error\": code, \"message\": \"中文 / English\"}. Every list is limited to the caller's scope; ids outside it answer 404."
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "Error",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["error", "message"],
+                        "properties": { "error": { "type": "string" }, "message": { "type": "string" } }
+                    } } }
+                }
+            }
+        },
+        "paths": {
+            "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "ok" } } } },
+            "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI" } } } },
+            "/api/v1/auth/login": { "post": { "summary": "Log in with username and password (optionally bound to a device)", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
+            "/api/v1/auth/refresh": { "post": { "summary": "Rotate a refresh token", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
+            "/api/v1/auth/logout": { "post": op("Revoke the session", "auth", &[], "204") },
+            "/api/v1/me": { "get": op("The caller", "auth", &[], "200") },
+            "/api/v1/devices": {
+                "post": op("Enrol a device; returns its Automerge actor id", "devices", &[], "201"),
+                "get": op("The caller's devices", "devices", &[], "200")
+            },
+            "/api/v1/devices/{id}/revoke": { "post": op("Revoke a device and its tokens", "devices", &["id"], "204") },
+            "/api/v1/enterprises": { "get": op("Enterprises in scope", "enterprises", &[], "200") },
+            "/api/v1/enterprises/{id}": { "get": op("One enterprise", "enterprises", &["id"], "200") },
+            "/api/v1/enterprises/{id}/file": { "get": op("The enterprise file (一企一档): visits, hazards, histories", "enterprises", &["id"], "200") },
+            "/api/v1/hazards": { "get": op("Hazards in scope, filtered", "hazards", &["township:query", "agency:query", "enterprise:query", "grade:query", "state:query", "overdue:query", "limit:query", "offset:query"], "200") },
+            "/api/v1/hazards/{id}": { "get": op("One hazard with its whole history", "hazards", &["id"], "200") },
+            "/api/v1/visits": { "get": op("Visits in scope", "visits", &["enterprise:query", "limit:query"], "200") },
+            "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
+            "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
+            "/api/v1/sync": { "post": {
+                "summary": "Sync protocol v1 (binary, application/vnd.inspect.sync.v1); needs a device-bound token",
+                "tags": ["sync"],
+                "security": [{ "bearer": [] }],
+                "requestBody": { "content": { "application/vnd.inspect.sync.v1": { "schema": { "type": "string", "format": "binary" } } } },
+                "responses": { "200": { "description": "sync response" }, "400": { "$ref": "#/components/responses/Error" }, "403": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" } }
+            } },
+            "/api/v1/photos/{sha256}": {
+                "put": op("Upload a chunk at ?offset= (x-photo-size: total bytes); resumable, content-addressed", "photos", &["sha256", "offset:query"], "200"),
+                "get": op("The photo (orientation applied, metadata stripped)", "photos", &["sha256"], "200")
+            },
+            "/api/v1/photos/{sha256}/status": { "get": op("Bytes received so far", "photos", &["sha256"], "200") },
+            "/api/v1/photos/{sha256}/thumb": { "get": op("The thumbnail", "photos", &["sha256"], "200") }
+        }
+    })
+}
+
+/// Serves the document.
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}

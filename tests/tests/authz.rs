@@ -1,0 +1,194 @@
+//! The authorisation matrix: every route × every role × own / other tenant, with the expected
+//! status from one table. Lists must also never contain another tenant's ids.
+
+use reqwest::{Method, StatusCode};
+use sync_core::doc::visit::VisitKind;
+use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
+use sync_core::domain::{Deadline, Grade};
+use sync_core::edit;
+use sync_core::engine::ReplicaDoc;
+use sync_core::ids::{AgencyId, EnterpriseId, HazardId, TownshipId, VisitId};
+use tests::{Phone, TestApp, users};
+
+const T: i64 = 1_773_108_000_000;
+
+/// (method, path, expected for own-tenant resources, expected for the other tenant's).
+/// `{e}`, `{h}`, `{v}` are replaced by an enterprise, hazard and visit id of the tenant.
+const MATRIX: &[(&str, &str, u16, u16)] = &[
+    ("GET", "/api/v1/me", 200, 200),
+    ("GET", "/api/v1/openapi.json", 200, 200),
+    ("GET", "/api/v1/devices", 200, 200),
+    ("GET", "/api/v1/enterprises", 200, 200),
+    ("GET", "/api/v1/enterprises/{e}", 200, 404),
+    ("GET", "/api/v1/enterprises/{e}/file", 200, 404),
+    ("GET", "/api/v1/hazards", 200, 200),
+    ("GET", "/api/v1/hazards?enterprise={e}", 200, 200),
+    ("GET", "/api/v1/hazards/{h}", 200, 404),
+    ("GET", "/api/v1/visits", 200, 200),
+    ("GET", "/api/v1/visits/{v}", 200, 404),
+    ("GET", "/api/v1/reports/major", 200, 200),
+    // A web session (no device) may not sync, whoever it is.
+    ("POST", "/api/v1/sync", 403, 403),
+];
+
+const ROLES: &[&str] = &[
+    users::INSPECTOR,
+    users::MANAGER,
+    users::SUPERVISOR,
+    users::AGENCY_ADMIN,
+];
+
+struct Tenant {
+    enterprise: String,
+    hazard: String,
+    visit: String,
+}
+
+async fn record(
+    app: &TestApp,
+    phone: &mut Phone,
+    enterprise: &str,
+    agency: &str,
+    township: &str,
+) -> Tenant {
+    let h = |kind, id: uuid::Uuid| Header {
+        kind,
+        id,
+        schema: sync_core::doc::SCHEMA_VERSION,
+        enterprise: EnterpriseId::parse(enterprise).unwrap(),
+        agency: AgencyId::parse(agency).unwrap(),
+        township: TownshipId::parse(township).unwrap(),
+        created_by: phone.author.user,
+        created_at: T,
+    };
+    let vid = VisitId::new_random();
+    let v = edit::new_visit(
+        &VisitDoc::new(&h(DocKind::Visit, *vid.as_uuid()), VisitKind::First, T),
+        &phone.author,
+        T,
+    )
+    .unwrap();
+    phone.replica.docs.insert(
+        *vid.as_uuid(),
+        ReplicaDoc {
+            kind: DocKind::Visit,
+            doc: v.doc,
+            synced: vec![],
+            refused: None,
+        },
+    );
+    let hid = HazardId::new_random();
+    let doc = HazardDoc::new(
+        &h(DocKind::Hazard, *hid.as_uuid()),
+        vid,
+        Grade::Major,
+        Deadline::parse("2026-04-01").unwrap(),
+    );
+    let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
+    phone.replica.docs.insert(
+        *hid.as_uuid(),
+        ReplicaDoc {
+            kind: DocKind::Hazard,
+            doc: hz.doc,
+            synced: vec![],
+            refused: None,
+        },
+    );
+    let resp = app.sync(phone).await;
+    assert!(resp.refused.is_empty());
+    Tenant {
+        enterprise: enterprise.to_owned(),
+        hazard: hid.to_string(),
+        visit: vid.to_string(),
+    }
+}
+
+fn fill(path: &str, t: &Tenant) -> String {
+    path.replace("{e}", &t.enterprise)
+        .replace("{h}", &t.hazard)
+        .replace("{v}", &t.visit)
+}
+
+async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
+    let seed = app.seed().await;
+    let mut a = app.phone(users::INSPECTOR).await;
+    let own = record(&app, &mut a, &seed.enterprise, &seed.agency, &seed.township).await;
+    let mut b = app.phone(users::OTHER_INSPECTOR).await;
+    let other = record(
+        &app,
+        &mut b,
+        &seed.other_enterprise,
+        &seed.other_agency,
+        &seed.other_township,
+    )
+    .await;
+
+    let mut failures = Vec::new();
+    for role in ROLES {
+        let s = app.login(role).await;
+        for (method, path, want_own, want_other) in MATRIX {
+            for (tenant, want) in [(&own, want_own), (&other, want_other)] {
+                let url = format!("{}{}", app.base, fill(path, tenant));
+                let method = Method::from_bytes(method.as_bytes()).unwrap();
+                let resp = app
+                    .client
+                    .request(method.clone(), &url)
+                    .bearer_auth(&s.token)
+                    .body(vec![1u8])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                if status != *want {
+                    failures.push(format!(
+                        "{role} {method} {url}: {status}, expected {want}: {body}"
+                    ));
+                }
+                // Whatever the route, the other tenant's ids never appear (the user is of `own`).
+                for id in [&other.hazard, &other.visit, &other.enterprise] {
+                    if body.contains(id.as_str()) {
+                        failures.push(format!("{role} {method} {url} leaks {id}"));
+                    }
+                }
+            }
+            // And without a token every route but the public ones refuses.
+            if !path.ends_with("openapi.json") {
+                let url = format!("{}{}", app.base, fill(path, &own));
+                let resp = app
+                    .client
+                    .request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status() != StatusCode::UNAUTHORIZED {
+                    failures.push(format!("no token {method} {url}: {}", resp.status()));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // Every route in the matrix is described in the OpenAPI document.
+    let (_, doc) = app.get("", "/api/v1/openapi.json").await;
+    for (method, path, ..) in MATRIX {
+        let p = path
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("{e}", "{id}")
+            .replace("{h}", "{id}")
+            .replace("{v}", "{id}");
+        assert!(
+            doc["paths"][&p][method.to_lowercase()].is_object(),
+            "{method} {p} is not in openapi.json"
+        );
+    }
+}
+
+tests::on_every_backend!(every_route_every_role_own_and_other_tenant);
