@@ -31,6 +31,63 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("POST", "/api/v1/sync", 403, 403),
 ];
 
+/// Web actions: (role, JSON body, expected on own tenant's hazard, on the other's).
+/// The hazard is freshly notified-less and open; each row runs on a new hazard.
+const ACTIONS: &[(&str, &str, u16, u16)] = &[
+    (users::INSPECTOR, r#"{"kind":"notified"}"#, 200, 404),
+    (users::MANAGER, r#"{"kind":"notified"}"#, 403, 404),
+    (
+        users::MANAGER,
+        r#"{"kind":"signed_for","signer":"王厂长"}"#,
+        200,
+        404,
+    ),
+    (
+        users::INSPECTOR,
+        r#"{"kind":"signed_for","signer":"王厂长"}"#,
+        403,
+        404,
+    ),
+    (
+        users::SUPERVISOR,
+        r#"{"kind":"verified","accepted":true,"note":""}"#,
+        403,
+        404,
+    ),
+    (
+        users::AGENCY_ADMIN,
+        r#"{"kind":"verified","accepted":true,"note":""}"#,
+        403,
+        404,
+    ),
+    (
+        users::INSPECTOR,
+        r#"{"kind":"verified","accepted":true,"note":"现场整改"}"#,
+        200,
+        404,
+    ),
+    (
+        users::SUPERVISOR,
+        r#"{"kind":"supervision_put","note":"挂牌督办"}"#,
+        200,
+        404,
+    ),
+    (
+        users::MANAGER,
+        r#"{"kind":"supervision_put","note":""}"#,
+        403,
+        404,
+    ),
+    // Closing before acceptance is refused by state, not by role.
+    (
+        users::SUPERVISOR,
+        r#"{"kind":"closed","note":""}"#,
+        409,
+        404,
+    ),
+    (users::INSPECTOR, r#"{"kind":"bogus"}"#, 422, 422),
+];
+
 const ROLES: &[&str] = &[
     users::INSPECTOR,
     users::MANAGER,

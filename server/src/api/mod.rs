@@ -3,6 +3,7 @@
 //! Handlers parse their input, call the database or a service, and map failures to
 //! [`ApiError`](crate::error::ApiError); rules about who may see what live in [`crate::scope`].
 
+pub mod actions;
 mod auth;
 mod devices;
 mod enterprises;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/enterprises/{id}/file", get(hazards::enterprise_file))
         .route("/hazards", get(hazards::list))
         .route("/hazards/{id}", get(hazards::get))
+        .route("/hazards/{id}/events", post(actions::record))
         .route("/visits", get(hazards::visits))
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))

@@ -71,6 +71,7 @@ pub fn document() -> Value {
             "/api/v1/enterprises/{id}/file": { "get": op("The enterprise file (一企一档): visits, hazards, histories", "enterprises", &["id"], "200") },
             "/api/v1/hazards": { "get": op("Hazards in scope, filtered", "hazards", &["township:query", "agency:query", "enterprise:query", "grade:query", "state:query", "overdue:query", "limit:query", "offset:query"], "200") },
             "/api/v1/hazards/{id}": { "get": op("One hazard with its whole history", "hazards", &["id"], "200") },
+            "/api/v1/hazards/{id}/events": { "post": op("Record a rectification action as the signed-in user (same policy as sync); JSON {kind, ...}", "hazards", &["id"], "200") },
             "/api/v1/visits": { "get": op("Visits in scope", "visits", &["enterprise:query", "limit:query"], "200") },
             "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
             "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
