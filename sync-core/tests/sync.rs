@@ -1,4 +1,5 @@
 //! Sync across replicas through the real hub and the real wire format.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

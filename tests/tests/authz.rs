@@ -1,5 +1,6 @@
 //! The authorisation matrix: every route × every role × own / other tenant, with the expected
 //! status from one table. Lists must also never contain another tenant's ids.
+#![allow(clippy::unwrap_used)]
 
 use reqwest::{Method, StatusCode};
 use sync_core::doc::visit::VisitKind;
@@ -222,6 +223,42 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
                     failures.push(format!("no token {method} {url}: {}", resp.status()));
                 }
             }
+        }
+    }
+    for (role, body, want_own, want_other) in ACTIONS {
+        let s = app.login(role).await;
+        let fresh_own = record(&app, &mut a, &seed.enterprise, &seed.agency, &seed.township).await;
+        for (tenant, want) in [(&fresh_own, want_own), (&other, want_other)] {
+            let url = format!("{}/api/v1/hazards/{}/events", app.base, tenant.hazard);
+            let resp = app
+                .client
+                .post(&url)
+                .bearer_auth(&s.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            if status != *want {
+                failures.push(format!(
+                    "{role} POST {url} {body}: {status}, expected {want}: {text}"
+                ));
+            }
+        }
+        let resp = app
+            .client
+            .post(format!(
+                "{}/api/v1/hazards/{}/events",
+                app.base, other.hazard
+            ))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            failures.push(format!("no token POST events: {}", resp.status()));
         }
     }
     assert!(

@@ -2,6 +2,7 @@
 //! visit and a major hazard offline, the server reports it to the township, the enterprise signs
 //! and submits evidence, the inspector verifies, the supervisor closes it; forbidden batches are
 //! refused with nothing persisted; another tenant sees nothing; projections rebuild identically.
+#![allow(clippy::unwrap_used)]
 
 use reqwest::StatusCode;
 use sync_core::doc::visit::VisitKind;
