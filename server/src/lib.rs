@@ -1,1 +1,3 @@
-//! placeholder
+//! Server crate: HTTP routes, services, database backends and blob storage.
+
+pub mod photos;
