@@ -51,15 +51,28 @@ fn parent(runs: usize) -> Result<(), BoxError> {
         "method", "median ms", "p90 ms", "peak RSS +MiB"
     );
     let mut medians = Vec::new();
-    for method in ["ours", "image-resize-lanczos3", "image-thumbnail", "ours-full-pipeline"] {
+    for method in [
+        "ours",
+        "image-resize-lanczos3",
+        "image-thumbnail",
+        "ours-full-pipeline",
+    ] {
         let out = Command::new(&exe)
-            .args(["--child", method, &path.to_string_lossy(), &runs.to_string()])
+            .args([
+                "--child",
+                method,
+                &path.to_string_lossy(),
+                &runs.to_string(),
+            ])
             .output()?;
         if !out.status.success() {
             return Err(format!("{method}: {}", String::from_utf8_lossy(&out.stderr)).into());
         }
         let text = String::from_utf8(out.stdout)?;
-        let fields: Vec<f64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let fields: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
         let [median, p90, rss_kib] = fields[..] else {
             return Err(format!("{method}: unexpected child output {text:?}").into());
         };
@@ -81,7 +94,11 @@ fn parent(runs: usize) -> Result<(), BoxError> {
             .args(["--child", "ours", &path.to_string_lossy(), "1"])
             .output()?
             .status;
-        if status.success() { Ok(()) } else { Err("child failed".into()) }
+        if status.success() {
+            Ok(())
+        } else {
+            Err("child failed".into())
+        }
     })?;
     println!(
         "{:<44} {:>9.1} {:>9.1}",
@@ -91,7 +108,10 @@ fn parent(runs: usize) -> Result<(), BoxError> {
     );
     let vips_out = std::env::temp_dir().join("thumbbench-vips.jpg");
     let vips_target = format!("{}[Q=80,strip]", vips_out.display());
-    let vips_available = Command::new("vipsthumbnail").arg("--version").output().is_ok();
+    let vips_available = Command::new("vipsthumbnail")
+        .arg("--version")
+        .output()
+        .is_ok();
     if vips_available {
         let vips = time_runs(runs, || {
             let status = Command::new("vipsthumbnail")
@@ -99,7 +119,11 @@ fn parent(runs: usize) -> Result<(), BoxError> {
                 .args(["--size", &EDGE.to_string(), "-o", &vips_target])
                 .output()?
                 .status;
-            if status.success() { Ok(()) } else { Err("vipsthumbnail failed".into()) }
+            if status.success() {
+                Ok(())
+            } else {
+                Err("vipsthumbnail failed".into())
+            }
         })?;
         println!(
             "{:<44} {:>9.1} {:>9.1}",
@@ -148,7 +172,9 @@ fn child(args: &[String]) -> Result<(), BoxError> {
                     img.resize(EDGE, EDGE, FilterType::Lanczos3)
                 };
                 let mut out = Vec::new();
-                small.to_rgb8().write_with_encoder(JpegEncoder::new_with_quality(&mut out, 80))?;
+                small
+                    .to_rgb8()
+                    .write_with_encoder(JpegEncoder::new_with_quality(&mut out, 80))?;
                 out
             }
             other => return Err(format!("unknown method {other}").into()),
