@@ -56,6 +56,10 @@ fn parent(runs: usize) -> Result<(), BoxError> {
         "image-resize-lanczos3",
         "image-thumbnail",
         "ours-full-pipeline",
+        "decode-quarter",
+        "decode-eighth",
+        "decode-full-zune",
+        "decode-full-jpeg-decoder",
     ] {
         let out = Command::new(&exe)
             .args([
@@ -147,6 +151,10 @@ fn label(method: &str) -> &'static str {
         "image-resize-lanczos3" => "baseline: image decode + resize(Lanczos3)",
         "image-thumbnail" => "baseline: image decode + thumbnail()",
         "ours-full-pipeline" => "ours: full process_photo (display + thumb)",
+        "decode-quarter" => "decode only: jpeg-decoder 1/4",
+        "decode-eighth" => "decode only: jpeg-decoder 1/8",
+        "decode-full-zune" => "decode only: image (zune-jpeg) full",
+        "decode-full-jpeg-decoder" => "decode only: jpeg-decoder full",
         _ => "?",
     }
 }
@@ -177,6 +185,18 @@ fn child(args: &[String]) -> Result<(), BoxError> {
                     .write_with_encoder(JpegEncoder::new_with_quality(&mut out, 80))?;
                 out
             }
+            "decode-quarter" | "decode-eighth" => {
+                let mut d = jpeg_decoder::Decoder::new(bytes.as_slice());
+                d.read_info()?;
+                if method == "decode-quarter" {
+                    d.scale(1000, 750)?;
+                } else {
+                    d.scale(500, 375)?;
+                }
+                d.decode()?
+            }
+            "decode-full-jpeg-decoder" => jpeg_decoder::Decoder::new(bytes.as_slice()).decode()?,
+            "decode-full-zune" => image::load_from_memory(&bytes)?.into_bytes(),
             other => return Err(format!("unknown method {other}").into()),
         };
         std::hint::black_box(jpeg);

@@ -13,9 +13,8 @@
 use std::io::Cursor;
 
 use fast_image_resize::{self as fir, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ExtendedColorType, GrayImage, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, RgbImage};
 
 use super::error::PhotoError;
 use super::meta::{ExifSummary, read_exif};
@@ -342,17 +341,23 @@ fn flatten_to_rgb(image: DynamicImage) -> RgbImage {
 fn encode_jpeg(image: &DynamicImage, quality: u8) -> Result<EncodedJpeg, PhotoError> {
     let (width, height) = (image.width(), image.height());
     let (data, color) = match image {
-        DynamicImage::ImageLuma8(gray) => (gray.as_raw().as_slice(), ExtendedColorType::L8),
-        DynamicImage::ImageRgb8(rgb) => (rgb.as_raw().as_slice(), ExtendedColorType::Rgb8),
+        DynamicImage::ImageLuma8(gray) => (gray.as_raw().as_slice(), jpeg_encoder::ColorType::Luma),
+        DynamicImage::ImageRgb8(rgb) => (rgb.as_raw().as_slice(), jpeg_encoder::ColorType::Rgb),
         _ => {
             return Err(PhotoError::Internal(
                 "encoder given a non 8-bit image".into(),
             ));
         }
     };
+    let too_wide = || PhotoError::Internal(format!("{width}x{height} is too large for JPEG"));
+    let (w16, h16) = (
+        u16::try_from(width).map_err(|_| too_wide())?,
+        u16::try_from(height).map_err(|_| too_wide())?,
+    );
     let mut bytes = Vec::with_capacity(data.len() / 8);
-    JpegEncoder::new_with_quality(&mut bytes, quality)
-        .encode(data, width, height, color)
+    // jpeg-encoder writes only SOI, JFIF APP0, tables, frame and scan: no EXIF, XMP or ICC.
+    jpeg_encoder::Encoder::new(&mut bytes, quality)
+        .encode(data, w16, h16, color)
         .map_err(|e| PhotoError::Internal(format!("JPEG encoding failed: {e}")))?;
     Ok(EncodedJpeg {
         bytes,
