@@ -378,6 +378,62 @@ mod tests {
         assert_eq!(fit(20_000, 1, 320), (320, 1));
     }
 
+    fn noisy_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let mut state = 0x2545_F491_u32;
+        let img = RgbImage::from_fn(width, height, |x, y| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let n = (state % 64) as u8;
+            image::Rgb([(x % 256) as u8 ^ n, (y % 256) as u8, n])
+        });
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(
+                img.as_raw(),
+                width as u16,
+                height as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .expect("encode");
+        out
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_in_its_image_data_is_corrupt() {
+        let jpeg = noisy_jpeg(640, 480);
+        let limits = ProcessingLimits::default();
+        assert!(process_photo(&jpeg, &limits).is_ok());
+        for percent in [20, 50, 90, 99] {
+            let cut = &jpeg[..jpeg.len() * percent / 100];
+            let err = process_photo(cut, &limits).expect_err("truncated");
+            assert_eq!(err.code(), "corrupt_image", "cut at {percent}%: {err}");
+        }
+        // Only the final EOI marker missing: every pixel is there, so decoders may accept it.
+        let _ = process_photo(&jpeg[..jpeg.len() - 2], &limits);
+    }
+
+    #[test]
+    fn the_thumbnail_alone_keeps_the_aspect_ratio_and_the_pixel_limit() {
+        let jpeg = noisy_jpeg(1000, 500);
+        let limits = ProcessingLimits {
+            thumbnail_edge: 100,
+            ..ProcessingLimits::default()
+        };
+        let thumb = make_thumbnail(&jpeg, &limits).expect("thumbnail");
+        assert_eq!((thumb.width, thumb.height), (100, 50));
+        let tight = ProcessingLimits {
+            max_pixels: 400_000,
+            ..ProcessingLimits::default()
+        };
+        assert_eq!(
+            make_thumbnail(&jpeg, &tight)
+                .expect_err("too many pixels")
+                .code(),
+            "dimensions_too_large"
+        );
+    }
+
     #[test]
     fn transparent_png_pixels_become_white() {
         let rgba = image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0]));
