@@ -409,7 +409,10 @@ impl PhotoStore {
         let processed = blocking(move || {
             let _permit = permit;
             let bytes = std::fs::read(&source).map_err(PhotoError::io("reading the upload"))?;
-            process_photo(&bytes, &limits)
+            // A decoder panic on hostile input is the input's fault: refuse it like damage.
+            std::panic::catch_unwind(|| process_photo(&bytes, &limits)).unwrap_or_else(|_| {
+                Err(PhotoError::Corrupt("a decoder failed on this image".into()))
+            })
         })
         .await;
         let processed = match processed {
