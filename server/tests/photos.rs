@@ -643,3 +643,42 @@ async fn the_original_is_never_a_servable_variant_and_unknown_photos_are_not_fou
 
     assert_eq!(err.code(), "photo_not_found");
 }
+
+#[tokio::test]
+async fn uploads_idle_longer_than_the_limit_are_discarded_and_fresh_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).await;
+    let stale = PhotoHash::of(b"stale");
+    let fresh = PhotoHash::of(b"fresh");
+    for hash in [stale, fresh] {
+        store.begin_upload(hash, 10, None).await.expect("begin");
+        store
+            .write_chunk(hash, 0, body(vec![b"abc".to_vec()]))
+            .await
+            .expect("write");
+    }
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("uploads").join(format!("{stale}.part")))
+        .and_then(|f| f.set_modified(two_days_ago))
+        .expect("age the partial file");
+
+    let discarded = store
+        .discard_idle_uploads(std::time::Duration::from_secs(86_400))
+        .await
+        .expect("discard");
+
+    assert_eq!(discarded, 1);
+    assert_eq!(
+        store.upload_status(stale).await.expect("status"),
+        UploadStatus::NotStarted
+    );
+    assert_eq!(
+        store.upload_status(fresh).await.expect("status"),
+        UploadStatus::InProgress {
+            received: 3,
+            expected_size: 10
+        }
+    );
+}

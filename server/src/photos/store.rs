@@ -481,6 +481,52 @@ impl PhotoStore {
         Ok(existed)
     }
 
+    /// Discards uploads with no bytes received for `idle` (phones that never came back), so partial
+    /// files do not fill the disk. Meant for a periodic task. Returns how many were discarded.
+    pub async fn discard_idle_uploads(
+        &self,
+        idle: std::time::Duration,
+    ) -> Result<usize, PhotoError> {
+        let list_err = PhotoError::io("listing uploads in progress");
+        let mut entries = tokio::fs::read_dir(self.inner.root.join("uploads"))
+            .await
+            .map_err(list_err)?;
+        let mut idle_hashes = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(PhotoError::io("listing uploads in progress"))?
+        {
+            let name = entry.file_name();
+            let Some(hash) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".upload.json"))
+                .and_then(|h| h.parse::<PhotoHash>().ok())
+            else {
+                continue;
+            };
+            // Last activity: the partial file's mtime, or the sidecar's if no byte arrived yet.
+            let part = tokio::fs::metadata(self.part_path(hash)).await;
+            let modified = match part {
+                Ok(meta) => meta.modified(),
+                Err(_) => entry.metadata().await.and_then(|m| m.modified()),
+            };
+            let elapsed = modified.ok().and_then(|m| m.elapsed().ok());
+            if elapsed.is_some_and(|e| e >= idle) {
+                idle_hashes.push(hash);
+            }
+        }
+        let mut discarded = 0;
+        for hash in idle_hashes {
+            let lease = self.lease(hash);
+            let mut slot = lease.handle.lock().await;
+            slot.hasher = None;
+            self.discard_upload(hash).await;
+            discarded += 1;
+        }
+        Ok(discarded)
+    }
+
     /// Whether the original with this hash is stored.
     pub async fn is_stored(&self, hash: PhotoHash) -> Result<bool, PhotoError> {
         tokio::fs::try_exists(self.blob_path(hash))
