@@ -33,6 +33,20 @@
 //! - [`meta`]: EXIF capture time, GPS, orientation and camera into [`PhotoMeta`].
 //! - [`probe`]: magic bytes and header dimensions, read without decoding.
 
+//! Dependencies, all pure Rust so the server builds anywhere without C toolchains:
+//! - `sha2`: the content address; hashed incrementally while the body streams.
+//! - `jpeg-decoder`: the only pure-Rust JPEG decoder with DCT-domain downscaling (`Decoder::scale`,
+//!   1/2, 1/4, 1/8); used for thumbnails, and strict about truncated data.
+//! - `image` (features `jpeg`, `png` only): full-size decoding under `image::Limits`, orientation.
+//! - `fast_image_resize`: SIMD Lanczos3 resize for the last step to the thumbnail size.
+//! - `jpeg-encoder`: SIMD JPEG encoder, about 2x faster than `image`'s on 12 MP; writes no metadata.
+//! - `kamadak-exif`: EXIF parsing for capture time, GPS, orientation and camera.
+//!
+//! Measured with `cargo run --release -p server --bin thumbbench` (12 MP, q90, 2 shared cores): a
+//! 320 px thumbnail takes about 80 ms for a clean photo and about 200 ms for a very noisy one, where
+//! entropy decoding dominates and DCT scaling cannot help; `vipsthumbnail` takes about 160 and
+//! 270 ms on the same files, as a whole process.
+
 pub mod error;
 pub mod hash;
 pub mod meta;
