@@ -32,8 +32,9 @@
 //! - [`process`]: type sniffing, dimension limits, decoding, display and thumbnail rendering.
 //! - [`meta`]: EXIF capture time, GPS, orientation and camera into [`PhotoMeta`].
 //! - [`probe`]: magic bytes and header dimensions, read without decoding.
-
+//!
 //! Dependencies, all pure Rust so the server builds anywhere without C toolchains:
+//!
 //! - `sha2`: the content address; hashed incrementally while the body streams.
 //! - `jpeg-decoder`: the only pure-Rust JPEG decoder with DCT-domain downscaling (`Decoder::scale`,
 //!   1/2, 1/4, 1/8); used for thumbnails, and strict about truncated data.
