@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod photos;
 pub mod projection;
 pub mod scope;
 
