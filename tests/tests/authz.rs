@@ -28,6 +28,9 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/visits", 200, 200),
     ("GET", "/api/v1/visits/{v}", 200, 404),
     ("GET", "/api/v1/reports/major", 200, 200),
+    ("GET", "/api/v1/photos/{p}", 200, 404),
+    ("GET", "/api/v1/photos/{p}/thumb", 200, 404),
+    ("GET", "/api/v1/photos/{p}/status", 200, 200),
     // A web session (no device) may not sync, whoever it is.
     ("POST", "/api/v1/sync", 403, 403),
 ];
@@ -97,6 +100,7 @@ const ROLES: &[&str] = &[
 ];
 
 struct Tenant {
+    photo: String,
     enterprise: String,
     hazard: String,
     visit: String,
@@ -135,13 +139,43 @@ async fn record(
             refused: None,
         },
     );
+    // A photo of the hazard, uploaded by this tenant's inspector.
+    let mut img = std::io::Cursor::new(Vec::new());
+    let shade = (uuid::Uuid::new_v4().as_u128() % 200) as u8;
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        40,
+        30,
+        image::Rgb([shade, 90, 160]),
+    ))
+    .write_to(&mut img, image::ImageFormat::Jpeg)
+    .unwrap();
+    let bytes = img.into_inner();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let r = app
+        .client
+        .put(format!("{}/api/v1/photos/{sha}?offset=0", app.base))
+        .bearer_auth(&phone.session.token)
+        .header("x-photo-size", bytes.len().to_string())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let hid = HazardId::new_random();
-    let doc = HazardDoc::new(
+    let mut doc = HazardDoc::new(
         &h(DocKind::Hazard, *hid.as_uuid()),
         vid,
         Grade::Major,
         Deadline::parse("2026-04-01").unwrap(),
     );
+    doc.photos.push(sync_core::domain::PhotoRef {
+        sha256: sha.clone(),
+        size: bytes.len() as u64,
+        media_type: "image/jpeg".into(),
+        captured_at: None,
+        gps: None,
+        added_by: phone.author.user.to_string(),
+    });
     let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
     phone.replica.docs.insert(
         *hid.as_uuid(),
@@ -155,6 +189,7 @@ async fn record(
     let resp = app.sync(phone).await;
     assert!(resp.refused.is_empty());
     Tenant {
+        photo: sha,
         enterprise: enterprise.to_owned(),
         hazard: hid.to_string(),
         visit: vid.to_string(),
@@ -162,7 +197,8 @@ async fn record(
 }
 
 fn fill(path: &str, t: &Tenant) -> String {
-    path.replace("{e}", &t.enterprise)
+    path.replace("{p}", &t.photo)
+        .replace("{e}", &t.enterprise)
         .replace("{h}", &t.hazard)
         .replace("{v}", &t.visit)
 }
@@ -277,7 +313,8 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
             .unwrap()
             .replace("{e}", "{id}")
             .replace("{h}", "{id}")
-            .replace("{v}", "{id}");
+            .replace("{v}", "{id}")
+            .replace("{p}", "{sha256}");
         assert!(
             doc["paths"][&p][method.to_lowercase()].is_object(),
             "{method} {p} is not in openapi.json"

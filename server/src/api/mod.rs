@@ -9,6 +9,7 @@ mod devices;
 mod enterprises;
 pub mod hazards;
 pub mod openapi;
+pub mod photos;
 pub mod sync;
 
 use axum::Router;
@@ -35,6 +36,16 @@ pub fn routes() -> Router<AppState> {
         .route("/visits", get(hazards::visits))
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))
+        .route(
+            "/photos/{sha256}",
+            axum::routing::put(photos::put_chunk)
+                .get(photos::display)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::photos::PhotoConfig::default().max_photo_bytes as usize + 1024,
+                )),
+        )
+        .route("/photos/{sha256}/status", get(photos::status))
+        .route("/photos/{sha256}/thumb", get(photos::thumb))
         .route(
             "/sync",
             post(sync::sync).layer(axum::extract::DefaultBodyLimit::max(
