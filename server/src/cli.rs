@@ -94,6 +94,8 @@ pub enum Command {
     /// Administrative tasks on the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Fill the database with demo data (once), print the demo logins, then serve.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +201,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Admin(command) => run_admin(config, command).await,
+        Command::Demo => demo(config).await.map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -210,12 +213,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("无法监听 {bind} / cannot listen on {bind}"))?;
     let address = listener.local_addr().context("listener address")?;
     println!("服务已启动 / listening on http://{address}");
+    println!(
+        "登录 / log in: 用 `server admin create-user` 创建账号，或运行 `server demo` 生成演示数据和账号 / create accounts with `server admin create-user`, or run `server demo` for demo data and logins"
+    );
     tracing::info!(%address, backend = state.db.backend_name(), "listening");
     let db = state.db.clone();
     crate::serve(listener, state, crate::shutdown_signal()).await?;
     db.close().await;
     println!("服务已停止 / stopped");
     Ok(())
+}
+
+async fn demo(config: Config) -> anyhow::Result<()> {
+    let state = crate::build_state(config.clone()).await?;
+    match crate::demo::fill(&state).await {
+        Ok(()) => eprintln!("演示数据已生成 / demo data generated"),
+        Err(e) => eprintln!("{e:#}"),
+    }
+    crate::demo::print_logins(&format!("http://{}", config.bind));
+    drop(state);
+    serve(config).await
 }
 
 async fn open_db(config: &Config) -> anyhow::Result<Db> {

@@ -280,10 +280,15 @@ impl TestApp {
 
     /// Logs in without a device (web session).
     pub async fn login(&self, username: &str) -> Session {
+        self.login_with(username, PASSWORD).await
+    }
+
+    /// Logs in with a given password (web session).
+    pub async fn login_with(&self, username: &str, password: &str) -> Session {
         let body: Value = self
             .client
             .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({ "username": username, "password": PASSWORD }))
+            .json(&json!({ "username": username, "password": password }))
             .send()
             .await
             .unwrap()
