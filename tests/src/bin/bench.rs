@@ -1,0 +1,363 @@
+//! The benchmark suite: one command prints a short table and writes the same figures as JSON.
+//!
+//! ```sh
+//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick]
+//! ```
+//!
+//! Everything runs against a real server on 127.0.0.1 (in this process, over real HTTP) with a
+//! fresh SQLite database; the dashboard queries also run on PostgreSQL when `TEST_DATABASE_URL`
+//! (or `BENCH_DATABASE_URL`) is set. Loads are bounded in count and time and only target loopback.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sync_core::doc::visit::VisitKind;
+use sync_core::doc::{DocKind, Header, VisitDoc};
+use sync_core::edit;
+use sync_core::engine::{Hub, HubLimits, ReplicaDoc};
+use sync_core::ids::{AgencyId, EnterpriseId, TownshipId, VisitId};
+use sync_core::protocol;
+use tests::{Backend, Phone, Seed, TestApp, spawn_app, users};
+
+const T: i64 = 1_773_108_000_000;
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn create_visits(seed: &Seed, phone: &mut Phone, n: usize) -> Vec<VisitId> {
+    (0..n)
+        .map(|_| {
+            let vid = VisitId::new_random();
+            let h = Header {
+                kind: DocKind::Visit,
+                id: *vid.as_uuid(),
+                schema: sync_core::doc::SCHEMA_VERSION,
+                enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
+                agency: AgencyId::parse(&seed.agency).unwrap(),
+                township: TownshipId::parse(&seed.township).unwrap(),
+                created_by: phone.author.user,
+                created_at: T,
+            };
+            let mut v = VisitDoc::new(&h, VisitKind::Routine, T);
+            v.place = "一号车间".into();
+            let e = edit::new_visit(&v, &phone.author, T).unwrap();
+            phone.replica.docs.insert(*vid.as_uuid(), ReplicaDoc { kind: DocKind::Visit, doc: e.doc, synced: vec![], refused: None });
+            vid
+        })
+        .collect()
+}
+
+fn edit_place(phone: &mut Phone, vid: VisitId, i: usize) -> usize {
+    let d = &phone.replica.docs[vid.as_uuid()].doc;
+    let e = edit::edit_visit(d, &phone.author, T, |v| v.place = format!("车间{i}")).unwrap();
+    let len = e.change.as_ref().map_or(0, Vec::len);
+    phone.replica.docs.get_mut(vid.as_uuid()).unwrap().doc = e.doc;
+    len
+}
+
+/// One sync over HTTP; returns (request bytes, response bytes).
+async fn sync_bytes(app: &TestApp, phone: &mut Phone) -> (usize, usize) {
+    let (req, heads) = phone.replica.request();
+    let body = protocol::encode_request(&req);
+    let n = body.len();
+    let (status, bytes) = app.post_sync(&phone.session.token, body).await;
+    assert!(status.is_success(), "sync failed: {status}");
+    let resp = protocol::decode_response(&bytes).unwrap();
+    assert!(resp.refused.is_empty());
+    phone.replica.apply(&heads, &resp).unwrap();
+    (n, bytes.len())
+}
+
+async fn bench_sync(n_docs: usize, phones: usize, rounds: usize) -> Value {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let seed = app.seed().await;
+    let mut first = app.phone(users::INSPECTOR).await;
+    let vids = create_visits(&seed, &mut first, n_docs);
+    sync_bytes(&app, &mut first).await;
+
+    // Initial sync of every visit onto a fresh device.
+    let mut fresh = app.phone(users::INSPECTOR2).await;
+    let t = Instant::now();
+    let (_, initial_bytes) = sync_bytes(&app, &mut fresh).await;
+    let initial_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(fresh.replica.docs.len(), n_docs);
+
+    // Sequential one-edit round trips from one phone (nobody else writing): latency and bytes.
+    let mut lat = Vec::new();
+    let mut wire = Vec::new();
+    let mut change_len = 0;
+    for (i, vid) in vids.iter().take(rounds.min(n_docs)).enumerate() {
+        change_len = edit_place(&mut first, *vid, i);
+        let t = Instant::now();
+        let (rq, rs) = sync_bytes(&app, &mut first).await;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        wire.push(rq + rs);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    wire.sort();
+
+    // Concurrent phones, each syncing after every one-field edit on its own slice of the documents.
+    let mut crowd = Vec::new();
+    for p in 0..phones {
+        let mut ph = app.phone(users::INSPECTOR3).await;
+        sync_bytes(&app, &mut ph).await;
+        let mine: Vec<VisitId> = vids.iter().copied().skip(p).step_by(phones).collect();
+        crowd.push((ph, mine));
+    }
+    let app = std::sync::Arc::new(app);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut ph, mine) in crowd {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            for (i, vid) in mine.iter().enumerate() {
+                edit_place(&mut ph, *vid, i + 1_000_000);
+                sync_bytes(&app, &mut ph).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    json!({
+        "documents": n_docs,
+        "concurrent_phones": phones,
+        "one_edit_syncs": total,
+        "one_edit_syncs_per_second": total as f64 / secs,
+        "round_trip_ms_p50": pct(&lat, 0.5),
+        "round_trip_ms_p90": pct(&lat, 0.9),
+        "one_field_edit_body_bytes_median": wire.get(wire.len() / 2).copied().unwrap_or(0),
+        "one_field_edit_change_bytes": change_len,
+        "initial_sync_ms": initial_ms,
+        "initial_sync_response_bytes": initial_bytes,
+    })
+}
+
+async fn bench_memory(n: usize) -> Value {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let seed = app.seed().await;
+    let mut phone = app.phone(users::INSPECTOR).await;
+    let vids = create_visits(&seed, &mut phone, n);
+    // Typical visits: a filled checklist.
+    for (i, vid) in vids.iter().enumerate() {
+        let d = &phone.replica.docs[vid.as_uuid()].doc;
+        let e = edit::edit_visit(d, &phone.author, T, |v| {
+            for k in 0..8 {
+                v.checklist.push(sync_core::doc::visit::ChecklistItem {
+                    id: format!("{i}-{k}"),
+                    title: "消防设施完好有效".into(),
+                    result: sync_core::doc::visit::CheckResult::Pass,
+                    note: String::new(),
+                });
+            }
+            v.notes = "现场检查发现的问题已当场告知企业负责人。".into();
+        })
+        .unwrap();
+        phone.replica.docs.get_mut(vid.as_uuid()).unwrap().doc = e.doc;
+    }
+    sync_bytes(&app, &mut phone).await;
+    drop(phone);
+    let hub = Hub::new(app.state.db.clone(), HubLimits { cache_docs: n + 10, ..HubLimits::default() });
+    let before = rss_kib();
+    for vid in &vids {
+        hub.load(*vid.as_uuid()).await.unwrap().unwrap();
+    }
+    let after = rss_kib();
+    assert_eq!(hub.cached_docs(), n);
+    json!({ "documents": n, "rss_delta_kib": after.saturating_sub(before), "kib_per_document": (after.saturating_sub(before)) as f64 / n as f64 })
+}
+
+fn test_jpeg_12mp() -> Vec<u8> {
+    let mut state = 0x1234_5678u32;
+    let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state % 24) as u8;
+        image::Rgb([((x / 16) as u8).wrapping_add(n), ((y / 12) as u8).wrapping_add(n), (((x + y) / 28) as u8).wrapping_add(n)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+    image::DynamicImage::ImageRgb8(img).write_with_encoder(enc).unwrap();
+    out.into_inner()
+}
+
+fn bench_thumbnail(runs: usize) -> Value {
+    let photo = test_jpeg_12mp();
+    let limits = server::photos::ProcessingLimits::default();
+    let mut ms = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        server::photos::make_thumbnail(&photo, &limits).unwrap();
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jpg");
+    std::fs::write(&path, &photo).unwrap();
+    let mut vips = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let ok = std::process::Command::new("vipsthumbnail")
+            .arg(&path)
+            .args(["--size", "320", "-o"])
+            .arg(dir.path().join("t_%s.jpg"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            vips.clear();
+            break;
+        }
+        vips.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    vips.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "photo_bytes": photo.len(),
+        "ours_ms_median": pct(&ms, 0.5),
+        "vipsthumbnail_ms_median": if vips.is_empty() { Value::Null } else { json!(pct(&vips, 0.5)) },
+        "note": "peak memory: cargo run --release -p server --bin thumbbench",
+    })
+}
+
+async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
+    use server::db::Db;
+    let states = ["open", "notified", "in_progress", "submitted", "accepted", "closed"];
+    let townships: Vec<String> = (0..8).map(|i| format!("00000000-0000-0000-0000-0000000000{i:02}")).collect();
+    let mut i = 0usize;
+    while i < rows {
+        let n = (rows - i).min(500);
+        let mut sql = String::from(
+            "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, closed_at, reported_at, under_supervision, photo_count, updated_at) VALUES ",
+        );
+        for k in 0..n {
+            let j = i + k;
+            let state = states[j % states.len()];
+            let deadline = format!("2026-{:02}-{:02}", 1 + j % 12, 1 + j % 28);
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "('{}','v','e{}','a{}','{}','l','d','fire','{}','','m','{deadline}','{deadline}','p','{state}',{},NULL,NULL,0,1,0)",
+                uuid::Uuid::new_v4(),
+                j % 500,
+                j % 4,
+                townships[j % townships.len()],
+                if j % 10 == 0 { "major" } else { "general" },
+                T - (j as i64) * 60_000,
+            ));
+        }
+        match db {
+            Db::Sqlite(p) => { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.unwrap(); }
+            Db::Postgres(p) => { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.unwrap(); }
+        }
+        i += n;
+    }
+    let queries = [
+        ("open", "SELECT COUNT(*) FROM hazards_view WHERE state <> 'closed' AND township_id = '00000000-0000-0000-0000-000000000001'"),
+        ("overdue", "SELECT COUNT(*) FROM hazards_view WHERE state IN ('open','notified','in_progress') AND current_deadline < '2026-06-15' AND township_id = '00000000-0000-0000-0000-000000000001'"),
+        ("by_township", "SELECT township_id, state, grade, COUNT(*) FROM hazards_view GROUP BY township_id, state, grade"),
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, q) in queries {
+        let mut ms = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            match db {
+                Db::Sqlite(p) => { sqlx::query(q).fetch_all(p).await.unwrap(); }
+                Db::Postgres(p) => { sqlx::query(q).fetch_all(p).await.unwrap(); }
+            }
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        out.insert(format!("{name}_ms_p95"), json!(pct(&ms, 0.95)));
+    }
+    out.insert("rows".into(), json!(rows));
+    Value::Object(out)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_path = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "bench.json".into());
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let (rounds, phones, rows, runs) = if quick { (50, 4, 10_000, 10) } else { (300, 8, 100_000, 50) };
+
+    eprintln!("sync, 200 documents…");
+    let s200 = bench_sync(200, phones, rounds).await;
+    eprintln!("sync, 1000 documents…");
+    let s1000 = if Instant::now() < deadline { bench_sync(1000, phones, rounds).await } else { Value::Null };
+    eprintln!("server memory per visit document…");
+    let mem = bench_memory(if quick { 200 } else { 1000 }).await;
+    eprintln!("thumbnail…");
+    let thumb = bench_thumbnail(if quick { 3 } else { 9 });
+    eprintln!("dashboard queries on SQLite…");
+    let sqlite_app = spawn_app(Backend::Sqlite).await.unwrap();
+    let dash_sqlite = bench_dashboard(&sqlite_app.state.db, rows, runs).await;
+    let dash_pg = match spawn_app(Backend::Postgres).await {
+        Some(app) => {
+            eprintln!("dashboard queries on PostgreSQL…");
+            bench_dashboard(&app.state.db, rows, runs).await
+        }
+        None => Value::Null,
+    };
+    let figures = json!({
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "sync_200": s200,
+        "sync_1000": s1000,
+        "server_memory": mem,
+        "thumbnail_12mp_to_320": thumb,
+        "dashboard_sqlite": dash_sqlite,
+        "dashboard_postgres": dash_pg,
+    });
+    std::fs::write(&out_path, serde_json::to_string_pretty(&figures).unwrap()).unwrap();
+
+    let f = |v: &Value| match v {
+        Value::Number(n) => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    let rows_out = [
+        ("one-edit syncs/s, 200 docs", &figures["sync_200"]["one_edit_syncs_per_second"], "≥ 3000"),
+        ("one-edit syncs/s, 1000 docs", &figures["sync_1000"]["one_edit_syncs_per_second"], "≥ 3000"),
+        ("round trip p50 ms (1000 docs)", &figures["sync_1000"]["round_trip_ms_p50"], "≤ 10"),
+        ("round trip p90 ms (1000 docs)", &figures["sync_1000"]["round_trip_ms_p90"], ""),
+        ("body bytes per one-field edit", &figures["sync_1000"]["one_field_edit_body_bytes_median"], "≤ 240"),
+        ("  Automerge change bytes", &figures["sync_1000"]["one_field_edit_change_bytes"], ""),
+        ("initial sync of 1000 visits, ms", &figures["sync_1000"]["initial_sync_ms"], "≤ 500"),
+        ("server KiB per loaded visit", &figures["server_memory"]["kib_per_document"], "≤ 64"),
+        ("thumbnail 12 MP → 320 px, ms", &figures["thumbnail_12mp_to_320"]["ours_ms_median"], "≤ vips"),
+        ("  vipsthumbnail, ms", &figures["thumbnail_12mp_to_320"]["vipsthumbnail_ms_median"], ""),
+        ("dashboard open p95 ms, SQLite", &figures["dashboard_sqlite"]["open_ms_p95"], "≤ 20"),
+        ("dashboard overdue p95 ms, SQLite", &figures["dashboard_sqlite"]["overdue_ms_p95"], "≤ 20"),
+        ("dashboard by township p95 ms, SQLite", &figures["dashboard_sqlite"]["by_township_ms_p95"], "≤ 20"),
+        ("dashboard open p95 ms, PostgreSQL", &figures["dashboard_postgres"]["open_ms_p95"], "≤ 20"),
+        ("dashboard overdue p95 ms, PostgreSQL", &figures["dashboard_postgres"]["overdue_ms_p95"], "≤ 20"),
+        ("dashboard by township p95 ms, PostgreSQL", &figures["dashboard_postgres"]["by_township_ms_p95"], "≤ 20"),
+    ];
+    println!("{:<42} {:>12}  target", "figure", "value");
+    for (name, v, target) in rows_out {
+        println!("{name:<42} {:>12}  {target}", f(v));
+    }
+    println!("(phone store open and bridge size: cargo run --release -p mobile-bridge --bin bridgebench)");
+    println!("figures written to {out_path}");
+}
