@@ -324,3 +324,54 @@ mod tests {
         assert!(parse_category("nope").is_err());
     }
 }
+
+/// What a phone keeps of an enterprise (from the server's enterprise list), to show and to fill
+/// document headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseInfo {
+    /// Id.
+    pub id: crate::ids::EnterpriseId,
+    /// Name.
+    pub name: String,
+    /// Unified social credit code (统一社会信用代码).
+    pub uscc: String,
+    /// Address.
+    pub address: String,
+    /// Township it belongs to.
+    pub township: crate::ids::TownshipId,
+    /// Industry.
+    pub industry: String,
+    /// Industrial park, when in one.
+    pub park: Option<String>,
+}
+
+/// What a phone keeps of an agency or township: id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgInfo {
+    /// Organisation id.
+    pub id: OrgId,
+    /// Name.
+    pub name: String,
+}
+
+/// The signed-in user as the phone knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Id.
+    pub id: UserId,
+    /// Role.
+    pub role: Role,
+    /// Organisation (agency, enterprise or township).
+    pub org: OrgId,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// The device an edit is made on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Id.
+    pub id: DeviceId,
+    /// The Automerge actor id bound to this user and device, hex.
+    pub actor_hex: String,
+}
