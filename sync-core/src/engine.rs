@@ -385,6 +385,10 @@ impl Replica {
         let mut docs = Vec::new();
         let mut heads = HashMap::new();
         for (id, d) in &self.docs {
+            // Cheap check first: heads the server already has mean nothing is pending.
+            if d.doc.get_heads().iter().all(|h| d.synced.contains(h)) {
+                continue;
+            }
             let pending = d.pending();
             if !pending.is_empty() {
                 docs.push(DocChanges {
