@@ -895,13 +895,20 @@ pub fn append(
         }
     }
     for (hash, bytes) in changes {
-        let n = tx
-            .execute(
-                "INSERT OR IGNORE INTO changes (doc, hash, bytes) VALUES (?1, ?2, ?3)",
+        // Checked first: an ignored INSERT would still consume an AUTOINCREMENT number.
+        let known: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM changes WHERE doc = ?1 AND hash = ?2)",
+                params![ids, &hash[..]],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if !known {
+            tx.execute(
+                "INSERT INTO changes (doc, hash, bytes) VALUES (?1, ?2, ?3)",
                 params![ids, &hash[..], bytes],
             )
             .map_err(backend)?;
-        if n == 1 {
             let seq = tx.last_insert_rowid();
             tx.execute(
                 "UPDATE docs SET last_seq = ?2 WHERE id = ?1",
