@@ -1,0 +1,136 @@
+//! The one error an app sees: few variants, each telling the app what to do
+//! (retry later, log in again, show the reason, fix the field, report a bug, refresh the list).
+//! Messages are Simplified Chinese first, English beside.
+
+use sync_core::edit::EditError;
+use sync_core::store::StoreError;
+
+/// What went wrong, in terms an app can act on.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum BridgeError {
+    /// The server could not be reached or answered unexpectedly: keep working offline, retry later.
+    #[error("网络不可用，稍后自动重试 / network unavailable, will retry: {message}")]
+    Network {
+        /// Details.
+        message: String,
+    },
+    /// The session is gone or was never there: show the login screen.
+    #[error("请重新登录 / please log in again: {message}")]
+    Unauthorized {
+        /// Details.
+        message: String,
+    },
+    /// The rules forbid this (the same check the server makes): show the reason.
+    #[error("操作不被允许 / not allowed: {reason}")]
+    Refused {
+        /// Why, Chinese first.
+        reason: String,
+    },
+    /// A field the user typed is not acceptable: show it next to the field.
+    #[error("输入无效（{field}）/ invalid {field}: {message}")]
+    InvalidInput {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The phone's storage failed (disk full, corrupt file): report it.
+    #[error("本地存储出错 / local storage failed: {message}")]
+    Storage {
+        /// Details.
+        message: String,
+    },
+    /// No such record on this phone: refresh the list.
+    #[error("记录不存在 / not found: {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+}
+
+impl BridgeError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        BridgeError::InvalidInput {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        BridgeError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn storage(e: impl std::fmt::Display) -> Self {
+        BridgeError::Storage {
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn network(e: impl std::fmt::Display) -> Self {
+        BridgeError::Network {
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for BridgeError {
+    fn from(e: StoreError) -> Self {
+        BridgeError::storage(e)
+    }
+}
+
+impl From<rusqlite::Error> for BridgeError {
+    fn from(e: rusqlite::Error) -> Self {
+        BridgeError::storage(e)
+    }
+}
+
+impl From<std::io::Error> for BridgeError {
+    fn from(e: std::io::Error) -> Self {
+        BridgeError::storage(e)
+    }
+}
+
+impl From<reqwest::Error> for BridgeError {
+    fn from(e: reqwest::Error) -> Self {
+        BridgeError::network(e)
+    }
+}
+
+impl From<sync_core::domain::DomainError> for BridgeError {
+    fn from(e: sync_core::domain::DomainError) -> Self {
+        use sync_core::domain::DomainError as D;
+        let field = match &e {
+            D::UnknownRole(_) => "role",
+            D::UnknownGrade(_) => "grade",
+            D::UnknownCategory(_) => "category",
+            D::BadGeoPoint => "gps",
+            D::BadDeadline(_) => "deadline",
+            D::BadPhoto(f) => f,
+            D::BadText { field, .. } => field,
+        };
+        BridgeError::invalid(field, e.to_string())
+    }
+}
+
+impl From<sync_core::ids::IdError> for BridgeError {
+    fn from(e: sync_core::ids::IdError) -> Self {
+        BridgeError::invalid(e.kind, e.to_string())
+    }
+}
+
+impl From<EditError> for BridgeError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::Refused(reasons) => BridgeError::Refused {
+                reason: reasons
+                    .iter()
+                    .map(|r| format!("{}（{}）", r.code.message(), r.detail))
+                    .collect::<Vec<_>>()
+                    .join("；"),
+            },
+            EditError::Doc(d) => BridgeError::storage(d),
+            EditError::Write(w) => BridgeError::storage(w),
+        }
+    }
+}

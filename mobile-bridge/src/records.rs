@@ -1,0 +1,606 @@
+//! Records the app sees: plain mirrors of sync-core types, converted with `From`/`TryFrom` so
+//! that sync-core never appears in the generated Kotlin, Swift or Python.
+
+use serde::Serialize;
+use sync_core::doc::visit::{CheckResult, ChecklistItem, VisitKind};
+use sync_core::doc::{HazardDoc, VisitDoc};
+use sync_core::domain::{GeoPoint, PhotoRef};
+use sync_core::rectification::{Event, EventKind, HazardStatus};
+
+use crate::BridgeError;
+
+/// The logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UserRecord {
+    /// User id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// `inspector`, `enterprise_manager`, `supervisor` or `agency_admin`.
+    pub role: String,
+    /// Organisation id.
+    pub org_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// This phone's enrolled device id.
+    pub device_id: String,
+}
+
+/// An enterprise the user may see (cached for offline use).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnterpriseRecord {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Unified social credit code.
+    pub uscc: String,
+    /// Address.
+    pub address: String,
+    /// Township id.
+    pub township_id: String,
+    /// Industry.
+    pub industry: String,
+    /// Industrial park.
+    pub park: Option<String>,
+}
+
+impl From<crate::store::EnterpriseRow> for EnterpriseRecord {
+    fn from(e: crate::store::EnterpriseRow) -> Self {
+        Self {
+            id: e.id,
+            name: e.name,
+            uscc: e.uscc,
+            address: e.address,
+            township_id: e.township_id,
+            industry: e.industry,
+            park: e.park,
+        }
+    }
+}
+
+/// A place.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, uniffi::Record)]
+pub struct GeoRecord {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+impl From<GeoPoint> for GeoRecord {
+    fn from(g: GeoPoint) -> Self {
+        Self {
+            lat: g.lat,
+            lon: g.lon,
+        }
+    }
+}
+
+impl TryFrom<GeoRecord> for GeoPoint {
+    type Error = BridgeError;
+    fn try_from(g: GeoRecord) -> Result<Self, BridgeError> {
+        Ok(GeoPoint::new(g.lat, g.lon)?)
+    }
+}
+
+/// A photo reference.
+#[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
+pub struct PhotoRecord {
+    /// SHA-256 of the uploaded (prepared) bytes.
+    pub sha256: String,
+    /// Size of the uploaded bytes.
+    pub size: u64,
+    /// Media type.
+    pub media_type: String,
+    /// Capture time, ms.
+    pub captured_at: Option<i64>,
+    /// Where.
+    pub gps: Option<GeoRecord>,
+    /// Who added it.
+    pub added_by: String,
+    /// Where the prepared file is on this phone, if it is here.
+    pub local_path: Option<String>,
+}
+
+impl From<&PhotoRef> for PhotoRecord {
+    fn from(p: &PhotoRef) -> Self {
+        Self {
+            sha256: p.sha256.clone(),
+            size: p.size,
+            media_type: p.media_type.clone(),
+            captured_at: p.captured_at,
+            gps: p.gps.map(Into::into),
+            added_by: p.added_by.clone(),
+            local_path: None,
+        }
+    }
+}
+
+/// Kind of visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, uniffi::Enum)]
+pub enum VisitKindRecord {
+    /// 首次服务.
+    First,
+    /// 定期检查.
+    Routine,
+    /// 复查.
+    Reinspection,
+}
+
+impl From<VisitKindRecord> for VisitKind {
+    fn from(k: VisitKindRecord) -> Self {
+        match k {
+            VisitKindRecord::First => VisitKind::First,
+            VisitKindRecord::Routine => VisitKind::Routine,
+            VisitKindRecord::Reinspection => VisitKind::Reinspection,
+        }
+    }
+}
+
+impl From<VisitKind> for VisitKindRecord {
+    fn from(k: VisitKind) -> Self {
+        match k {
+            VisitKind::First => VisitKindRecord::First,
+            VisitKind::Routine => VisitKindRecord::Routine,
+            VisitKind::Reinspection => VisitKindRecord::Reinspection,
+        }
+    }
+}
+
+/// Checklist outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, uniffi::Enum)]
+pub enum CheckResultRecord {
+    /// Not looked at.
+    Unchecked,
+    /// 符合.
+    Pass,
+    /// 不符合.
+    Fail,
+    /// 不适用.
+    NotApplicable,
+}
+
+impl From<CheckResultRecord> for CheckResult {
+    fn from(k: CheckResultRecord) -> Self {
+        match k {
+            CheckResultRecord::Unchecked => CheckResult::Unchecked,
+            CheckResultRecord::Pass => CheckResult::Pass,
+            CheckResultRecord::Fail => CheckResult::Fail,
+            CheckResultRecord::NotApplicable => CheckResult::NotApplicable,
+        }
+    }
+}
+
+impl From<CheckResult> for CheckResultRecord {
+    fn from(k: CheckResult) -> Self {
+        match k {
+            CheckResult::Unchecked => CheckResultRecord::Unchecked,
+            CheckResult::Pass => CheckResultRecord::Pass,
+            CheckResult::Fail => CheckResultRecord::Fail,
+            CheckResult::NotApplicable => CheckResultRecord::NotApplicable,
+        }
+    }
+}
+
+/// One checklist line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, uniffi::Record)]
+pub struct ChecklistItemRecord {
+    /// Stable id; leave empty to add a new line.
+    pub id: String,
+    /// What is checked.
+    pub title: String,
+    /// Outcome.
+    pub result: CheckResultRecord,
+    /// Remarks.
+    pub note: String,
+}
+
+impl From<&ChecklistItem> for ChecklistItemRecord {
+    fn from(c: &ChecklistItem) -> Self {
+        Self {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            result: c.result.into(),
+            note: c.note.clone(),
+        }
+    }
+}
+
+/// The signature on the hazard list.
+#[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
+pub struct SignatureRecord {
+    /// Signer's name.
+    pub signer_name: String,
+    /// Signature image.
+    pub image: PhotoRecord,
+    /// When, ms.
+    pub signed_at: i64,
+}
+
+/// A visit.
+#[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
+pub struct VisitRecord {
+    /// Id.
+    pub id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Agency.
+    pub agency_id: String,
+    /// Township.
+    pub township_id: String,
+    /// Creator.
+    pub created_by: String,
+    /// Kind.
+    pub visit_kind: VisitKindRecord,
+    /// Inspectors' user ids.
+    pub inspectors: Vec<String>,
+    /// Start, ms.
+    pub started_at: i64,
+    /// End, ms.
+    pub ended_at: Option<i64>,
+    /// Place.
+    pub place: String,
+    /// Where.
+    pub gps: Option<GeoRecord>,
+    /// Checklist.
+    pub checklist: Vec<ChecklistItemRecord>,
+    /// Overall assessment (first visit).
+    pub overall_assessment: String,
+    /// Notes.
+    pub notes: String,
+    /// Signature.
+    pub signature: Option<SignatureRecord>,
+}
+
+impl From<&VisitDoc> for VisitRecord {
+    fn from(v: &VisitDoc) -> Self {
+        Self {
+            id: v.id.clone(),
+            enterprise_id: v.enterprise_id.clone(),
+            agency_id: v.agency_id.clone(),
+            township_id: v.township_id.clone(),
+            created_by: v.created_by.clone(),
+            visit_kind: v.visit_kind.into(),
+            inspectors: v.inspectors.clone(),
+            started_at: v.started_at,
+            ended_at: v.ended_at,
+            place: v.place.clone(),
+            gps: v.gps.map(Into::into),
+            checklist: v.checklist.iter().map(Into::into).collect(),
+            overall_assessment: v.overall_assessment.to_string(),
+            notes: v.notes.to_string(),
+            signature: v.signature.as_ref().map(|s| SignatureRecord {
+                signer_name: s.signer_name.clone(),
+                image: (&s.image).into(),
+                signed_at: s.signed_at,
+            }),
+        }
+    }
+}
+
+/// Changes to a visit's details; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
+pub struct VisitPatch {
+    /// Place.
+    #[uniffi(default = None)]
+    pub place: Option<String>,
+    /// Notes (merged character by character with others' typing).
+    #[uniffi(default = None)]
+    pub notes: Option<String>,
+    /// Overall assessment.
+    #[uniffi(default = None)]
+    pub overall_assessment: Option<String>,
+    /// GPS.
+    #[uniffi(default = None)]
+    pub gps: Option<GeoRecord>,
+    /// Marks the visit finished at this time, ms.
+    #[uniffi(default = None)]
+    pub ended_at: Option<i64>,
+    /// Adds inspectors (user ids) to the visit.
+    #[uniffi(default = [])]
+    pub add_inspectors: Vec<String>,
+}
+
+/// A new hazard's details.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct HazardInput {
+    /// Where on site.
+    pub location: String,
+    /// What is wrong.
+    pub description: String,
+    /// Category code (see sync-core `HAZARD_CATEGORIES`).
+    pub category: String,
+    /// `general` or `major`.
+    pub grade: String,
+    /// Criterion (依据).
+    pub criterion: String,
+    /// Required measure.
+    pub measure: String,
+    /// Deadline, `YYYY-MM-DD`.
+    pub deadline: String,
+    /// Responsible person at the enterprise.
+    pub responsible_person: String,
+    /// Funds, yuan (major hazards).
+    #[uniffi(default = None)]
+    pub funds_yuan: Option<i64>,
+    /// Emergency plan (major hazards).
+    #[uniffi(default = "")]
+    pub emergency_plan: String,
+}
+
+/// Changes to a hazard's details; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
+pub struct HazardPatch {
+    /// Location.
+    #[uniffi(default = None)]
+    pub location: Option<String>,
+    /// Description.
+    #[uniffi(default = None)]
+    pub description: Option<String>,
+    /// Category.
+    #[uniffi(default = None)]
+    pub category: Option<String>,
+    /// Grade.
+    #[uniffi(default = None)]
+    pub grade: Option<String>,
+    /// Criterion.
+    #[uniffi(default = None)]
+    pub criterion: Option<String>,
+    /// Measure.
+    #[uniffi(default = None)]
+    pub measure: Option<String>,
+    /// Deadline.
+    #[uniffi(default = None)]
+    pub deadline: Option<String>,
+    /// Responsible person.
+    #[uniffi(default = None)]
+    pub responsible_person: Option<String>,
+    /// Funds.
+    #[uniffi(default = None)]
+    pub funds_yuan: Option<i64>,
+    /// Emergency plan.
+    #[uniffi(default = None)]
+    pub emergency_plan: Option<String>,
+}
+
+/// One rectification event.
+#[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
+pub struct EventRecord {
+    /// Id.
+    pub id: String,
+    /// Kind (`notified`, `signed_for`, `rectification_submitted`, `verified`, `closed`, …).
+    pub kind: String,
+    /// Chinese label.
+    pub label_zh: String,
+    /// When, ms.
+    pub at: i64,
+    /// Author's user id.
+    pub author: String,
+    /// Author's role.
+    pub role: String,
+    /// Free text of the event (note, reason, signer, date).
+    pub text: String,
+    /// Photos (rectification evidence).
+    pub photos: Vec<PhotoRecord>,
+    /// Why the event had no effect, when it had none.
+    pub ignored: Option<String>,
+}
+
+fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
+    let (text, photos) = match &e.kind {
+        EventKind::Notified => (String::new(), vec![]),
+        EventKind::SignedFor { signer } => (signer.clone(), vec![]),
+        EventKind::ExtensionRequested { until, reason } => (format!("{until} {reason}"), vec![]),
+        EventKind::ExtensionGranted { until, .. } => (until.clone(), vec![]),
+        EventKind::ExtensionRefused { reason, .. } => (reason.clone(), vec![]),
+        EventKind::RectificationSubmitted { note, photos } => {
+            (note.clone(), photos.iter().map(Into::into).collect())
+        }
+        EventKind::Verified { note, .. }
+        | EventKind::SupervisionPut { note }
+        | EventKind::SupervisionLifted { note }
+        | EventKind::Closed { note } => (note.clone(), vec![]),
+        EventKind::ReportedToRegulator { to } => (to.clone(), vec![]),
+        EventKind::Reopened { reason } => (reason.clone(), vec![]),
+    };
+    EventRecord {
+        id: e.id.clone(),
+        kind: e.kind.name().to_owned(),
+        label_zh: e.kind.label_zh().to_owned(),
+        at: e.at,
+        author: e.author.clone(),
+        role: e.role.as_str().to_owned(),
+        text,
+        photos,
+        ignored: status
+            .outcomes
+            .iter()
+            .find(|o| o.event == e.id)
+            .and_then(|o| o.ignored.map(str::to_owned)),
+    }
+}
+
+/// A hazard with its current state.
+#[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
+pub struct HazardRecord {
+    /// Id.
+    pub id: String,
+    /// Visit that found it.
+    pub visit_id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Agency.
+    pub agency_id: String,
+    /// Township.
+    pub township_id: String,
+    /// Creator.
+    pub created_by: String,
+    /// Location.
+    pub location: String,
+    /// Description.
+    pub description: String,
+    /// Category.
+    pub category: String,
+    /// Grade.
+    pub grade: String,
+    /// Criterion.
+    pub criterion: String,
+    /// Measure.
+    pub measure: String,
+    /// Original deadline.
+    pub deadline: String,
+    /// Deadline after granted extensions.
+    pub current_deadline: Option<String>,
+    /// Responsible person.
+    pub responsible_person: String,
+    /// Funds.
+    pub funds_yuan: Option<i64>,
+    /// Emergency plan.
+    pub emergency_plan: String,
+    /// Photos as found.
+    pub photos: Vec<PhotoRecord>,
+    /// State (`open`, `notified`, `in_progress`, `submitted`, `accepted`, `closed`).
+    pub state: String,
+    /// State label in Chinese.
+    pub state_zh: String,
+    /// History.
+    pub events: Vec<EventRecord>,
+}
+
+impl From<&HazardDoc> for HazardRecord {
+    fn from(h: &HazardDoc) -> Self {
+        let status = match h.header() {
+            Ok(header) => {
+                sync_core::rectification::fold(&header, h.grade, h.original_deadline(), &h.events)
+            }
+            Err(_) => sync_core::rectification::fold(
+                &placeholder_header(),
+                h.grade,
+                h.original_deadline(),
+                &h.events,
+            ),
+        };
+        Self {
+            id: h.id.clone(),
+            visit_id: h.visit_id.clone(),
+            enterprise_id: h.enterprise_id.clone(),
+            agency_id: h.agency_id.clone(),
+            township_id: h.township_id.clone(),
+            created_by: h.created_by.clone(),
+            location: h.location.clone(),
+            description: h.description.to_string(),
+            category: h.category.clone(),
+            grade: h.grade.as_str().to_owned(),
+            criterion: h.criterion.clone(),
+            measure: h.measure.to_string(),
+            deadline: h.deadline.clone(),
+            current_deadline: status.deadline.map(|d| d.to_string()),
+            responsible_person: h.responsible_person.clone(),
+            funds_yuan: h.funds_yuan,
+            emergency_plan: h.emergency_plan.clone(),
+            photos: h.photos.iter().map(Into::into).collect(),
+            state: status.state.as_str().to_owned(),
+            state_zh: status.state.label_zh().to_owned(),
+            events: h.events.iter().map(|e| event_record(e, &status)).collect(),
+        }
+    }
+}
+
+fn placeholder_header() -> sync_core::doc::Header {
+    sync_core::doc::Header {
+        kind: sync_core::doc::DocKind::Hazard,
+        id: uuid::Uuid::nil(),
+        schema: sync_core::doc::SCHEMA_VERSION,
+        enterprise: sync_core::ids::EnterpriseId::from_uuid(uuid::Uuid::nil()),
+        agency: sync_core::ids::AgencyId::from_uuid(uuid::Uuid::nil()),
+        township: sync_core::ids::TownshipId::from_uuid(uuid::Uuid::nil()),
+        created_by: sync_core::ids::UserId::from_uuid(uuid::Uuid::nil()),
+        created_at: 0,
+    }
+}
+
+/// A row of a list: a document's summary, without hydrating it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HazardSummary {
+    /// Id.
+    pub id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Visit.
+    pub visit_id: Option<String>,
+    /// State.
+    pub state: String,
+    /// Grade.
+    pub grade: String,
+    /// Current deadline.
+    pub deadline: Option<String>,
+    /// Location.
+    pub location: String,
+    /// Sync state of the row.
+    pub sync_state: ItemState,
+}
+
+/// Where one document stands with the server.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ItemState {
+    /// Local changes wait for the next sync.
+    Pending,
+    /// The server has everything this phone has.
+    Synced,
+    /// The server refused the last changes; see `repair`.
+    Refused {
+        /// The server's reasons, Chinese first.
+        reason: String,
+    },
+}
+
+/// One refused document in a sync.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RefusedItem {
+    /// Document id.
+    pub doc_id: String,
+    /// Reasons.
+    pub reasons: Vec<String>,
+}
+
+/// What one `sync_now` did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Documents whose changes were sent.
+    pub sent: u32,
+    /// Documents updated from the server.
+    pub received: u32,
+    /// Documents refused.
+    pub refused: Vec<RefusedItem>,
+    /// Documents removed from this phone (left the user's scope).
+    pub removed: u32,
+    /// Photos whose upload finished in this sync.
+    pub photos_uploaded: u32,
+    /// Photos still waiting.
+    pub photos_pending: u32,
+    /// Why photos did not upload, if they did not.
+    pub photo_error: Option<String>,
+}
+
+/// A value the user typed that `repair` discarded, to offer again.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DiscardedValue {
+    /// Field name (`description`, `events`, `checklist`, …).
+    pub field: String,
+    /// The user's value, JSON.
+    pub local_value: String,
+    /// The value kept (the server's), JSON.
+    pub server_value: String,
+}
+
+/// What `repair` did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RepairReport {
+    /// Document.
+    pub doc_id: String,
+    /// What the refused version had that the repaired one has not.
+    pub discarded: Vec<DiscardedValue>,
+    /// Refused versions kept on this phone for this document.
+    pub kept_versions: u64,
+}

@@ -1,0 +1,332 @@
+//! The bridge's own tests: the SQLite store runs sync-core's conformance suite, edits survive a
+//! restart, and photo intake reads EXIF, hashes and downscales as documented.
+#![allow(clippy::unwrap_used)]
+
+use mobile_bridge::records::{
+    CheckResultRecord, ChecklistItemRecord, HazardInput, ItemState, VisitKindRecord, VisitPatch,
+};
+use mobile_bridge::store::{EnterpriseRow, LocalStore, SessionRow};
+use mobile_bridge::{InspectionClient, photo};
+
+// The store is blocking, so its futures are ready at once: sync-core's minimal executor runs
+// the conformance functions (the crate's macro makes `async fn` tests, which need a runtime).
+macro_rules! sqlite_conformance {
+    ($($name:ident),* $(,)?) => {
+        mod store_conformance {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = LocalStore::open(&dir.path().join("conformance.db")).unwrap();
+                    sync_core::store::block_on(sync_core::store::conformance::$name(store));
+                }
+            )*
+        }
+    };
+}
+
+sqlite_conformance!(
+    append_and_load_round_trip,
+    a_document_cannot_change_enterprise,
+    compaction_keeps_everything,
+    changes_since_filters_and_orders,
+    kv_round_trip,
+    delivery_log_round_trip,
+);
+
+const AGENCY: &str = "0195a000-0000-7000-8000-000000000001";
+const ENTERPRISE: &str = "0195a000-0000-7000-8000-000000000002";
+const TOWNSHIP: &str = "0195a000-0000-7000-8000-000000000003";
+const USER: &str = "0195a000-0000-7000-8000-000000000004";
+const DEVICE: &str = "0195a000-0000-7000-8000-000000000005";
+
+/// A client with a session and an enterprise as a login would leave them, without a server.
+fn offline_inspector(dir: &std::path::Path) -> std::sync::Arc<InspectionClient> {
+    let client =
+        InspectionClient::new(dir.display().to_string(), "http://127.0.0.1:9".into()).unwrap();
+    let store = client.store();
+    store
+        .put_session(&SessionRow {
+            server_url: "http://127.0.0.1:9".into(),
+            username: "inspector".into(),
+            user_id: USER.into(),
+            role: "inspector".into(),
+            org_id: AGENCY.into(),
+            display_name: "检查员".into(),
+            device_id: DEVICE.into(),
+            actor_id: "0a0b0c0d0e0f10111213141516171819".into(),
+            access_token: Some("t".into()),
+            access_expires_at: Some("2000-01-01T00:00:00Z".into()),
+            refresh_token: Some("r".into()),
+        })
+        .unwrap();
+    store
+        .put_enterprises(&[EnterpriseRow {
+            id: ENTERPRISE.into(),
+            name: "宏达机械厂".into(),
+            uscc: "91330100MA2AAAAA1X".into(),
+            address: "工业路 8 号".into(),
+            township_id: TOWNSHIP.into(),
+            industry: "机械".into(),
+            park: None,
+        }])
+        .unwrap();
+    client
+}
+
+#[test]
+fn an_offline_edit_survives_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (visit, hazard) = {
+        let client = offline_inspector(dir.path());
+        let visit = client
+            .start_visit(
+                ENTERPRISE.into(),
+                VisitKindRecord::Routine,
+                "一号车间".into(),
+            )
+            .unwrap();
+        client
+            .set_checklist_item(
+                visit.clone(),
+                ChecklistItemRecord {
+                    id: String::new(),
+                    title: "配电箱门锁".into(),
+                    result: CheckResultRecord::Fail,
+                    note: "未上锁".into(),
+                },
+            )
+            .unwrap();
+        client
+            .edit_visit(
+                visit.clone(),
+                VisitPatch {
+                    notes: Some("现场有焊接作业".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let hazard = client
+            .add_hazard(
+                visit.clone(),
+                HazardInput {
+                    location: "一号车间配电箱".into(),
+                    description: "配电箱未上锁，线路裸露".into(),
+                    category: "electrical".into(),
+                    grade: "general".into(),
+                    criterion: String::new(),
+                    measure: "加锁并包扎线路".into(),
+                    deadline: "2026-03-20".into(),
+                    responsible_person: "王厂长".into(),
+                    funds_yuan: None,
+                    emergency_plan: String::new(),
+                },
+            )
+            .unwrap();
+        client.notify(hazard.clone()).unwrap();
+        (visit, hazard)
+        // The client is dropped here, as when the app is killed after the calls returned.
+    };
+    let client = offline_inspector(dir.path());
+    let v = client.get_visit(visit.clone()).unwrap();
+    assert_eq!(v.place, "一号车间");
+    assert_eq!(v.notes, "现场有焊接作业");
+    assert_eq!(v.checklist.len(), 1);
+    let h = client.get_hazard(hazard.clone()).unwrap();
+    assert_eq!(h.description, "配电箱未上锁，线路裸露");
+    assert_eq!(h.state, "notified");
+    assert_eq!(
+        client.item_state(hazard.clone()).unwrap(),
+        ItemState::Pending
+    );
+    let open = client.open_hazards(Some(ENTERPRISE.into())).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, hazard);
+    assert_eq!(open[0].sync_state, ItemState::Pending);
+}
+
+#[test]
+fn a_manager_only_edit_is_refused_before_it_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = offline_inspector(dir.path());
+    let visit = client
+        .start_visit(ENTERPRISE.into(), VisitKindRecord::Routine, "仓库".into())
+        .unwrap();
+    let hazard = client
+        .add_hazard(
+            visit,
+            HazardInput {
+                location: "仓库".into(),
+                description: "通道堵塞".into(),
+                category: "fire".into(),
+                grade: "general".into(),
+                criterion: String::new(),
+                measure: "清理通道".into(),
+                deadline: "2026-03-20".into(),
+                responsible_person: "李".into(),
+                funds_yuan: None,
+                emergency_plan: String::new(),
+            },
+        )
+        .unwrap();
+    // Only the enterprise submits its rectification.
+    let err = client
+        .submit_rectification(hazard.clone(), "已清理".into(), vec![])
+        .unwrap_err();
+    assert!(
+        matches!(err, mobile_bridge::BridgeError::Refused { .. }),
+        "{err}"
+    );
+    assert!(client.get_hazard(hazard).unwrap().events.is_empty());
+}
+
+/// A JPEG of `w`×`h` with an EXIF block holding capture time and GPS.
+pub fn jpeg_with_exif(w: u32, h: u32, lat: f64, lon: f64) -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value};
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
+    let dms = |v: f64| {
+        let v = v.abs();
+        let d = v.trunc();
+        let m = ((v - d) * 60.0).trunc();
+        let s = ((v - d) * 60.0 - m) * 60.0;
+        vec![
+            Rational {
+                num: d as u32,
+                denom: 1,
+            },
+            Rational {
+                num: m as u32,
+                denom: 1,
+            },
+            Rational {
+                num: (s * 10_000.0).round() as u32,
+                denom: 10_000,
+            },
+        ]
+    };
+    let fields = [
+        Field {
+            tag: Tag::DateTimeOriginal,
+            ifd_num: In::PRIMARY,
+            value: Value::Ascii(vec![b"2026:03:10 10:15:00".to_vec()]),
+        },
+        Field {
+            tag: Tag::GPSLatitudeRef,
+            ifd_num: In::PRIMARY,
+            value: Value::Ascii(vec![if lat < 0.0 {
+                b"S".to_vec()
+            } else {
+                b"N".to_vec()
+            }]),
+        },
+        Field {
+            tag: Tag::GPSLatitude,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(dms(lat)),
+        },
+        Field {
+            tag: Tag::GPSLongitudeRef,
+            ifd_num: In::PRIMARY,
+            value: Value::Ascii(vec![if lon < 0.0 {
+                b"W".to_vec()
+            } else {
+                b"E".to_vec()
+            }]),
+        },
+        Field {
+            tag: Tag::GPSLongitude,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(dms(lon)),
+        },
+    ];
+    let mut w = exif::experimental::Writer::new();
+    for f in &fields {
+        w.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    w.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
+    // APP1 "Exif\0\0" + TIFF, right after SOI.
+    let len = u16::try_from(2 + 6 + tiff.len()).unwrap();
+    let mut out = Vec::with_capacity(jpeg.len() + tiff.len() + 10);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_12_megapixel_photo_is_hashed_downscaled_and_keeps_its_gps() {
+    let original = jpeg_with_exif(4000, 3000, 30.274_085, 120.155_070);
+    let p = photo::prepare(&original, photo::DEFAULT_MAX_EDGE).unwrap();
+    assert_eq!(
+        p.sha256,
+        photo::sha256_hex(&p.bytes),
+        "the record names the uploaded bytes"
+    );
+    assert_eq!(p.original_sha256, photo::sha256_hex(&original));
+    assert_eq!(p.original_size, original.len() as u64);
+    assert_eq!((p.width, p.height), (2048, 1536));
+    assert!(p.bytes.len() < original.len());
+    let gps = p.gps.expect("GPS read from EXIF");
+    assert!((gps.lat - 30.274_085).abs() < 1e-5, "{gps:?}");
+    assert!((gps.lon - 120.155_070).abs() < 1e-5, "{gps:?}");
+    // 10:15 in Beijing is 02:15 UTC.
+    let expected: jiff::Timestamp = "2026-03-10T02:15:00Z".parse().unwrap();
+    assert_eq!(p.captured_at, Some(expected.as_millisecond()));
+    // The prepared JPEG decodes and has no EXIF left.
+    let back = image::load_from_memory(&p.bytes).unwrap();
+    assert_eq!(back.width().max(back.height()), 2048);
+    assert_eq!(photo::read_exif(&p.bytes), (None, None));
+}
+
+#[test]
+fn attaching_a_photo_queues_the_prepared_file_and_references_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = offline_inspector(dir.path());
+    let visit = client
+        .start_visit(ENTERPRISE.into(), VisitKindRecord::Routine, "车间".into())
+        .unwrap();
+    let hazard = client
+        .add_hazard(
+            visit,
+            HazardInput {
+                location: "车间".into(),
+                description: "护栏缺失".into(),
+                category: "machinery".into(),
+                grade: "general".into(),
+                criterion: String::new(),
+                measure: "加装护栏".into(),
+                deadline: "2026-03-20".into(),
+                responsible_person: "张".into(),
+                funds_yuan: None,
+                emergency_plan: String::new(),
+            },
+        )
+        .unwrap();
+    client.set_max_photo_edge(512);
+    let path = dir.path().join("pick.jpg");
+    std::fs::write(&path, jpeg_with_exif(1200, 900, 31.0, 121.5)).unwrap();
+    let rec = client
+        .attach_photo(hazard.clone(), path.display().to_string())
+        .unwrap();
+    let stored = std::fs::read(rec.local_path.as_ref().unwrap()).unwrap();
+    assert_eq!(photo::sha256_hex(&stored), rec.sha256);
+    assert_eq!(rec.size, stored.len() as u64);
+    assert_eq!(client.pending_photos().unwrap(), 1);
+    let h = client.get_hazard(hazard).unwrap();
+    assert_eq!(h.photos.len(), 1);
+    assert_eq!(h.photos[0].sha256, rec.sha256);
+    let row = client.store().photo(&rec.sha256).unwrap().unwrap();
+    assert_ne!(row.original_sha256, row.sha256);
+}
