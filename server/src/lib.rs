@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod photos;
 pub mod projection;
 pub mod scope;
 pub mod web;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub db: Db,
     /// The sync hub: validation, durable change log, hot documents in memory.
     pub hub: Arc<sync_core::engine::Hub<Db>>,
+    /// The photo store under `<data_dir>/photos`.
+    pub photos: photos::PhotoStore,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
 }
@@ -66,8 +69,20 @@ pub async fn build_state_with_clock(
         db.clone(),
         sync_core::engine::HubLimits::default(),
     ));
+    let photos = photos::PhotoStore::open(
+        config.data_dir.join("photos"),
+        photos::PhotoConfig::default(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "照片存储无法打开 / cannot open the photo store in {}",
+            config.data_dir.display()
+        )
+    })?;
     Ok(AppState {
         hub,
+        photos,
         db,
         clock,
         config: Arc::new(config),

@@ -75,7 +75,47 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         .execute(pool)
         .await?;
     });
+    let refs: Vec<&str> = v
+        .signature
+        .iter()
+        .map(|s| s.image.sha256.as_str())
+        .collect();
+    project_photo_refs(db, &v.id, &v.enterprise_id, &refs).await
+}
+
+/// Records which photos a document references: who may see a photo follows from it.
+async fn project_photo_refs(
+    db: &Db,
+    doc_id: &str,
+    enterprise_id: &str,
+    shas: &[&str],
+) -> Result<(), ProjectionError> {
+    if shas.is_empty() {
+        return Ok(());
+    }
+    with_pool!(db, pool => {
+        for sha in shas {
+            sqlx::query("INSERT INTO photo_refs (sha256, doc_id, enterprise_id) VALUES ($1, $2, $3) ON CONFLICT (sha256, doc_id) DO NOTHING")
+                .bind(*sha)
+                .bind(doc_id)
+                .bind(enterprise_id)
+                .execute(pool)
+                .await?;
+        }
+    });
     Ok(())
+}
+
+/// Every photo a hazard references: as found, and as evidence in its history.
+fn hazard_photos(h: &HazardDoc) -> Vec<&str> {
+    let mut out: Vec<&str> = h.photos.iter().map(|p| p.sha256.as_str()).collect();
+    for ev in &h.events {
+        if let sync_core::rectification::EventKind::RectificationSubmitted { photos, .. } = &ev.kind
+        {
+            out.extend(photos.iter().map(|p| p.sha256.as_str()));
+        }
+    }
+    out
 }
 
 async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), ProjectionError> {
@@ -163,7 +203,7 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
         }
         tx.commit().await?;
     });
-    Ok(())
+    project_photo_refs(db, &h.id, &h.enterprise_id, &hazard_photos(h)).await
 }
 
 /// A JSON rendering of an event's payload for the history view.

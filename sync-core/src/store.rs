@@ -398,7 +398,7 @@ pub mod conformance {
         let c1 = change(&mut doc, "a", 1);
         let c2 = change(&mut doc, "b", 2);
         let s1 = store
-            .append(id, DocKind::Visit, ent(1), &[c1.clone()])
+            .append(id, DocKind::Visit, ent(1), std::slice::from_ref(&c1))
             .await
             .expect("append");
         let s2 = store

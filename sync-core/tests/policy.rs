@@ -1,5 +1,6 @@
 //! Batches that break the rules are refused whole, with their reasons, and nothing of them is
 //! applied.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! and from whomever, the fold never closes a hazard without an accepted verification, never
 //! lets a role outside the policy move a hazard, and never closes a major hazard without a
 //! supervisor of its township.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

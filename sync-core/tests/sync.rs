@@ -1,4 +1,5 @@
 //! Sync across replicas through the real hub and the real wire format.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -82,8 +83,8 @@ fn world_with_docs() -> (World, Hub<MemoryStore>, Vec<Phone>, VisitId, HazardId)
             },
         );
     }
-    for i in 0..phones.len() {
-        sync(&hub, &w, &mut phones[i], 0);
+    for phone in phones.iter_mut() {
+        sync(&hub, &w, phone, 0);
     }
     (w, hub, phones, vid, hid)
 }
@@ -141,7 +142,7 @@ fn do_edit(p: &mut Phone, vid: VisitId, hid: HazardId, field: u8, v: u16) {
             }),
             _ => {
                 if let Some(item) = vd.checklist.first_mut() {
-                    item.result = if v % 2 == 0 {
+                    item.result = if v.is_multiple_of(2) {
                         CheckResult::Pass
                     } else {
                         CheckResult::NotApplicable

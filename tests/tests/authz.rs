@@ -1,5 +1,6 @@
 //! The authorisation matrix: every route × every role × own / other tenant, with the expected
 //! status from one table. Lists must also never contain another tenant's ids.
+#![allow(clippy::unwrap_used)]
 
 use reqwest::{Method, StatusCode};
 use sync_core::doc::visit::VisitKind;
@@ -27,6 +28,9 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/visits", 200, 200),
     ("GET", "/api/v1/visits/{v}", 200, 404),
     ("GET", "/api/v1/reports/major", 200, 200),
+    ("GET", "/api/v1/photos/{p}", 200, 404),
+    ("GET", "/api/v1/photos/{p}/thumb", 200, 404),
+    ("GET", "/api/v1/photos/{p}/status", 200, 200),
     // A web session (no device) may not sync, whoever it is.
     ("POST", "/api/v1/sync", 403, 403),
 ];
@@ -96,6 +100,7 @@ const ROLES: &[&str] = &[
 ];
 
 struct Tenant {
+    photo: String,
     enterprise: String,
     hazard: String,
     visit: String,
@@ -134,13 +139,43 @@ async fn record(
             refused: None,
         },
     );
+    // A photo of the hazard, uploaded by this tenant's inspector.
+    let mut img = std::io::Cursor::new(Vec::new());
+    let shade = (uuid::Uuid::new_v4().as_u128() % 200) as u8;
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        40,
+        30,
+        image::Rgb([shade, 90, 160]),
+    ))
+    .write_to(&mut img, image::ImageFormat::Jpeg)
+    .unwrap();
+    let bytes = img.into_inner();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let r = app
+        .client
+        .put(format!("{}/api/v1/photos/{sha}?offset=0", app.base))
+        .bearer_auth(&phone.session.token)
+        .header("x-photo-size", bytes.len().to_string())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let hid = HazardId::new_random();
-    let doc = HazardDoc::new(
+    let mut doc = HazardDoc::new(
         &h(DocKind::Hazard, *hid.as_uuid()),
         vid,
         Grade::Major,
         Deadline::parse("2026-04-01").unwrap(),
     );
+    doc.photos.push(sync_core::domain::PhotoRef {
+        sha256: sha.clone(),
+        size: bytes.len() as u64,
+        media_type: "image/jpeg".into(),
+        captured_at: None,
+        gps: None,
+        added_by: phone.author.user.to_string(),
+    });
     let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
     phone.replica.docs.insert(
         *hid.as_uuid(),
@@ -154,6 +189,7 @@ async fn record(
     let resp = app.sync(phone).await;
     assert!(resp.refused.is_empty());
     Tenant {
+        photo: sha,
         enterprise: enterprise.to_owned(),
         hazard: hid.to_string(),
         visit: vid.to_string(),
@@ -161,7 +197,8 @@ async fn record(
 }
 
 fn fill(path: &str, t: &Tenant) -> String {
-    path.replace("{e}", &t.enterprise)
+    path.replace("{p}", &t.photo)
+        .replace("{e}", &t.enterprise)
         .replace("{h}", &t.hazard)
         .replace("{v}", &t.visit)
 }
@@ -224,6 +261,42 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
             }
         }
     }
+    for (role, body, want_own, want_other) in ACTIONS {
+        let s = app.login(role).await;
+        let fresh_own = record(&app, &mut a, &seed.enterprise, &seed.agency, &seed.township).await;
+        for (tenant, want) in [(&fresh_own, want_own), (&other, want_other)] {
+            let url = format!("{}/api/v1/hazards/{}/events", app.base, tenant.hazard);
+            let resp = app
+                .client
+                .post(&url)
+                .bearer_auth(&s.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            if status != *want {
+                failures.push(format!(
+                    "{role} POST {url} {body}: {status}, expected {want}: {text}"
+                ));
+            }
+        }
+        let resp = app
+            .client
+            .post(format!(
+                "{}/api/v1/hazards/{}/events",
+                app.base, other.hazard
+            ))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            failures.push(format!("no token POST events: {}", resp.status()));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} mismatches:\n{}",
@@ -240,7 +313,8 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
             .unwrap()
             .replace("{e}", "{id}")
             .replace("{h}", "{id}")
-            .replace("{v}", "{id}");
+            .replace("{v}", "{id}")
+            .replace("{p}", "{sha256}");
         assert!(
             doc["paths"][&p][method.to_lowercase()].is_object(),
             "{method} {p} is not in openapi.json"

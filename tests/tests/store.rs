@@ -1,5 +1,6 @@
 //! The server's document store runs sync-core's conformance suite on SQLite and PostgreSQL.
 //! Each test gets a fresh database (dropped afterwards on PostgreSQL).
+#![allow(clippy::unwrap_used)]
 
 macro_rules! conformance {
     ($($name:ident),*) => {

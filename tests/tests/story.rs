@@ -2,6 +2,7 @@
 //! visit and a major hazard offline, the server reports it to the township, the enterprise signs
 //! and submits evidence, the inspector verifies, the supervisor closes it; forbidden batches are
 //! refused with nothing persisted; another tenant sees nothing; projections rebuild identically.
+#![allow(clippy::unwrap_used)]
 
 use reqwest::StatusCode;
 use sync_core::doc::visit::VisitKind;
@@ -448,3 +449,34 @@ tests::on_every_backend!(
     another_tenant_sees_and_receives_nothing,
     bad_sync_messages_get_a_clear_4xx_and_the_server_stays_up,
 );
+
+/// What the server acknowledged survives a restart: a new server on the same database has every
+/// change, and the phone's next sync brings nothing back and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_changes_survive_a_restart() {
+    let app = tests::spawn_app(tests::Backend::Sqlite).await.unwrap();
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let (_, hid) = record_visit(&seed, &mut inspector, Grade::General, "2026-03-20");
+    let resp = app.sync(&mut inspector).await;
+    assert!(resp.refused.is_empty());
+    let heads = inspector.replica.docs[hid.as_uuid()].doc.get_heads();
+
+    // A second server process on the same files (the first one's memory is gone).
+    let config = server::Config {
+        data_dir: app.dir.path().to_owned(),
+        database_url: Some(format!(
+            "sqlite://{}",
+            app.dir.path().join("test.db").display()
+        )),
+        ..server::Config::default()
+    };
+    let state = server::build_state_with_clock(config, app.clock.clone())
+        .await
+        .unwrap();
+    let doc = state.hub.load(*hid.as_uuid()).await.unwrap().unwrap();
+    assert_eq!(doc.get_heads(), heads);
+    let hz = HazardDoc::hydrate_from(&doc).unwrap();
+    assert_eq!(hz.location, "冲压车间");
+    assert_eq!(hz.events.len(), 1);
+}

@@ -10,6 +10,7 @@ mod devices;
 mod enterprises;
 pub mod hazards;
 pub mod openapi;
+pub mod photos;
 pub mod sync;
 
 use axum::Router;
@@ -38,6 +39,16 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/major", get(hazards::major_reports))
         .route("/dashboard", get(dashboard::get))
         .merge(crate::web::api_routes())
+        .route(
+            "/photos/{sha256}",
+            axum::routing::put(photos::put_chunk)
+                .get(photos::display)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::photos::PhotoConfig::default().max_photo_bytes as usize + 1024,
+                )),
+        )
+        .route("/photos/{sha256}/status", get(photos::status))
+        .route("/photos/{sha256}/thumb", get(photos::thumb))
         .route(
             "/sync",
             post(sync::sync).layer(axum::extract::DefaultBodyLimit::max(

@@ -1,6 +1,6 @@
 //! A small world for tests: one township, two agencies, one enterprise under contract with the
 //! first agency, and a user of every role with an enrolled device.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::HashSet;
 

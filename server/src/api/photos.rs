@@ -1,0 +1,313 @@
+//! Photo routes: resumable content-addressed upload, status, and serving the display copy and
+//! thumbnail to users who may see a document that references the photo.
+//!
+//! - `PUT /api/v1/photos/{sha256}?offset=N` with `x-photo-size: <total>` and the chunk as the
+//!   body, streamed to disk (never held in memory). Answers `{received, size, complete}`; a wrong
+//!   offset is 409 with `expected`. When the last byte arrives the hash is verified and the photo
+//!   processed (type sniffed, dimensions guarded, orientation applied, EXIF kept in the database
+//!   and stripped from what is served).
+//! - `GET /api/v1/photos/{sha256}/status`: `{received, size, complete}`, 404 when unknown.
+//! - `GET /api/v1/photos/{sha256}` and `/thumb`: JPEG, only if a document in the caller's scope
+//!   references the photo (or the caller uploaded it).
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::auth::AuthUser;
+use crate::db::with_pool;
+use crate::error::ApiError;
+use crate::model::Role;
+use crate::photos::{
+    BeginOutcome, FinishOutcome, PhotoError, PhotoHash, UploadStatus, Variant, WriteOutcome,
+};
+use crate::{AppState, scope};
+
+/// Upload progress.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes stored so far (the offset to send next).
+    pub received: u64,
+    /// Total size.
+    pub size: u64,
+    /// Stored, verified and processed.
+    pub complete: bool,
+}
+
+/// Query of a chunk upload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkQuery {
+    offset: u64,
+}
+
+fn photo_error(e: PhotoError) -> Response {
+    let code = e.code();
+    let status = match &e {
+        PhotoError::WrongOffset { expected, .. } => {
+            let body = serde_json::json!({
+                "error": code,
+                "message": format!("上传位置错误，应从 {expected} 字节续传 / wrong offset, resume at byte {expected}"),
+                "expected": expected,
+            });
+            return (StatusCode::CONFLICT, axum::Json(body)).into_response();
+        }
+        _ if !e.is_client_error() => {
+            tracing::error!(error = %e, "photo store failure");
+            return ApiError::Internal(anyhow::anyhow!(e.to_string())).into_response();
+        }
+        PhotoError::TooLarge { .. } | PhotoError::ExceedsDeclaredSize { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        PhotoError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        PhotoError::NotStored(_) | PhotoError::UploadNotFound(_) => StatusCode::NOT_FOUND,
+        PhotoError::SizeConflict { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let body =
+        serde_json::json!({ "error": code, "message": format!("照片被拒绝 / photo refused: {e}") });
+    (status, axum::Json(body)).into_response()
+}
+
+fn parse_hash(sha: &str) -> Result<PhotoHash, Box<Response>> {
+    sha.parse::<PhotoHash>()
+        .map_err(|e| Box::new(photo_error(e)))
+}
+
+/// `PUT /api/v1/photos/{sha256}?offset=N`.
+pub async fn put_chunk(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha): Path<String>,
+    Query(q): Query<ChunkQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !matches!(user.role, Role::Inspector | Role::EnterpriseManager) {
+        return ApiError::forbidden("您的角色不能上传照片", "your role may not upload photos")
+            .into_response();
+    }
+    let hash = match parse_hash(&sha) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let Some(size) = headers
+        .get("x-photo-size")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        return ApiError::bad_request(
+            "missing_photo_size",
+            "缺少 x-photo-size 请求头（照片总字节数）",
+            "missing x-photo-size header (total bytes of the photo)",
+        )
+        .into_response();
+    };
+    let hint = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let store = &state.photos;
+    match store.begin_upload(hash, size, hint).await {
+        Ok(BeginOutcome::AlreadyStored) => {
+            return axum::Json(Progress {
+                received: size,
+                size,
+                complete: true,
+            })
+            .into_response();
+        }
+        Ok(BeginOutcome::Ready { .. }) => {}
+        Err(e) => return photo_error(e),
+    }
+    let received = match store
+        .write_chunk(hash, q.offset, body.into_data_stream())
+        .await
+    {
+        Ok(WriteOutcome::AlreadyStored) => size,
+        Ok(WriteOutcome::Progress { received, .. }) => received,
+        Err(e) => return photo_error(e),
+    };
+    if received < size {
+        return axum::Json(Progress {
+            received,
+            size,
+            complete: false,
+        })
+        .into_response();
+    }
+    match store.finish(hash).await {
+        Ok(outcome) => {
+            if let FinishOutcome::Stored(meta) | FinishOutcome::AlreadyStored(meta) = &outcome
+                && let Err(e) = record_meta(&state, &user, meta).await
+            {
+                tracing::error!(error = %e, "recording photo metadata failed");
+                return e.into_response();
+            }
+            axum::Json(Progress {
+                received: size,
+                size,
+                complete: true,
+            })
+            .into_response()
+        }
+        Err(e) => photo_error(e),
+    }
+}
+
+async fn record_meta(
+    state: &AppState,
+    user: &AuthUser,
+    meta: &crate::photos::PhotoMeta,
+) -> Result<(), ApiError> {
+    let json = serde_json::to_string(meta).map_err(|e| ApiError::Internal(e.into()))?;
+    let captured = meta.captured_at.as_ref().map(|c| c.local.to_string());
+    let (lat, lon) = meta
+        .gps
+        .as_ref()
+        .map(|g| (Some(g.latitude), Some(g.longitude)))
+        .unwrap_or((None, None));
+    let now = crate::clock::to_millis(state.clock.now());
+    with_pool!(&state.db, pool => {
+        sqlx::query(
+            "INSERT INTO photos (sha256, byte_size, media_type, width, height, captured_at, gps_lat, gps_lon, uploaded_by, uploaded_at, meta) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(meta.sha256.to_string())
+        .bind(meta.byte_size as i64)
+        .bind(meta.media_type.mime())
+        .bind(i64::from(meta.width))
+        .bind(i64::from(meta.height))
+        .bind(captured)
+        .bind(lat)
+        .bind(lon)
+        .bind(&user.user_id)
+        .bind(now)
+        .bind(json)
+        .execute(pool)
+        .await
+        .map_err(crate::db::DbError::from)?;
+    });
+    Ok(())
+}
+
+/// `GET /api/v1/photos/{sha256}/status`.
+pub async fn status(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(sha): Path<String>,
+) -> Response {
+    let hash = match parse_hash(&sha) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    match state.photos.upload_status(hash).await {
+        Ok(UploadStatus::NotStarted) => {
+            ApiError::not_found("没有这张照片", "no such photo").into_response()
+        }
+        Ok(UploadStatus::InProgress {
+            received,
+            expected_size,
+        }) => axum::Json(Progress {
+            received,
+            size: expected_size,
+            complete: false,
+        })
+        .into_response(),
+        Ok(UploadStatus::Stored) => {
+            let size = state
+                .photos
+                .meta(hash)
+                .await
+                .ok()
+                .flatten()
+                .map(|m| m.byte_size)
+                .unwrap_or(0);
+            axum::Json(Progress {
+                received: size,
+                size,
+                complete: true,
+            })
+            .into_response()
+        }
+        Err(e) => photo_error(e),
+    }
+}
+
+/// Whether `user` may see the photo: a document in scope references it, or they uploaded it.
+async fn may_see(state: &AppState, user: &AuthUser, sha: &str) -> Result<bool, ApiError> {
+    let (enterprises, uploader): (Vec<String>, Option<String>) = with_pool!(&state.db, pool => {
+        let ents = sqlx::query("SELECT enterprise_id FROM photo_refs WHERE sha256 = $1")
+            .bind(sha)
+            .fetch_all(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .into_iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        let up = sqlx::query_scalar("SELECT uploaded_by FROM photos WHERE sha256 = $1")
+            .bind(sha)
+            .fetch_optional(pool)
+            .await
+            .map_err(crate::db::DbError::from)?;
+        (ents, up)
+    });
+    if uploader.as_deref() == Some(user.user_id.as_str()) {
+        return Ok(true);
+    }
+    for e in enterprises {
+        if scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &e).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn serve_variant(state: AppState, user: AuthUser, sha: String, variant: Variant) -> Response {
+    let hash = match parse_hash(&sha) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    match may_see(&state, &user, &hash.to_string()).await {
+        Ok(true) => {}
+        Ok(false) => return ApiError::not_found("没有这张照片", "no such photo").into_response(),
+        Err(e) => return e.into_response(),
+    }
+    match state.photos.open_variant(hash, variant).await {
+        Ok((file, len)) => {
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            (
+                [
+                    (CONTENT_TYPE, "image/jpeg".to_owned()),
+                    (CONTENT_LENGTH, len.to_string()),
+                    (
+                        CACHE_CONTROL,
+                        "private, max-age=31536000, immutable".to_owned(),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => photo_error(e),
+    }
+}
+
+/// `GET /api/v1/photos/{sha256}`: the display copy.
+pub async fn display(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha): Path<String>,
+) -> Response {
+    serve_variant(state, user, sha, Variant::Display).await
+}
+
+/// `GET /api/v1/photos/{sha256}/thumb`: the thumbnail.
+pub async fn thumb(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha): Path<String>,
+) -> Response {
+    serve_variant(state, user, sha, Variant::Thumbnail).await
+}

@@ -1,0 +1,306 @@
+//! Photos over HTTP against a real server: resumable, de-duplicated upload; the thumbnail; who
+//! may see a photo; and bad input answered with a clear 4xx while nothing partial is stored.
+#![allow(clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::Digest;
+use sync_core::doc::visit::VisitKind;
+use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
+use sync_core::domain::{Deadline, Grade, PhotoRef};
+use sync_core::edit;
+use sync_core::engine::ReplicaDoc;
+use sync_core::ids::{AgencyId, EnterpriseId, HazardId, TownshipId, VisitId};
+use tests::{TestApp, users};
+
+const T: i64 = 1_773_108_000_000;
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+async fn put(
+    app: &TestApp,
+    token: &str,
+    sha: &str,
+    offset: u64,
+    size: usize,
+    chunk: &[u8],
+) -> (StatusCode, Value) {
+    let r = app
+        .client
+        .put(format!("{}/api/v1/photos/{sha}?offset={offset}", app.base))
+        .bearer_auth(token)
+        .header("x-photo-size", size.to_string())
+        .header("content-type", "image/jpeg")
+        .body(chunk.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads a whole photo in one chunk; returns its hash.
+async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
+    let h = sha(bytes);
+    let (status, body) = put(app, token, &h, 0, bytes.len(), bytes).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["complete"], true);
+    h
+}
+
+/// Makes an inspector's hazard reference the photo and syncs it.
+async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) -> HazardId {
+    let mut phone = app.phone(users::INSPECTOR).await;
+    let header = |kind, id: uuid::Uuid| Header {
+        kind,
+        id,
+        schema: sync_core::doc::SCHEMA_VERSION,
+        enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
+        agency: AgencyId::parse(&seed.agency).unwrap(),
+        township: TownshipId::parse(&seed.township).unwrap(),
+        created_by: phone.author.user,
+        created_at: T,
+    };
+    let vid = VisitId::new_random();
+    let v = edit::new_visit(
+        &VisitDoc::new(
+            &header(DocKind::Visit, *vid.as_uuid()),
+            VisitKind::Routine,
+            T,
+        ),
+        &phone.author,
+        T,
+    )
+    .unwrap();
+    phone.replica.docs.insert(
+        *vid.as_uuid(),
+        ReplicaDoc {
+            kind: DocKind::Visit,
+            doc: v.doc,
+            synced: vec![],
+            refused: None,
+        },
+    );
+    let hid = HazardId::new_random();
+    let mut hz = HazardDoc::new(
+        &header(DocKind::Hazard, *hid.as_uuid()),
+        vid,
+        Grade::General,
+        Deadline::parse("2026-04-01").unwrap(),
+    );
+    hz.photos.push(PhotoRef {
+        sha256: sha.to_owned(),
+        size: size as u64,
+        media_type: "image/jpeg".into(),
+        captured_at: None,
+        gps: None,
+        added_by: phone.author.user.to_string(),
+    });
+    let e = edit::new_hazard(&hz, &phone.author, T).unwrap();
+    phone.replica.docs.insert(
+        *hid.as_uuid(),
+        ReplicaDoc {
+            kind: DocKind::Hazard,
+            doc: e.doc,
+            synced: vec![],
+            refused: None,
+        },
+    );
+    let resp = app.sync(&mut phone).await;
+    assert!(resp.refused.is_empty(), "{:?}", resp.refused);
+    hid
+}
+
+fn blob_count(app: &TestApp) -> usize {
+    fn walk(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&app.dir.path().join("photos").join("blobs"))
+}
+
+async fn an_upload_resumes_is_stored_once_and_is_served_to_whom_may_see_it(app: TestApp) {
+    let seed = app.seed().await;
+    let inspector = app.login(users::INSPECTOR).await;
+    let photo = jpeg(1600, 1200);
+    let h = sha(&photo);
+    let third = photo.len() / 3;
+
+    // Two chunks, then the connection "drops"; the phone asks where to resume.
+    let (s, b) = put(&app, &inspector.token, &h, 0, photo.len(), &photo[..third]).await;
+    assert_eq!(
+        (s, b["received"].as_u64()),
+        (StatusCode::OK, Some(third as u64))
+    );
+    let (s, b) = put(
+        &app,
+        &inspector.token,
+        &h,
+        third as u64,
+        photo.len(),
+        &photo[third..2 * third],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, status) = app
+        .get(&inspector.token, &format!("/api/v1/photos/{h}/status"))
+        .await;
+    assert_eq!(status["received"].as_u64(), Some(2 * third as u64));
+    assert_eq!(status["complete"], false);
+    // A chunk at the wrong offset says where to resume.
+    let (s, b) = put(&app, &inspector.token, &h, 5, photo.len(), &photo[5..10]).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(b["expected"].as_u64(), Some(2 * third as u64));
+    let (s, b) = put(
+        &app,
+        &inspector.token,
+        &h,
+        2 * third as u64,
+        photo.len(),
+        &photo[2 * third..],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["complete"], true);
+    assert_eq!(blob_count(&app), 1);
+
+    // The same content again is stored once.
+    let manager = app.login(users::MANAGER).await;
+    upload(&app, &manager.token, &photo).await;
+    assert_eq!(blob_count(&app), 1);
+
+    // Not referenced yet: the supervisor may not see it; the uploader may.
+    let sup = app.login(users::SUPERVISOR).await;
+    let thumb = |t: &str| {
+        let url = format!("{}/api/v1/photos/{h}/thumb", app.base);
+        let t = t.to_owned();
+        let client = app.client.clone();
+        async move { client.get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    assert_eq!(thumb(&sup.token).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(thumb(&inspector.token).await.status(), StatusCode::OK);
+
+    reference(&app, &seed, &h, photo.len()).await;
+    let r = thumb(&sup.token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let t = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(t.width().max(t.height()), 320, "thumbnail longest edge");
+    let full = app
+        .client
+        .get(format!("{}/api/v1/photos/{h}", app.base))
+        .bearer_auth(&sup.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status(), StatusCode::OK);
+    let full = image::load_from_memory(&full.bytes().await.unwrap()).unwrap();
+    assert_eq!((full.width(), full.height()), (1600, 1200));
+
+    // Another township's supervisor still sees nothing.
+    let other = app.login(users::OTHER_SUPERVISOR).await;
+    assert_eq!(thumb(&other.token).await.status(), StatusCode::NOT_FOUND);
+    // No token.
+    let r = app
+        .client
+        .get(format!("{}/api/v1/photos/{h}/thumb", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn bad_photos_get_a_clear_4xx_and_nothing_is_stored(app: TestApp) {
+    app.seed().await;
+    let inspector = app.login(users::INSPECTOR).await;
+    let tok = inspector.token.as_str();
+
+    // Wrong hash: the content does not hash to the name.
+    let photo = jpeg(64, 48);
+    let wrong = sha(b"something else");
+    let (s, b) = put(&app, tok, &wrong, 0, photo.len(), &photo).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"], "hash_mismatch");
+
+    // An HTML page named .jpg.
+    let html = b"<!doctype html><html><body>not a photo</body></html>".to_vec();
+    let (s, b) = put(&app, tok, &sha(&html), 0, html.len(), &html).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
+
+    // A JPEG header claiming 60000x60000.
+    let mut huge = vec![
+        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xEA, 0x60, 0xEA, 0x60, 0x03, 0x01, 0x22, 0x00,
+        0x02, 0x11, 0x01, 0x03, 0x11, 0x01,
+    ];
+    huge.extend_from_slice(&[0xFF, 0xD9]);
+    let (s, b) = put(&app, tok, &sha(&huge), 0, huge.len(), &huge).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"], "dimensions_too_large");
+
+    // A truncated JPEG.
+    let real = jpeg(800, 600);
+    let cut = real[..real.len() / 2].to_vec();
+    let (s, b) = put(&app, tok, &sha(&cut), 0, cut.len(), &cut).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+
+    // Larger than allowed.
+    let (s, b) = put(&app, tok, &sha(b"x"), 0, 200 * 1024 * 1024, b"x").await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+
+    // No size header.
+    let r = app
+        .client
+        .put(format!(
+            "{}/api/v1/photos/{}?offset=0",
+            app.base,
+            sha(&photo)
+        ))
+        .bearer_auth(tok)
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A supervisor does not upload.
+    let sup = app.login(users::SUPERVISOR).await;
+    let (s, _) = put(&app, &sup.token, &sha(&photo), 0, photo.len(), &photo).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    assert_eq!(blob_count(&app), 0, "nothing was stored");
+    for h in [wrong, sha(&html), sha(&huge), sha(&cut)] {
+        let (s, _) = app.get(tok, &format!("/api/v1/photos/{h}/status")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "no partial upload left for {h}");
+    }
+    let (s, _) = app.get(tok, "/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK, "the server is still up");
+}
+
+tests::on_every_backend!(
+    an_upload_resumes_is_stored_once_and_is_served_to_whom_may_see_it,
+    bad_photos_get_a_clear_4xx_and_nothing_is_stored,
+);
