@@ -75,6 +75,10 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 const $ = (sel) => document.querySelector(sel);
+/** Appends children like h() does: arrays flattened, null/false skipped. */
+function add(parent, ...kids) {
+  for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined && k !== false) parent.append(k);
+}
 function fmtTime(ms) {
   if (ms === null || ms === undefined) return '—';
   return new Date(ms).toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
@@ -245,7 +249,7 @@ pages.login = async (app) => {
       location.hash = '#/';
     } catch (e) { err.textContent = e.status === 401 ? t('login.failed') : e.message; }
   });
-  app.append(h('div', { class: 'login card' }, h('h1', {}, t('app.title')), form));
+  add(app, h('div', { class: 'login card' }, h('h1', {}, t('app.title')), form));
 };
 
 function home(role) {
@@ -265,7 +269,7 @@ pages.dashboard = async (app) => {
   const d = await api('/api/v1/dashboard');
   const fig = (k, v, cls) => h('div', { class: 'fig ' + (cls || ''), 'data-fig': k }, h('div', { class: 'v' }, v), h('div', { class: 'l' }, t('fig.' + k)));
   const byName = (g) => g.name || g.id || t('no.park');
-  app.append(h('h1', {}, t('nav.dashboard'), ' ', h('small', { class: 'muted' }, d.today)),
+  add(app, h('h1', {}, t('nav.dashboard'), ' ', h('small', { class: 'muted' }, d.today)),
     h('div', { class: 'figs' },
       fig('total', d.total), fig('open', d.open), fig('overdue', d.overdue, 'bad'), fig('major_open', d.major_open, 'major'),
       fig('closed', d.closed, 'ok'), fig('closure_rate', (d.closure_rate * 100).toFixed(1) + '%'),
@@ -286,7 +290,7 @@ pages.dashboard = async (app) => {
 
 async function hazardList(app, title, query, showFilters) {
   const params = new URLSearchParams(query);
-  app.append(h('h1', {}, title));
+  add(app, h('h1', {}, title));
   if (showFilters) {
     const sel = (name, opts) => h('label', {}, t(name), h('select', { name }, h('option', { value: '' }, t('all')),
       opts.map((o) => h('option', { value: o, selected: params.get(name) === o }, t(name + '.' + o)))));
@@ -300,17 +304,17 @@ async function hazardList(app, title, query, showFilters) {
       for (const [k, v] of new FormData(f)) if (v) q.set(k, v);
       location.hash = '#/' + route().page + (q.toString() ? '?' + q : '');
     });
-    app.append(f);
+    add(app, f);
   }
   const rows = await api('/api/v1/hazards?' + params);
-  app.append(h('div', { class: 'card' }, hazardTable(rows)));
+  add(app, h('div', { class: 'card' }, hazardTable(rows)));
 }
 pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
 pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);
 pages.major = async (app) => {
   await hazardList(app, t('nav.major'), 'grade=major', false);
   const reports = await api('/api/v1/reports/major');
-  app.append(h('h2', {}, t('reported')), h('div', { class: 'card' }, reports.length ? h('table', {},
+  add(app, h('h2', {}, t('reported')), h('div', { class: 'card' }, reports.length ? h('table', {},
     h('tbody', {}, reports.map((r) => h('tr', {}, h('td', {}, fmtTime(r.reported_at)), h('td', {}, h('a', { href: '#/hazard/' + r.hazard_id }, r.hazard_id.slice(0, 8))))))) : h('p', { class: 'muted' }, t('none'))));
 };
 
@@ -332,7 +336,7 @@ pages.visits = async (app, _id, q) => {
   const names = Object.fromEntries(ents.map((e) => [e.id, e.name]));
   let rows = await api('/api/v1/visits' + (params.get('enterprise') ? '?enterprise=' + encodeURIComponent(params.get('enterprise')) : ''));
   rows = rows.filter((v) => (!params.get('from') || fmtDate(v.started_at) >= params.get('from')) && (!params.get('to') || fmtDate(v.started_at) <= params.get('to')));
-  app.append(h('h1', {}, t('nav.visits')), f, h('div', { class: 'card' }, rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'visits' },
+  add(app, h('h1', {}, t('nav.visits')), f, h('div', { class: 'card' }, rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'visits' },
     h('thead', {}, h('tr', {}, [t('started'), t('enterprise'), t('place'), t('checked'), t('failed'), t('signature'), ''].map((x) => h('th', {}, x)))),
     h('tbody', {}, rows.map((v) => h('tr', { 'data-visit': v.id }, h('td', {}, fmtTime(v.started_at)), h('td', {}, names[v.enterprise_id] || v.enterprise_id.slice(0, 8)),
       h('td', {}, v.place), h('td', {}, v.checklist_total), h('td', {}, v.checklist_failed), h('td', {}, v.signed_by || t('unsigned')),
@@ -342,7 +346,7 @@ pages.visits = async (app, _id, q) => {
 pages.visit = async (app, id) => {
   const [r, changes] = await Promise.all([api('/api/v1/visits/' + id + '/record'), api('/api/v1/visits/' + id + '/history')]);
   const v = r.visit;
-  app.append(h('h1', {}, t('visit'), ' · ', r.enterprise ? r.enterprise.name : ''),
+  add(app, h('h1', {}, t('visit'), ' · ', r.enterprise ? r.enterprise.name : ''),
     h('p', { class: 'no-print' }, h('a', { href: '#/notice/' + id, id: 'notice-link' }, t('notice')), ' · ',
       r.enterprise ? h('a', { href: '#/file/' + r.enterprise.id }, t('file')) : ''),
     h('div', { class: 'card' }, h('dl', { class: 'kv' },
@@ -354,10 +358,10 @@ pages.visit = async (app, id) => {
     h('div', { class: 'card' }, r.checklist.length ? h('table', { class: 'checklist' }, h('tbody', {}, r.checklist.map((c) =>
       h('tr', {}, h('td', {}, c.title), h('td', {}, t('res.' + c.result)), h('td', {}, c.note))))) : h('p', { class: 'muted' }, t('none'))),
     h('h2', {}, t('hazards')),
-    r.hazards.map((hz) => h('div', { class: 'card hz', 'data-hazard': hz.id },
+    h('div', { id: 'visit-hazards' }, r.hazards.map((hz) => h('div', { class: 'card hz', 'data-hazard': hz.id },
       h('p', {}, gradeBadge(hz.grade), ' ', stateBadge(hz.state), ' ', h('a', { href: '#/hazard/' + hz.id }, hz.description)),
       h('p', { class: 'muted' }, hz.location, ' · ', t('deadline'), ' ', hz.deadline || '—'),
-      photoStrip(hz.photos))),
+      photoStrip(hz.photos)))),
     h('h2', {}, t('signature')),
     h('div', { class: 'card signature', id: 'signature' }, r.signature ? [h('p', {}, r.signature.signer_name, ' · ', fmtTime(r.signature.signed_at)), photoStrip([r.signature.image])] : h('p', { class: 'muted' }, t('unsigned'))),
     h('h2', {}, t('changes')), h('div', { class: 'card', id: 'visit-changes' }, changesTable(changes)));
@@ -438,8 +442,8 @@ pages.hazard = async (app, id) => {
   const [hz, changes] = await Promise.all([api('/api/v1/hazards/' + id), api('/api/v1/hazards/' + id + '/changes')]);
   const x = hz.hazard;
   const again = () => { app.textContent = ''; pages.hazard(app, id); };
-  const evidence = hz.history.filter((e) => e.kind === 'rectification_submitted').flatMap((e) => (e.detail && e.detail.photos) || []);
-  app.append(h('h1', {}, x.description),
+  const evidence = hz.history.filter((e) => e.kind === 'rectification_submitted').flatMap((e) => (e.detail && e.detail.photos) || []).map((p) => (typeof p === 'string' ? { sha256: p } : p));
+  add(app, h('h1', {}, x.description),
     h('p', {}, gradeBadge(x.grade), ' ', h('span', { id: 'hazard-state' }, stateBadge(x.state)), x.overdue ? [' ', h('span', { class: 'badge overdue' }, t('overdue'))] : null,
       x.under_supervision ? [' ', h('span', { class: 'badge major' }, t('supervised'))] : null),
     h('div', { class: 'card' }, h('dl', { class: 'kv' },
@@ -448,7 +452,7 @@ pages.hazard = async (app, id) => {
         .map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)])),
     h('p', {}, h('a', { href: '#/visit/' + x.visit_id }, t('visit')), ' · ', h('a', { href: '#/file/' + x.enterprise_id }, t('file')))),
     actionForms(hz, again),
-    h('h2', {}, t('photos')), h('div', { class: 'card', id: 'hazard-photos' }, photoStrip(hz.photos.length ? hz.photos : evidence)),
+    h('h2', {}, t('photos')), h('div', { class: 'card', id: 'hazard-photos' }, photoStrip([...hz.photos, ...evidence])),
     h('h2', {}, t('history')), h('div', { class: 'card', id: 'hazard-history' }, eventsTable(hz.history)),
     h('h2', {}, t('changes')), h('div', { class: 'card', id: 'hazard-changes' }, changesTable(changes)));
 };
@@ -456,7 +460,7 @@ pages.hazard = async (app, id) => {
 pages.enterprises = async (app) => {
   const ents = await api('/api/v1/enterprises');
   if (session.me.role === 'enterprise_manager' && ents.length === 1) { location.hash = '#/file/' + ents[0].id; return; }
-  app.append(h('h1', {}, t('nav.enterprises')), h('div', { class: 'card' }, ents.length ? h('table', { class: 'enterprises' },
+  add(app, h('h1', {}, t('nav.enterprises')), h('div', { class: 'card' }, ents.length ? h('table', { class: 'enterprises' },
     h('tbody', {}, ents.map((e) => h('tr', { 'data-enterprise': e.id }, h('td', {}, e.name), h('td', { class: 'hide-sm' }, e.address),
       h('td', {}, h('a', { href: '#/file/' + e.id }, t('file'))), h('td', {}, h('a', { href: '#/visits?enterprise=' + e.id }, t('visits'))))))) : h('p', { class: 'muted' }, t('none'))));
 };
@@ -464,17 +468,17 @@ pages.enterprises = async (app) => {
 pages.file = async (app, id) => {
   const f = await api('/api/v1/enterprises/' + id + '/file');
   const e = f.enterprise || {};
-  app.append(h('h1', {}, t('file'), ' · ', e.name),
+  add(app, h('h1', {}, t('file'), ' · ', e.name),
     h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print'))),
     h('div', { class: 'card' }, h('dl', { class: 'kv' }, [['uscc', e.uscc], ['address', e.address], ['industry', e.industry]].map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v || '—')]))),
     h('h2', {}, t('visits')),
     h('div', { class: 'card' }, f.visits.length ? h('table', {}, h('tbody', {}, f.visits.map((v) => h('tr', {}, h('td', {}, fmtTime(v.started_at)), h('td', {}, v.place),
       h('td', {}, v.signed_by || t('unsigned')), h('td', {}, h('a', { href: '#/visit/' + v.id }, t('open.detail')), ' ', h('a', { href: '#/notice/' + v.id }, t('notice'))))))) : h('p', { class: 'muted' }, t('none'))),
     h('h2', {}, t('hazards')),
-    f.hazards.map((d) => h('div', { class: 'card hz', 'data-hazard': d.hazard.id },
+    h('div', { id: 'file-hazards' }, f.hazards.map((d) => h('div', { class: 'card hz', 'data-hazard': d.hazard.id },
       h('h3', {}, gradeBadge(d.hazard.grade), ' ', d.hazard.description, ' ', stateBadge(d.hazard.state)),
       h('p', { class: 'muted' }, d.hazard.location, ' · ', t('deadline'), ' ', d.hazard.deadline || '—', ' · ', t('responsible'), ' ', d.hazard.responsible_person),
-      eventsTable(d.history))));
+      eventsTable(d.history)))));
 };
 
 pages.notice = async (app, id) => {
@@ -488,7 +492,7 @@ pages.notice = async (app, id) => {
       const a = h('a', { href: url, download: 'notice-' + id + '.pdf' }); document.body.append(a); a.click(); a.remove();
     } catch (err) { message(err.message, true); }
   });
-  app.append(h('div', { class: 'notice card' },
+  add(app, h('div', { class: 'notice card' },
     h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print')), ' ', dl),
     h('h1', {}, '隐患整改通知书', lang === 'en' ? h('div', { class: 'muted' }, 'Rectification notice') : null),
     h('dl', { class: 'kv' }, [['enterprise', e.name], ['address', e.address], ['uscc', e.uscc], ['township', r.township_name], ['agency', r.agency_name],
@@ -530,18 +534,18 @@ async function render() {
   $('#nav').textContent = '';
   if (page !== 'login') for (const [p, k] of navFor(me.role)) $('#nav').append(h('a', { href: '#/' + p, class: p === page ? 'active' : '' }, t(k)));
   const fn = pages[page];
-  if (!fn) { app.append(h('p', {}, t('none'))); return; }
-  app.append(h('p', { class: 'muted', id: 'loading' }, t('loading')));
+  if (!fn) { add(app, h('p', {}, t('none'))); return; }
+  add(app, h('p', { class: 'muted', id: 'loading' }, t('loading')));
   try {
     const holder = h('div', { id: 'page-' + page });
     await fn(holder, id, q);
     app.textContent = '';
-    app.append(holder);
+    add(app, holder);
     app.dataset.ready = page;
   } catch (e) {
     if (e.status === 401) return;
     app.textContent = '';
-    app.append(h('div', { class: 'card', id: 'page-error' }, h('p', {}, t('error')), h('p', { class: 'muted' }, e.message)));
+    add(app, h('div', { class: 'card', id: 'page-error' }, h('p', {}, t('error')), h('p', { class: 'muted' }, e.message)));
     app.dataset.ready = 'error';
   }
 }
