@@ -2,6 +2,7 @@
 //! taken independently from `GET /api/v1/hazards`; change history names user and device; the
 //! notice PDF carries the Chinese text; the new routes refuse another tenant (404) and no token
 //! (401); the pages themselves are served.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -66,7 +67,10 @@ async fn the_dashboard_equals_the_hazard_lists(app: TestApp) {
                 let id = group["id"].as_str().unwrap();
                 let rows = hazards(&app, &s.token, &format!("{filter}={id}")).await;
                 assert_eq!(group["total"], count(&rows, |_| true), "{user} {key}");
-                assert_eq!(group["major_open"], count(&rows, |r| r["grade"] == "major" && is_open(r)));
+                assert_eq!(
+                    group["major_open"],
+                    count(&rows, |r| r["grade"] == "major" && is_open(r))
+                );
             }
         }
     }
@@ -117,11 +121,19 @@ async fn change_history_names_the_user_and_the_device(app: TestApp) {
     assert_eq!(first["role"], "inspector");
     assert_eq!(first["platform"], "android");
     assert_eq!(first["device_name"], "inspector 的手机");
-    assert!(first["fields"].as_array().unwrap().contains(&"checklist".into()));
+    assert!(
+        first["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&"checklist".into())
+    );
     assert!(first["at"].as_i64().unwrap() > 0);
 
     let (status, changes) = app
-        .get(&s.token, &format!("/api/v1/hazards/{}/changes", world.closed))
+        .get(
+            &s.token,
+            &format!("/api/v1/hazards/{}/changes", world.closed),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{changes}");
     let rows = changes.as_array().unwrap();
@@ -139,7 +151,10 @@ async fn change_history_names_the_user_and_the_device(app: TestApp) {
             ("inspector", "web")
         ]
     );
-    assert_eq!(rows.last().unwrap()["fields"], serde_json::json!(["events"]));
+    assert_eq!(
+        rows.last().unwrap()["fields"],
+        serde_json::json!(["events"])
+    );
 
     // The visit record carries the checklist, the signature and the photos.
     let (status, rec) = app
@@ -180,7 +195,10 @@ async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
     let s = app.login(users::MANAGER).await;
     let r = app
         .client
-        .get(format!("{}/api/v1/visits/{}/notice.pdf", app.base, world.visit))
+        .get(format!(
+            "{}/api/v1/visits/{}/notice.pdf",
+            app.base, world.visit
+        ))
         .bearer_auth(&s.token)
         .send()
         .await
@@ -188,7 +206,10 @@ async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
     if r.status() == StatusCode::SERVICE_UNAVAILABLE {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "pdf_font_missing");
-        eprintln!("no CJK font installed: {} — PDF text not checked", body["message"]);
+        eprintln!(
+            "no CJK font installed: {} — PDF text not checked",
+            body["message"]
+        );
         return;
     }
     assert_eq!(r.status(), StatusCode::OK);
@@ -231,20 +252,33 @@ async fn the_new_routes_refuse_another_tenant_and_no_token(app: TestApp) {
         }
         let (status, d) = app.get(&s.token, "/api/v1/dashboard").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(!d.to_string().contains(&world.seed.enterprise), "{user} sees the enterprise");
+        assert!(
+            !d.to_string().contains(&world.seed.enterprise),
+            "{user} sees the enterprise"
+        );
     }
     let own = app.login(users::SUPERVISOR).await;
     for path in &routes {
         let (status, _) = app.get(&own.token, path).await;
-        assert!(status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE, "{path}: {status}");
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {status}"
+        );
     }
-    for path in routes.iter().chain(std::iter::once(&"/api/v1/dashboard".to_owned())) {
+    for path in routes
+        .iter()
+        .chain(std::iter::once(&"/api/v1/dashboard".to_owned()))
+    {
         let (status, body) = app.get("", path).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(body["error"], "missing_token");
     }
     // Malformed and unknown ids are 404, not 500.
-    for path in ["/api/v1/visits/nope/history", "/api/v1/hazards/nope/changes", "/api/v1/visits/nope/notice.pdf"] {
+    for path in [
+        "/api/v1/visits/nope/history",
+        "/api/v1/hazards/nope/changes",
+        "/api/v1/visits/nope/notice.pdf",
+    ] {
         let (status, _) = app.get(&own.token, path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
@@ -256,7 +290,12 @@ async fn the_pages_are_served_from_the_binary(app: TestApp) {
         ("/assets/app.js", "text/javascript", "crypto.subtle.digest"),
         ("/assets/app.css", "text/css", "@media print"),
     ] {
-        let r = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(ct.starts_with(kind), "{path}: {ct}");

@@ -106,13 +106,19 @@ trait FiguresRow {
 
 impl FiguresRow for sqlx::sqlite::SqliteRow {
     fn int(&self, i: usize) -> i64 {
-        self.try_get::<Option<i64>, _>(i).ok().flatten().unwrap_or(0)
+        self.try_get::<Option<i64>, _>(i)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 }
 
 impl FiguresRow for sqlx::postgres::PgRow {
     fn int(&self, i: usize) -> i64 {
-        self.try_get::<Option<i64>, _>(i).ok().flatten().unwrap_or(0)
+        self.try_get::<Option<i64>, _>(i)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 }
 
@@ -139,7 +145,7 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
+    Some(if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]

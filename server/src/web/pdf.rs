@@ -220,11 +220,7 @@ fn grade_zh(grade: &str) -> &'static str {
 /// Lays the notice out.
 fn layout(r: &VisitRecord) -> Layout {
     let mut l = Layout::new();
-    let enterprise = r
-        .enterprise
-        .as_ref()
-        .map(|e| e.name.as_str())
-        .unwrap_or("");
+    let enterprise = r.enterprise.as_ref().map(|e| e.name.as_str()).unwrap_or("");
     l.centred(18.0, "隐患整改通知书");
     l.centred(10.0, "Rectification notice");
     l.gap(6.0);
@@ -261,10 +257,7 @@ fn layout(r: &VisitRecord) -> Layout {
         l.field("　判定依据", &row.criterion);
         l.field("　隐患等级", grade_zh(&row.grade));
         l.field("　整改措施", &row.measure);
-        l.field(
-            "　整改期限",
-            row.deadline.as_deref().unwrap_or("—"),
-        );
+        l.field("　整改期限", row.deadline.as_deref().unwrap_or("—"));
         l.field("　整改责任人", &row.responsible_person);
         if row.grade == "major" {
             l.field(
