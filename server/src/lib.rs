@@ -19,6 +19,7 @@ pub mod model;
 pub mod photos;
 pub mod projection;
 pub mod scope;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,6 +98,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::routes())
+        .merge(web::page_routes())
         .fallback(not_found);
     http::apply_layers(routes, &state.config).with_state(state)
 }

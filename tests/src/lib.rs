@@ -3,6 +3,8 @@
 //! HTTP with the real protocol.
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
+pub mod world;
+
 use std::sync::Arc;
 
 use reqwest::StatusCode;

@@ -5,6 +5,7 @@
 
 pub mod actions;
 mod auth;
+pub mod dashboard;
 mod devices;
 mod enterprises;
 pub mod hazards;
@@ -36,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/visits", get(hazards::visits))
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))
+        .route("/dashboard", get(dashboard::get))
+        .merge(crate::web::api_routes())
         .route(
             "/photos/{sha256}",
             axum::routing::put(photos::put_chunk)

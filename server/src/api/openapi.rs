@@ -75,6 +75,11 @@ pub fn document() -> Value {
             "/api/v1/visits": { "get": op("Visits in scope", "visits", &["enterprise:query", "limit:query"], "200") },
             "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
             "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
+            "/api/v1/dashboard": { "get": op("Figures in scope: open, overdue, major, closure rate, median days to close; by township, park, agency, enterprise and month", "dashboard", &[], "200") },
+            "/api/v1/visits/{id}/history": { "get": op("Who changed the visit, when, from which device, and which fields", "visits", &["id"], "200") },
+            "/api/v1/visits/{id}/record": { "get": op("The visit's checklist, signature and hazards with photos, funds and emergency plan", "visits", &["id"], "200") },
+            "/api/v1/visits/{id}/notice.pdf": { "get": op("Rectification notice (整改通知书) as PDF; 503 pdf_font_missing without a CJK font", "visits", &["id"], "200") },
+            "/api/v1/hazards/{id}/changes": { "get": op("Who changed the hazard document, when, from which device, and which fields", "hazards", &["id"], "200") },
             "/api/v1/sync": { "post": {
                 "summary": "Sync protocol v1 (binary, application/vnd.inspect.sync.v1); needs a device-bound token",
                 "tags": ["sync"],

@@ -1,0 +1,559 @@
+// Web pages of the inspection platform: one page, hash routes, no build step.
+// Every write goes through POST /api/v1/hazards/{id}/events (the same policy as the phones).
+'use strict';
+
+// ---------- i18n ----------
+const DICT = {
+  'app.title': ['安全生产隐患整改平台', 'Hazard rectification platform'],
+  'logout': ['退出', 'Log out'], 'close': ['关闭', 'Close'],
+  'login': ['登录', 'Log in'], 'username': ['用户名', 'Username'], 'password': ['密码', 'Password'],
+  'login.failed': ['用户名或密码错误', 'Wrong username or password'],
+  'nav.dashboard': ['统计', 'Dashboard'], 'nav.hazards': ['隐患', 'Hazards'], 'nav.visits': ['检查记录', 'Visits'],
+  'nav.major': ['重大隐患督办', 'Major hazards'], 'nav.enterprises': ['企业', 'Enterprises'],
+  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'],
+  'role.inspector': ['检查员', 'Inspector'], 'role.enterprise_manager': ['企业负责人', 'Enterprise manager'],
+  'role.supervisor': ['监管人员', 'Supervisor'], 'role.agency_admin': ['机构管理员', 'Agency admin'],
+  'fig.total': ['隐患总数', 'Hazards'], 'fig.open': ['未销号', 'Open'], 'fig.overdue': ['已逾期', 'Overdue'],
+  'fig.major_open': ['重大隐患（未销号）', 'Major (open)'], 'fig.closed': ['已销号', 'Closed'],
+  'fig.closure_rate': ['销号率', 'Closure rate'], 'fig.median': ['销号用时中位数（天）', 'Median days to close'],
+  'by.township': ['按乡镇（街道）', 'By township'], 'by.park': ['按园区', 'By park'], 'by.agency': ['按服务机构', 'By agency'],
+  'by.enterprise': ['按企业', 'By enterprise'], 'by.month': ['按月趋势', 'Trend by month'], 'by.state': ['按状态', 'By state'],
+  'created': ['发现', 'Found'], 'no.park': ['（园区外）', '(outside parks)'],
+  'state.open': ['待通知', 'Open'], 'state.notified': ['已通知', 'Notified'], 'state.in_progress': ['整改中', 'In progress'],
+  'state.submitted': ['待复查', 'Submitted'], 'state.accepted': ['复查通过', 'Accepted'], 'state.closed': ['已销号', 'Closed'],
+  'grade.major': ['重大', 'Major'], 'grade.general': ['一般', 'General'], 'overdue': ['逾期', 'Overdue'],
+  'all': ['全部', 'All'], 'filter': ['筛选', 'Filter'], 'grade': ['等级', 'Grade'], 'state': ['状态', 'State'],
+  'enterprise': ['企业', 'Enterprise'], 'location': ['部位', 'Location'], 'description': ['隐患描述', 'Description'],
+  'criterion': ['判定依据', 'Basis'], 'measure': ['整改措施', 'Measure'], 'deadline': ['整改期限', 'Deadline'],
+  'responsible': ['责任人', 'Responsible'], 'funds': ['整改资金（元）', 'Funds (yuan)'], 'plan': ['应急预案', 'Emergency plan'],
+  'photos': ['照片', 'Photos'], 'history': ['整改记录', 'History'], 'changes': ['修改记录', 'Change history'],
+  'when': ['时间', 'When'], 'who': ['人员', 'Who'], 'device': ['设备', 'Device'], 'fields': ['修改内容', 'Changed'],
+  'kind': ['事项', 'Action'], 'detail': ['详情', 'Detail'], 'ignored': ['未生效', 'No effect'],
+  'place': ['检查地点', 'Place'], 'started': ['检查时间', 'Started'], 'inspectors': ['检查人员', 'Inspectors'],
+  'checklist': ['检查表', 'Checklist'], 'result': ['结果', 'Result'], 'note': ['说明', 'Note'],
+  'res.pass': ['符合', 'Pass'], 'res.fail': ['不符合', 'Fail'], 'res.not_applicable': ['不适用', 'N/A'], 'res.unchecked': ['未检查', 'Unchecked'],
+  'signature': ['企业负责人签名', 'Signature'], 'unsigned': ['未签名', 'Not signed'],
+  'hazards': ['隐患', 'Hazards'], 'visit': ['检查', 'Visit'], 'notice': ['整改通知书', 'Rectification notice'],
+  'pdf': ['下载 PDF', 'Download PDF'], 'print': ['打印', 'Print'], 'file': ['一企一档', 'Enterprise file'],
+  'open.detail': ['查看', 'Open'], 'none': ['暂无数据', 'Nothing here'], 'from': ['从', 'From'], 'to': ['至', 'To'],
+  'act.signed_for': ['签收通知书', 'Sign for the notice'], 'signer': ['签收人', 'Signer'],
+  'act.submit': ['提交整改（附照片）', 'Submit rectification with photos'],
+  'act.extension': ['申请延期', 'Ask for more time'], 'until': ['延期至', 'Until'], 'reason': ['理由', 'Reason'],
+  'act.verify': ['复查验收', 'Verify'], 'accept': ['通过', 'Accept'], 'reject': ['不通过', 'Reject'],
+  'act.notified': ['下发整改通知', 'Issue the notice'], 'act.grant': ['批准延期', 'Grant extension'],
+  'act.refuse': ['不批准延期', 'Refuse extension'], 'request': ['延期申请', 'Request'],
+  'act.report': ['报告监管部门', 'Report to regulator'], 'report.to': ['报告对象', 'Reported to'],
+  'act.supervise': ['挂牌督办', 'Put under supervision'], 'act.lift': ['解除督办', 'Lift supervision'],
+  'act.close': ['验收销号', 'Close'], 'act.reopen': ['重新打开', 'Reopen'], 'submit': ['提交', 'Submit'],
+  'done': ['已提交', 'Done'], 'uploading': ['正在上传照片…', 'Uploading photos…'],
+  'reported': ['已报告', 'Reported'], 'supervised': ['督办中', 'Under supervision'],
+  'address': ['地址', 'Address'], 'uscc': ['统一社会信用代码', 'Credit code'], 'industry': ['行业', 'Industry'],
+  'visits': ['检查记录', 'Visits'], 'checked': ['检查项', 'Checked'], 'failed': ['不符合项', 'Failed'],
+  'notice.intro': ['经检查，你单位存在下列安全生产问题和事故隐患，请按要求落实整改措施，于期限内完成整改。',
+    'The inspection found the following problems and hazards; rectify each by its deadline.'],
+  'five': ['重大事故隐患须落实整改责任、措施、资金、时限和应急预案（五落实）。',
+    'Major hazards: responsibility, measures, funds, deadline and emergency plan must all be in place.'],
+  'error': ['出错了', 'Something went wrong'], 'loading': ['加载中…', 'Loading…'],
+  'agency': ['服务机构', 'Agency'], 'township': ['乡镇（街道）', 'Township'], 'closed_at': ['销号时间', 'Closed'],
+};
+let lang = localStorage.getItem('lang') === 'en' ? 'en' : 'zh';
+function t(key) { const e = DICT[key]; return e ? e[lang === 'en' ? 1 : 0] : key; }
+
+// ---------- DOM helpers ----------
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat(Infinity)) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+const $ = (sel) => document.querySelector(sel);
+/** Appends children like h() does: arrays flattened, null/false skipped. */
+function add(parent, ...kids) {
+  for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined && k !== false) parent.append(k);
+}
+function fmtTime(ms) {
+  if (ms === null || ms === undefined) return '—';
+  return new Date(ms).toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
+}
+function fmtDate(ms) {
+  if (ms === null || ms === undefined) return '—';
+  return new Date(ms).toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' });
+}
+function todayChina() { return new Date().toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' }); }
+function message(text, isError) {
+  const m = $('#msg');
+  m.textContent = text; m.hidden = !text; m.className = isError ? 'error' : '';
+}
+
+// ---------- session and API ----------
+const session = {
+  get token() { return sessionStorage.getItem('token'); },
+  get me() { try { return JSON.parse(sessionStorage.getItem('me')); } catch { return null; } },
+  set(token, me) { sessionStorage.setItem('token', token); sessionStorage.setItem('me', JSON.stringify(me)); },
+  clear() { sessionStorage.removeItem('token'); sessionStorage.removeItem('me'); },
+};
+class ApiError extends Error { constructor(status, body) { super((body && body.message) || String(status)); this.status = status; this.body = body; } }
+async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {});
+  if (session.token) headers.authorization = 'Bearer ' + session.token;
+  let body = opts.body;
+  if (opts.json !== undefined) { headers['content-type'] = 'application/json'; body = JSON.stringify(opts.json); }
+  const r = await fetch(path, { method: opts.method || 'GET', headers, body });
+  if (r.status === 401 && path !== '/api/v1/auth/login') {
+    session.clear(); location.hash = '#/login'; throw new ApiError(401, null);
+  }
+  if (opts.raw) { if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null)); return r; }
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+const blobCache = new Map();
+async function photoUrl(sha, thumb) {
+  const key = sha + (thumb ? '/thumb' : '');
+  if (!blobCache.has(key)) {
+    blobCache.set(key, api('/api/v1/photos/' + key, { raw: true }).then((r) => r.blob()).then((b) => URL.createObjectURL(b)));
+  }
+  return blobCache.get(key);
+}
+function photoStrip(photos) {
+  if (!photos || !photos.length) return h('p', { class: 'muted' }, t('none'));
+  return h('div', { class: 'photos' }, photos.map((p) => {
+    const img = h('img', { alt: p.sha256.slice(0, 12), 'data-sha': p.sha256, title: fmtTime(p.captured_at) });
+    photoUrl(p.sha256, true).then((u) => { img.src = u; img.dataset.loaded = '1'; }).catch(() => { img.alt = '×'; img.dataset.loaded = 'error'; });
+    img.addEventListener('click', async () => {
+      const v = $('#viewer'); const big = v.querySelector('img');
+      big.removeAttribute('src'); v.hidden = false;
+      try { big.src = await photoUrl(p.sha256, false); big.dataset.sha = p.sha256; } catch (e) { message(e.message, true); }
+    });
+    return img;
+  }));
+}
+
+// ---------- small views ----------
+const stateBadge = (s) => h('span', { class: 'badge ' + s, 'data-state': s }, t('state.' + s));
+const gradeBadge = (g) => h('span', { class: 'badge ' + (g === 'major' ? 'major' : '') }, t('grade.' + g));
+function hazardTable(rows) {
+  if (!rows.length) return h('p', { class: 'muted' }, t('none'));
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'hazards' },
+    h('thead', {}, h('tr', {}, [t('enterprise'), t('description'), t('location'), t('grade'), t('state'), t('deadline'), ''].map((x, i) => h('th', { class: i === 2 ? 'hide-sm' : '' }, x)))),
+    h('tbody', {}, rows.map((r) => h('tr', { 'data-hazard': r.id },
+      h('td', {}, r.enterprise_name), h('td', {}, r.description),
+      h('td', { class: 'hide-sm' }, r.location), h('td', {}, gradeBadge(r.grade)),
+      h('td', {}, stateBadge(r.state), r.overdue ? [' ', h('span', { class: 'badge overdue' }, t('overdue'))] : null,
+        r.under_supervision ? [' ', h('span', { class: 'badge major' }, t('supervised'))] : null),
+      h('td', {}, r.deadline || '—'),
+      h('td', {}, h('a', { href: '#/hazard/' + r.id }, t('open.detail'))))))));
+}
+function eventsTable(history) {
+  if (!history.length) return h('p', { class: 'muted' }, t('none'));
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
+    h('thead', {}, h('tr', {}, [t('when'), t('kind'), t('who'), t('detail')].map((x) => h('th', {}, x)))),
+    h('tbody', {}, history.map((e) => h('tr', { 'data-kind': e.kind },
+      h('td', {}, fmtTime(e.at)), h('td', {}, actionName(e.kind), e.ignored ? [' ', h('span', { class: 'badge overdue', title: e.ignored }, t('ignored'))] : null),
+      h('td', {}, t('role.' + e.role)), h('td', {}, detailText(e.detail)))))));
+}
+function actionName(kind) {
+  const map = { notified: 'act.notified', signed_for: 'act.signed_for', rectification_submitted: 'act.submit', extension_requested: 'act.extension',
+    extension_granted: 'act.grant', extension_refused: 'act.refuse', verified: 'act.verify', reported_to_regulator: 'act.report',
+    supervision_put: 'act.supervise', supervision_lifted: 'act.lift', closed: 'act.close', reopened: 'act.reopen' };
+  return map[kind] ? t(map[kind]) : kind;
+}
+function detailText(d) {
+  if (!d || typeof d !== 'object') return '';
+  return Object.entries(d).filter(([k]) => k !== 'kind').map(([k, v]) =>
+    k === 'photos' && Array.isArray(v) ? t('photos') + ': ' + v.length : k === 'accepted' ? (v ? t('accept') : t('reject')) : (typeof v === 'object' ? '' : String(v))).filter(Boolean).join('；');
+}
+function changesTable(rows) {
+  if (!rows.length) return h('p', { class: 'muted' }, t('none'));
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'changes' },
+    h('thead', {}, h('tr', {}, [t('when'), t('who'), t('device'), t('fields')].map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows.map((c) => h('tr', {},
+      h('td', {}, fmtTime(c.at)),
+      h('td', {}, c.user_name || '?', c.role ? ' (' + t('role.' + c.role) + ')' : ''),
+      h('td', {}, c.device_name ? c.device_name + ' · ' + c.platform : c.actor.slice(0, 8)),
+      h('td', {}, c.fields.join(', ')))))));
+}
+
+// ---------- charts (inline SVG) ----------
+const SVGNS = 'http://www.w3.org/2000/svg';
+function s(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  for (const k of kids) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return el;
+}
+const SERIES = [['total', '#8aa4c0'], ['open', '#0b5cad'], ['overdue', '#b3261e'], ['major_open', '#8e1b7a']];
+function barChart(groups, nameOf) {
+  if (!groups.length) return h('p', { class: 'muted' }, t('none'));
+  const rowH = 16 * SERIES.length + 10, labelW = 130, w = 520, max = Math.max(1, ...groups.map((g) => g.total));
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${w} ${groups.length * rowH + 10}`, role: 'img' });
+  groups.forEach((g, i) => {
+    const y0 = i * rowH + 5;
+    const name = nameOf(g);
+    svg.append(s('text', { x: 0, y: y0 + rowH / 2, 'dominant-baseline': 'middle' }, name.length > 10 ? name.slice(0, 10) + '…' : name));
+    SERIES.forEach(([k, c], j) => {
+      const bw = ((w - labelW - 40) * g[k]) / max;
+      svg.append(s('rect', { x: labelW, y: y0 + j * 16, width: Math.max(bw, 0.5), height: 13, fill: c }, s('title', {}, `${name} ${t('fig.' + k)}: ${g[k]}`)));
+      svg.append(s('text', { x: labelW + bw + 4, y: y0 + j * 16 + 10 }, g[k]));
+    });
+  });
+  return svg;
+}
+function legend() {
+  return h('div', { class: 'legend' }, SERIES.map(([k, c]) => h('span', {}, h('i', { style: `background:${c}` }), t('fig.' + k))));
+}
+function monthChart(months) {
+  if (!months.length) return h('p', { class: 'muted' }, t('none'));
+  const w = 520, hgt = 200, pad = 30, max = Math.max(1, ...months.map((m) => Math.max(m.created, m.closed)));
+  const step = (w - pad * 2) / months.length, bw = Math.min(24, step / 2.5);
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${w} ${hgt + 30}`, role: 'img' });
+  svg.append(s('line', { x1: pad, y1: hgt, x2: w - pad, y2: hgt, stroke: '#999' }));
+  months.forEach((m, i) => {
+    const x = pad + i * step + step / 2;
+    [['created', '#0b5cad', -bw], ['closed', '#1e7d3a', 0]].forEach(([k, c, dx]) => {
+      const bh = ((hgt - 20) * m[k]) / max;
+      svg.append(s('rect', { x: x + dx, y: hgt - bh, width: bw, height: bh, fill: c }, s('title', {}, `${m.month} ${k === 'created' ? t('created') : t('fig.closed')}: ${m[k]}`)));
+      svg.append(s('text', { x: x + dx + bw / 2, y: hgt - bh - 3, 'text-anchor': 'middle' }, m[k]));
+    });
+    svg.append(s('text', { x, y: hgt + 16, 'text-anchor': 'middle' }, m.month));
+  });
+  return h('div', {}, svg, h('div', { class: 'legend' }, h('span', {}, h('i', { style: 'background:#0b5cad' }), t('created')), h('span', {}, h('i', { style: 'background:#1e7d3a' }), t('fig.closed'))));
+}
+
+// ---------- pages ----------
+const pages = {};
+
+pages.login = async (app) => {
+  session.clear();
+  const err = h('p', { class: 'muted', id: 'login-error' });
+  const form = h('form', { id: 'login-form' },
+    h('label', {}, t('username'), h('input', { name: 'username', autocomplete: 'username', required: true })),
+    h('label', {}, t('password'), h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
+    h('button', { class: 'primary', type: 'submit' }, t('login')), err);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    try {
+      const r = await api('/api/v1/auth/login', { method: 'POST', json: { username: fd.get('username'), password: fd.get('password') } });
+      session.set(r.access_token, r.user);
+      const me = await api('/api/v1/me');
+      session.set(r.access_token, me);
+      location.hash = '#/';
+    } catch (e) { err.textContent = e.status === 401 ? t('login.failed') : e.message; }
+  });
+  add(app, h('div', { class: 'login card' }, h('h1', {}, t('app.title')), form));
+};
+
+function home(role) {
+  return { supervisor: '#/dashboard', enterprise_manager: '#/hazards', inspector: '#/verify', agency_admin: '#/dashboard' }[role] || '#/hazards';
+}
+function navFor(role) {
+  const items = {
+    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
+    enterprise_manager: [['hazards', 'nav.mine'], ['visits', 'nav.visits'], ['enterprises', 'file']],
+    inspector: [['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
+    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
+  };
+  return items[role] || [];
+}
+
+pages.dashboard = async (app) => {
+  const d = await api('/api/v1/dashboard');
+  const fig = (k, v, cls) => h('div', { class: 'fig ' + (cls || ''), 'data-fig': k }, h('div', { class: 'v' }, v), h('div', { class: 'l' }, t('fig.' + k)));
+  const byName = (g) => g.name || g.id || t('no.park');
+  add(app, h('h1', {}, t('nav.dashboard'), ' ', h('small', { class: 'muted' }, d.today)),
+    h('div', { class: 'figs' },
+      fig('total', d.total), fig('open', d.open), fig('overdue', d.overdue, 'bad'), fig('major_open', d.major_open, 'major'),
+      fig('closed', d.closed, 'ok'), fig('closure_rate', (d.closure_rate * 100).toFixed(1) + '%'),
+      h('div', { class: 'fig', 'data-fig': 'median' }, h('div', { class: 'v' }, d.median_days_to_close === null ? '—' : d.median_days_to_close), h('div', { class: 'l' }, t('fig.median')))),
+    legend(),
+    h('div', { class: 'grid2' },
+      h('div', { class: 'card', id: 'by-township' }, h('h2', {}, t('by.township')), barChart(d.by_township, byName)),
+      h('div', { class: 'card', id: 'by-park' }, h('h2', {}, t('by.park')), barChart(d.by_park, byName)),
+      h('div', { class: 'card', id: 'by-agency' }, h('h2', {}, t('by.agency')), barChart(d.by_agency, byName)),
+      h('div', { class: 'card', id: 'by-month' }, h('h2', {}, t('by.month')), monthChart(d.by_month))),
+    h('div', { class: 'card', id: 'by-enterprise' }, h('h2', {}, t('by.enterprise')),
+      h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, [t('enterprise'), t('fig.total'), t('fig.open'), t('fig.overdue'), t('fig.major_open'), t('fig.closed'), ''].map((x) => h('th', {}, x)))),
+        h('tbody', {}, d.by_enterprise.map((g) => h('tr', { 'data-enterprise': g.id }, h('td', {}, g.name), h('td', {}, g.total), h('td', {}, g.open),
+          h('td', {}, g.overdue), h('td', {}, g.major_open), h('td', {}, g.closed), h('td', {}, h('a', { href: '#/file/' + g.id }, t('file'))))))))),
+    h('div', { class: 'card' }, h('h2', {}, t('by.state')), h('dl', { class: 'kv' }, Object.entries(d.by_state).map(([k, v]) => [h('dt', {}, t('state.' + k)), h('dd', {}, v)]))));
+};
+
+async function hazardList(app, title, query, showFilters) {
+  const params = new URLSearchParams(query);
+  add(app, h('h1', {}, title));
+  if (showFilters) {
+    const sel = (name, opts) => h('label', {}, t(name), h('select', { name }, h('option', { value: '' }, t('all')),
+      opts.map((o) => h('option', { value: o, selected: params.get(name) === o }, t(name + '.' + o)))));
+    const f = h('form', { class: 'filters', id: 'hazard-filters' },
+      sel('state', ['open', 'notified', 'in_progress', 'submitted', 'accepted', 'closed']), sel('grade', ['general', 'major']),
+      h('label', {}, t('overdue'), h('select', { name: 'overdue' }, h('option', { value: '' }, t('all')), h('option', { value: 'true', selected: params.get('overdue') === 'true' }, t('overdue')))),
+      h('button', { class: 'primary', type: 'submit' }, t('filter')));
+    f.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const q = new URLSearchParams();
+      for (const [k, v] of new FormData(f)) if (v) q.set(k, v);
+      location.hash = '#/' + route().page + (q.toString() ? '?' + q : '');
+    });
+    add(app, f);
+  }
+  const rows = await api('/api/v1/hazards?' + params);
+  add(app, h('div', { class: 'card' }, hazardTable(rows)));
+}
+pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
+pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);
+pages.major = async (app) => {
+  await hazardList(app, t('nav.major'), 'grade=major', false);
+  const reports = await api('/api/v1/reports/major');
+  add(app, h('h2', {}, t('reported')), h('div', { class: 'card' }, reports.length ? h('table', {},
+    h('tbody', {}, reports.map((r) => h('tr', {}, h('td', {}, fmtTime(r.reported_at)), h('td', {}, h('a', { href: '#/hazard/' + r.hazard_id }, r.hazard_id.slice(0, 8))))))) : h('p', { class: 'muted' }, t('none'))));
+};
+
+pages.visits = async (app, _id, q) => {
+  const params = new URLSearchParams(q);
+  const ents = await api('/api/v1/enterprises').catch(() => []);
+  const f = h('form', { class: 'filters', id: 'visit-filters' },
+    h('label', {}, t('enterprise'), h('select', { name: 'enterprise' }, h('option', { value: '' }, t('all')),
+      ents.map((e) => h('option', { value: e.id, selected: params.get('enterprise') === e.id }, e.name)))),
+    h('label', {}, t('from'), h('input', { type: 'date', name: 'from', value: params.get('from') || '' })),
+    h('label', {}, t('to'), h('input', { type: 'date', name: 'to', value: params.get('to') || '' })),
+    h('button', { class: 'primary', type: 'submit' }, t('filter')));
+  f.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const nq = new URLSearchParams();
+    for (const [k, v] of new FormData(f)) if (v) nq.set(k, v);
+    location.hash = '#/visits' + (nq.toString() ? '?' + nq : '');
+  });
+  const names = Object.fromEntries(ents.map((e) => [e.id, e.name]));
+  let rows = await api('/api/v1/visits' + (params.get('enterprise') ? '?enterprise=' + encodeURIComponent(params.get('enterprise')) : ''));
+  rows = rows.filter((v) => (!params.get('from') || fmtDate(v.started_at) >= params.get('from')) && (!params.get('to') || fmtDate(v.started_at) <= params.get('to')));
+  add(app, h('h1', {}, t('nav.visits')), f, h('div', { class: 'card' }, rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'visits' },
+    h('thead', {}, h('tr', {}, [t('started'), t('enterprise'), t('place'), t('checked'), t('failed'), t('signature'), ''].map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows.map((v) => h('tr', { 'data-visit': v.id }, h('td', {}, fmtTime(v.started_at)), h('td', {}, names[v.enterprise_id] || v.enterprise_id.slice(0, 8)),
+      h('td', {}, v.place), h('td', {}, v.checklist_total), h('td', {}, v.checklist_failed), h('td', {}, v.signed_by || t('unsigned')),
+      h('td', {}, h('a', { href: '#/visit/' + v.id }, t('open.detail')))))))) : h('p', { class: 'muted' }, t('none'))));
+};
+
+pages.visit = async (app, id) => {
+  const [r, changes] = await Promise.all([api('/api/v1/visits/' + id + '/record'), api('/api/v1/visits/' + id + '/history')]);
+  const v = r.visit;
+  add(app, h('h1', {}, t('visit'), ' · ', r.enterprise ? r.enterprise.name : ''),
+    h('p', { class: 'no-print' }, h('a', { href: '#/notice/' + id, id: 'notice-link' }, t('notice')), ' · ',
+      r.enterprise ? h('a', { href: '#/file/' + r.enterprise.id }, t('file')) : ''),
+    h('div', { class: 'card' }, h('dl', { class: 'kv' },
+      h('dt', {}, t('place')), h('dd', { id: 'visit-place' }, v.place),
+      h('dt', {}, t('started')), h('dd', {}, fmtTime(v.started_at)),
+      h('dt', {}, t('agency')), h('dd', {}, r.agency_name),
+      h('dt', {}, t('township')), h('dd', {}, r.township_name))),
+    h('h2', {}, t('checklist')),
+    h('div', { class: 'card' }, r.checklist.length ? h('table', { class: 'checklist' }, h('tbody', {}, r.checklist.map((c) =>
+      h('tr', {}, h('td', {}, c.title), h('td', {}, t('res.' + c.result)), h('td', {}, c.note))))) : h('p', { class: 'muted' }, t('none'))),
+    h('h2', {}, t('hazards')),
+    h('div', { id: 'visit-hazards' }, r.hazards.map((hz) => h('div', { class: 'card hz', 'data-hazard': hz.id },
+      h('p', {}, gradeBadge(hz.grade), ' ', stateBadge(hz.state), ' ', h('a', { href: '#/hazard/' + hz.id }, hz.description)),
+      h('p', { class: 'muted' }, hz.location, ' · ', t('deadline'), ' ', hz.deadline || '—'),
+      photoStrip(hz.photos)))),
+    h('h2', {}, t('signature')),
+    h('div', { class: 'card signature', id: 'signature' }, r.signature ? [h('p', {}, r.signature.signer_name, ' · ', fmtTime(r.signature.signed_at)), photoStrip([r.signature.image])] : h('p', { class: 'muted' }, t('unsigned'))),
+    h('h2', {}, t('changes')), h('div', { class: 'card', id: 'visit-changes' }, changesTable(changes)));
+};
+
+function actionForms(hz, onDone) {
+  const role = session.me.role;
+  const forms = [];
+  const form = (title, fields, build, cls) => {
+    const f = h('form', { 'data-action': cls }, h('strong', {}, title), fields, h('button', { class: 'act' + (cls === 'reject' ? ' danger' : ''), type: 'submit' }, t('submit')));
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const btn = f.querySelector('button[type=submit]'); btn.disabled = true;
+      try {
+        const body = await build(new FormData(f));
+        await api('/api/v1/hazards/' + hz.hazard.id + '/events', { method: 'POST', json: body });
+        message(t('done')); onDone();
+      } catch (e) { message(e.message, true); btn.disabled = false; }
+    });
+    forms.push(f);
+  };
+  const st = hz.hazard.state;
+  const text = (name, label, req) => h('label', {}, t(label), h('textarea', { name, required: req }));
+  if (role === 'enterprise_manager') {
+    if (['notified', 'open'].includes(st)) form(t('act.signed_for'), h('label', {}, t('signer'), h('input', { name: 'signer', required: true, value: session.me.display_name || '' })), (fd) => ({ kind: 'signed_for', signer: fd.get('signer') }), 'signed_for');
+    if (['notified', 'in_progress', 'open'].includes(st)) {
+      form(t('act.submit'), [text('note', 'note', true), h('label', {}, t('photos'), h('input', { type: 'file', name: 'photos', accept: 'image/jpeg,image/png', multiple: true }))], async (fd) => {
+        const files = fd.getAll('photos').filter((f) => f && f.size);
+        if (files.length) message(t('uploading'));
+        const photos = [];
+        for (const file of files) photos.push(await uploadPhoto(file));
+        return { kind: 'rectification_submitted', note: fd.get('note'), photos };
+      }, 'submit');
+      form(t('act.extension'), [h('label', {}, t('until'), h('input', { type: 'date', name: 'until', required: true })), text('reason', 'reason', true)],
+        (fd) => ({ kind: 'extension_requested', until: fd.get('until'), reason: fd.get('reason') }), 'extension');
+    }
+  }
+  if (role === 'inspector') {
+    if (st === 'open') form(t('act.notified'), [], () => ({ kind: 'notified' }), 'notified');
+    if (st === 'submitted') {
+      form(t('act.verify') + ' · ' + t('accept'), text('note', 'note', false), (fd) => ({ kind: 'verified', accepted: true, note: fd.get('note') || '' }), 'accept');
+      form(t('act.verify') + ' · ' + t('reject'), text('note', 'note', true), (fd) => ({ kind: 'verified', accepted: false, note: fd.get('note') }), 'reject');
+    }
+    const pending = hz.history.filter((e) => e.kind === 'extension_requested' && !e.ignored);
+    const answered = new Set(hz.history.filter((e) => e.kind === 'extension_granted' || e.kind === 'extension_refused').map((e) => e.detail && e.detail.request));
+    for (const p of pending.filter((p) => !answered.has(p.event_id))) {
+      form(t('act.grant') + ' (' + p.detail.until + ')', [], () => ({ kind: 'extension_granted', request: p.event_id, until: p.detail.until }), 'grant');
+      form(t('act.refuse'), text('reason', 'reason', false), (fd) => ({ kind: 'extension_refused', request: p.event_id, reason: fd.get('reason') || '' }), 'refuse');
+    }
+    if (st === 'accepted' && hz.hazard.grade !== 'major') form(t('act.close'), text('note', 'note', false), (fd) => ({ kind: 'closed', note: fd.get('note') || '' }), 'close');
+    if (hz.hazard.grade === 'major' && !hz.hazard.reported_at) form(t('act.report'), h('label', {}, t('report.to'), h('input', { name: 'to', required: true })), (fd) => ({ kind: 'reported_to_regulator', to: fd.get('to') }), 'report');
+  }
+  if (role === 'supervisor') {
+    if (st === 'accepted') form(t('act.close'), text('note', 'note', false), (fd) => ({ kind: 'closed', note: fd.get('note') || '' }), 'close');
+    if (hz.hazard.grade === 'major' && st !== 'closed') {
+      if (!hz.hazard.under_supervision) form(t('act.supervise'), text('note', 'note', false), (fd) => ({ kind: 'supervision_put', note: fd.get('note') || '' }), 'supervise');
+      else form(t('act.lift'), text('note', 'note', false), (fd) => ({ kind: 'supervision_lifted', note: fd.get('note') || '' }), 'lift');
+    }
+    if (st === 'closed') form(t('act.reopen'), text('reason', 'reason', true), (fd) => ({ kind: 'reopened', reason: fd.get('reason') }), 'reopen');
+  }
+  return forms.length ? h('div', { class: 'actions' }, forms) : null;
+}
+
+async function sha256Hex(buf) {
+  const d = await crypto.subtle.digest('SHA-256', buf);
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+async function uploadPhoto(file) {
+  const buf = await file.arrayBuffer();
+  const sha = await sha256Hex(buf);
+  const type = file.type === 'image/png' ? 'image/png' : 'image/jpeg';
+  const r = await api('/api/v1/photos/' + sha + '?offset=0', { method: 'PUT', body: buf, headers: { 'x-photo-size': String(buf.byteLength), 'content-type': type } });
+  if (!r.complete) throw new Error('upload incomplete');
+  return { sha256: sha, size: buf.byteLength, media_type: type, captured_at: file.lastModified || null, gps: null, added_by: session.me.id };
+}
+
+pages.hazard = async (app, id) => {
+  const [hz, changes] = await Promise.all([api('/api/v1/hazards/' + id), api('/api/v1/hazards/' + id + '/changes')]);
+  const x = hz.hazard;
+  const again = () => { app.textContent = ''; pages.hazard(app, id); };
+  const evidence = hz.history.filter((e) => e.kind === 'rectification_submitted').flatMap((e) => (e.detail && e.detail.photos) || []).map((p) => (typeof p === 'string' ? { sha256: p } : p));
+  add(app, h('h1', {}, x.description),
+    h('p', {}, gradeBadge(x.grade), ' ', h('span', { id: 'hazard-state' }, stateBadge(x.state)), x.overdue ? [' ', h('span', { class: 'badge overdue' }, t('overdue'))] : null,
+      x.under_supervision ? [' ', h('span', { class: 'badge major' }, t('supervised'))] : null),
+    h('div', { class: 'card' }, h('dl', { class: 'kv' },
+      [['enterprise', x.enterprise_name], ['location', x.location], ['criterion', x.criterion], ['measure', x.measure], ['deadline', x.deadline || '—'],
+        ['responsible', x.responsible_person], ['reported', x.reported_at ? fmtTime(x.reported_at) : '—'], ['closed_at', fmtTime(x.closed_at)]]
+        .map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)])),
+    h('p', {}, h('a', { href: '#/visit/' + x.visit_id }, t('visit')), ' · ', h('a', { href: '#/file/' + x.enterprise_id }, t('file')))),
+    actionForms(hz, again),
+    h('h2', {}, t('photos')), h('div', { class: 'card', id: 'hazard-photos' }, photoStrip([...hz.photos, ...evidence])),
+    h('h2', {}, t('history')), h('div', { class: 'card', id: 'hazard-history' }, eventsTable(hz.history)),
+    h('h2', {}, t('changes')), h('div', { class: 'card', id: 'hazard-changes' }, changesTable(changes)));
+};
+
+pages.enterprises = async (app) => {
+  const ents = await api('/api/v1/enterprises');
+  if (session.me.role === 'enterprise_manager' && ents.length === 1) { location.hash = '#/file/' + ents[0].id; return; }
+  add(app, h('h1', {}, t('nav.enterprises')), h('div', { class: 'card' }, ents.length ? h('table', { class: 'enterprises' },
+    h('tbody', {}, ents.map((e) => h('tr', { 'data-enterprise': e.id }, h('td', {}, e.name), h('td', { class: 'hide-sm' }, e.address),
+      h('td', {}, h('a', { href: '#/file/' + e.id }, t('file'))), h('td', {}, h('a', { href: '#/visits?enterprise=' + e.id }, t('visits'))))))) : h('p', { class: 'muted' }, t('none'))));
+};
+
+pages.file = async (app, id) => {
+  const f = await api('/api/v1/enterprises/' + id + '/file');
+  const e = f.enterprise || {};
+  add(app, h('h1', {}, t('file'), ' · ', e.name),
+    h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print'))),
+    h('div', { class: 'card' }, h('dl', { class: 'kv' }, [['uscc', e.uscc], ['address', e.address], ['industry', e.industry]].map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v || '—')]))),
+    h('h2', {}, t('visits')),
+    h('div', { class: 'card' }, f.visits.length ? h('table', {}, h('tbody', {}, f.visits.map((v) => h('tr', {}, h('td', {}, fmtTime(v.started_at)), h('td', {}, v.place),
+      h('td', {}, v.signed_by || t('unsigned')), h('td', {}, h('a', { href: '#/visit/' + v.id }, t('open.detail')), ' ', h('a', { href: '#/notice/' + v.id }, t('notice'))))))) : h('p', { class: 'muted' }, t('none'))),
+    h('h2', {}, t('hazards')),
+    h('div', { id: 'file-hazards' }, f.hazards.map((d) => h('div', { class: 'card hz', 'data-hazard': d.hazard.id },
+      h('h3', {}, gradeBadge(d.hazard.grade), ' ', d.hazard.description, ' ', stateBadge(d.hazard.state)),
+      h('p', { class: 'muted' }, d.hazard.location, ' · ', t('deadline'), ' ', d.hazard.deadline || '—', ' · ', t('responsible'), ' ', d.hazard.responsible_person),
+      eventsTable(d.history)))));
+};
+
+pages.notice = async (app, id) => {
+  const r = await api('/api/v1/visits/' + id + '/record');
+  const e = r.enterprise || {};
+  const dl = h('button', { class: 'primary', type: 'button', id: 'pdf' }, t('pdf'));
+  dl.addEventListener('click', async () => {
+    try {
+      const resp = await api('/api/v1/visits/' + id + '/notice.pdf', { raw: true });
+      const url = URL.createObjectURL(await resp.blob());
+      const a = h('a', { href: url, download: 'notice-' + id + '.pdf' }); document.body.append(a); a.click(); a.remove();
+    } catch (err) { message(err.message, true); }
+  });
+  add(app, h('div', { class: 'notice card' },
+    h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print')), ' ', dl),
+    h('h1', {}, '隐患整改通知书', lang === 'en' ? h('div', { class: 'muted' }, 'Rectification notice') : null),
+    h('dl', { class: 'kv' }, [['enterprise', e.name], ['address', e.address], ['uscc', e.uscc], ['township', r.township_name], ['agency', r.agency_name],
+      ['place', r.visit.place], ['started', fmtTime(r.visit.started_at)]].map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v || '—')])),
+    h('p', {}, e.name, '：', t('notice.intro')),
+    r.hazards.map((hz, i) => h('div', { class: 'hz', 'data-hazard': hz.id },
+      h('h3', {}, `${i + 1}. `, hz.description, ' ', gradeBadge(hz.grade)),
+      h('dl', { class: 'kv' }, [['location', hz.location], ['description', hz.description], ['criterion', hz.criterion], ['grade', t('grade.' + hz.grade)],
+        ['measure', hz.measure], ['deadline', hz.deadline || '—'], ['responsible', hz.responsible_person],
+        ...(hz.grade === 'major' ? [['funds', hz.funds_yuan === null ? '—' : hz.funds_yuan], ['plan', hz.emergency_plan || '—']] : [])]
+        .map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)])),
+      photoStrip(hz.photos))),
+    h('h2', {}, t('signature')),
+    h('div', { class: 'signature' }, r.signature ? [h('p', {}, r.signature.signer_name, ' · ', fmtTime(r.signature.signed_at)), photoStrip([r.signature.image])] : h('p', {}, t('unsigned'))),
+    h('p', { class: 'muted' }, t('five'))));
+};
+
+// ---------- router ----------
+function route() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, q] = raw.split('?');
+  const [page, id] = path.split('/');
+  return { page: page || '', id: id ? decodeURIComponent(id) : null, q: q || '' };
+}
+async function render() {
+  const app = $('#app');
+  app.textContent = '';
+  message('');
+  document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
+  document.title = t('app.title');
+  for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  $('#lang').textContent = lang === 'en' ? '中文' : 'EN';
+  let { page, id, q } = route();
+  const me = session.me;
+  if (!session.token || !me) page = 'login';
+  else if (page === '' || page === 'login') { location.hash = home(me.role); return; }
+  $('#logout').hidden = page === 'login';
+  $('#who').textContent = me && page !== 'login' ? `${me.display_name} · ${t('role.' + me.role)}` : '';
+  $('#nav').textContent = '';
+  if (page !== 'login') for (const [p, k] of navFor(me.role)) $('#nav').append(h('a', { href: '#/' + p, class: p === page ? 'active' : '' }, t(k)));
+  const fn = pages[page];
+  if (!fn) { add(app, h('p', {}, t('none'))); return; }
+  add(app, h('p', { class: 'muted', id: 'loading' }, t('loading')));
+  try {
+    const holder = h('div', { id: 'page-' + page });
+    await fn(holder, id, q);
+    app.textContent = '';
+    add(app, holder);
+    app.dataset.ready = page;
+  } catch (e) {
+    if (e.status === 401) return;
+    app.textContent = '';
+    add(app, h('div', { class: 'card', id: 'page-error' }, h('p', {}, t('error')), h('p', { class: 'muted' }, e.message)));
+    app.dataset.ready = 'error';
+  }
+}
+window.addEventListener('hashchange', () => { delete $('#app').dataset.ready; render(); });
+$('#lang').addEventListener('click', () => { lang = lang === 'en' ? 'zh' : 'en'; localStorage.setItem('lang', lang); render(); });
+$('#logout').addEventListener('click', async () => {
+  try { await api('/api/v1/auth/logout', { method: 'POST' }); } catch { /* logged out anyway */ }
+  session.clear(); location.hash = '#/login';
+});
+$('#viewer').addEventListener('click', () => { $('#viewer').hidden = true; });
+render();

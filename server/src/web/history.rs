@@ -1,0 +1,184 @@
+//! Change history of a document — who changed what, when, from which device — read from the
+//! Automerge document itself rather than from a second log: every change carries its actor id and
+//! time, and each actor id belongs to exactly one enrolled device of one user (`devices.actor_id`).
+//!
+//! `GET /api/v1/visits/{id}/history` and `GET /api/v1/hazards/{id}/changes` answer the same shape.
+//! Both are scope-limited: an id outside the caller's scope answers 404.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sync_core::automerge::{Automerge, PatchAction, Prop};
+
+use crate::auth::AuthUser;
+use crate::db::with_pool;
+use crate::error::{ApiError, Json};
+use crate::{AppState, scope};
+
+/// One Automerge change, attributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    /// Change hash (hex).
+    pub hash: String,
+    /// When the author's device made it, milliseconds since the Unix epoch (second precision).
+    pub at: i64,
+    /// Automerge actor id (hex).
+    pub actor: String,
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+    pub platform: Option<String>,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub role: Option<String>,
+    /// The top-level fields this change touched, e.g. `["checklist", "place"]`.
+    pub fields: Vec<String>,
+}
+
+/// Lists the changes of `doc` in causal order with the top-level keys each one touched.
+pub fn changes_of(doc: &Automerge) -> Vec<ChangeRow> {
+    doc.get_changes(&[])
+        .iter()
+        .map(|change| {
+            let after = [change.hash()];
+            let fields: BTreeSet<String> = doc
+                .diff(change.deps(), &after)
+                .into_iter()
+                .filter_map(|patch| match patch.path.first() {
+                    Some((_, Prop::Map(key))) => Some(key.clone()),
+                    Some((_, Prop::Seq(_))) => None,
+                    None => match patch.action {
+                        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                            Some(key)
+                        }
+                        PatchAction::Increment {
+                            prop: Prop::Map(key),
+                            ..
+                        }
+                        | PatchAction::Conflict {
+                            prop: Prop::Map(key),
+                        } => Some(key),
+                        _ => None,
+                    },
+                })
+                .collect();
+            ChangeRow {
+                hash: change.hash().to_string(),
+                at: change.timestamp().saturating_mul(1000),
+                actor: change.actor_id().to_hex_string(),
+                device_id: None,
+                device_name: None,
+                platform: None,
+                user_id: None,
+                user_name: None,
+                role: None,
+                fields: fields.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Fills in device and user of each change from the `devices` and `users` tables.
+pub async fn attribute(state: &AppState, rows: &mut [ChangeRow]) -> Result<(), ApiError> {
+    let actors: Vec<String> = rows
+        .iter()
+        .map(|r| r.actor.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if actors.is_empty() {
+        return Ok(());
+    }
+    let ph: Vec<String> = (1..=actors.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT d.actor_id, d.id, d.name, d.platform, u.id, u.display_name, u.role \
+         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.actor_id IN ({})",
+        ph.join(",")
+    );
+    type Who = (String, String, String, String, String, String);
+    let who: HashMap<String, Who> = with_pool!(&state.db, pool => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for a in &actors {
+            q = q.bind(a);
+        }
+        q.fetch_all(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .iter()
+            .map(|r| (r.get::<String, _>(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
+            .collect()
+    });
+    for row in rows {
+        if let Some((device, name, platform, user, display, role)) = who.get(&row.actor) {
+            row.device_id = Some(device.clone());
+            row.device_name = Some(name.clone());
+            row.platform = Some(platform.clone());
+            row.user_id = Some(user.clone());
+            row.user_name = Some(display.clone());
+            row.role = Some(role.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Loads a document that is in scope: `table` names the projection holding its enterprise.
+pub(crate) async fn load_in_scope(
+    state: &AppState,
+    user: &AuthUser,
+    table: &'static str,
+    id: &str,
+    not_found: fn() -> ApiError,
+) -> Result<Automerge, ApiError> {
+    let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
+    let sql = format!("SELECT enterprise_id FROM {table} WHERE id = $1");
+    let enterprise: Option<String> = with_pool!(&state.db, pool => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+    });
+    let enterprise = enterprise.ok_or_else(not_found)?;
+    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &enterprise).await? {
+        return Err(not_found());
+    }
+    state
+        .hub
+        .load(uuid)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
+        .ok_or_else(not_found)
+}
+
+pub(crate) fn no_visit() -> ApiError {
+    ApiError::not_found("没有这次检查", "no such visit")
+}
+
+pub(crate) fn no_hazard() -> ApiError {
+    ApiError::not_found("没有这个隐患", "no such hazard")
+}
+
+/// `GET /api/v1/visits/{id}/history`.
+pub async fn visit_history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ChangeRow>>, ApiError> {
+    let doc = load_in_scope(&state, &user, "visits_view", &id, no_visit).await?;
+    let mut rows = changes_of(&doc);
+    attribute(&state, &mut rows).await?;
+    Ok(Json(rows))
+}
+
+/// `GET /api/v1/hazards/{id}/changes`.
+pub async fn hazard_changes(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ChangeRow>>, ApiError> {
+    let doc = load_in_scope(&state, &user, "hazards_view", &id, no_hazard).await?;
+    let mut rows = changes_of(&doc);
+    attribute(&state, &mut rows).await?;
+    Ok(Json(rows))
+}

@@ -1,0 +1,194 @@
+//! A visit's full record (checklist, signature, hazards with photos, funds and emergency plan) and
+//! the rectification notice (整改通知书) built from it, as JSON for the printable page and as a PDF.
+//!
+//! `GET /api/v1/visits/{id}/record` reads the visit and hazard documents (the projections do not
+//! hold checklists or photos); `GET /api/v1/visits/{id}/notice.pdf` renders the same record. Both
+//! are scope-limited through [`crate::api::hazards::visit`].
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sync_core::doc::{HazardDoc, VisitDoc};
+use sync_core::domain::PhotoRef;
+
+use crate::AppState;
+use crate::api::hazards::{HazardRow, VisitRow};
+use crate::auth::AuthUser;
+use crate::db::with_pool;
+use crate::error::{ApiError, ErrorBody, Json};
+
+/// One checklist line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckLine {
+    pub id: String,
+    pub title: String,
+    pub result: sync_core::doc::visit::CheckResult,
+    pub note: String,
+}
+
+/// The enterprise head's signature on the hazard list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignatureInfo {
+    pub signer_name: String,
+    pub image: PhotoRef,
+    pub signed_at: i64,
+}
+
+/// A hazard as the notice lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NoticeHazard {
+    #[serde(flatten)]
+    pub row: HazardRow,
+    pub funds_yuan: Option<i64>,
+    pub emergency_plan: String,
+    pub photos: Vec<PhotoRef>,
+}
+
+/// A visit's whole record.
+#[derive(Debug, Clone, Serialize)]
+pub struct VisitRecord {
+    pub visit: VisitRow,
+    pub enterprise: Option<crate::db::Enterprise>,
+    pub agency_name: String,
+    pub township_name: String,
+    pub checklist: Vec<CheckLine>,
+    pub overall_assessment: String,
+    pub notes: String,
+    pub signature: Option<SignatureInfo>,
+    pub hazards: Vec<NoticeHazard>,
+}
+
+async fn org_name(state: &AppState, id: &str) -> Result<String, ApiError> {
+    Ok(with_pool!(&state.db, pool => {
+        sqlx::query("SELECT name FROM organisations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .map(|r| r.get::<String, _>(0))
+            .unwrap_or_default()
+    }))
+}
+
+async fn load(state: &AppState, id: &str) -> Option<sync_core::automerge::Automerge> {
+    let uuid = uuid::Uuid::parse_str(id).ok()?;
+    state.hub.load(uuid).await.ok().flatten()
+}
+
+/// Assembles a visit's record if the visit is in the caller's scope (404 otherwise).
+pub async fn visit_record(
+    state: &AppState,
+    user: AuthUser,
+    id: String,
+) -> Result<VisitRecord, ApiError> {
+    let Json(detail) =
+        crate::api::hazards::visit(State(state.clone()), user, Path(id.clone())).await?;
+    let visit_doc = load(state, &id)
+        .await
+        .and_then(|d| VisitDoc::hydrate_from(&d).ok());
+    let mut hazards = Vec::with_capacity(detail.hazards.len());
+    for row in detail.hazards {
+        let doc = load(state, &row.id)
+            .await
+            .and_then(|d| HazardDoc::hydrate_from(&d).ok());
+        hazards.push(NoticeHazard {
+            funds_yuan: doc.as_ref().and_then(|h| h.funds_yuan),
+            emergency_plan: doc
+                .as_ref()
+                .map(|h| h.emergency_plan.clone())
+                .unwrap_or_default(),
+            photos: doc.map(|h| h.photos).unwrap_or_default(),
+            row,
+        });
+    }
+    let visit = detail.visit;
+    Ok(VisitRecord {
+        enterprise: state.db.enterprise_by_id(&visit.enterprise_id).await?,
+        agency_name: org_name(state, &visit.agency_id).await?,
+        township_name: org_name(state, &visit.township_id).await?,
+        checklist: visit_doc
+            .as_ref()
+            .map(|v| {
+                v.checklist
+                    .iter()
+                    .map(|c| CheckLine {
+                        id: c.id.clone(),
+                        title: c.title.clone(),
+                        result: c.result,
+                        note: c.note.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        overall_assessment: visit_doc
+            .as_ref()
+            .map(|v| v.overall_assessment.to_string())
+            .unwrap_or_default(),
+        notes: visit_doc
+            .as_ref()
+            .map(|v| v.notes.to_string())
+            .unwrap_or_default(),
+        signature: visit_doc.and_then(|v| v.signature).map(|s| SignatureInfo {
+            signer_name: s.signer_name,
+            image: s.image,
+            signed_at: s.signed_at,
+        }),
+        visit,
+        hazards,
+    })
+}
+
+/// `GET /api/v1/visits/{id}/record`.
+pub async fn record(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<VisitRecord>, ApiError> {
+    Ok(Json(visit_record(&state, user, id).await?))
+}
+
+/// `GET /api/v1/visits/{id}/notice.pdf`.
+pub async fn notice_pdf(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = visit_record(&state, user, id.clone()).await?;
+    let font = match super::pdf::find_font() {
+        Ok(font) => font,
+        Err(tried) => {
+            tracing::error!(?tried, "no CJK font for PDF notices");
+            let body = ErrorBody {
+                error: "pdf_font_missing",
+                message: format!(
+                    "服务器未安装中文字体，无法生成 PDF（请安装 fonts-wqy-microhei 或设置 {var}）/ \
+                     no CJK font installed for PDF notices: install fonts-wqy-microhei or set {var} (tried {})",
+                    tried.join(", "),
+                    var = super::pdf::FONT_ENV,
+                ),
+            };
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+        }
+    };
+    let bytes = tokio::task::spawn_blocking(move || super::pdf::notice(&record, font))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?
+        .map_err(ApiError::Internal)?;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"notice-{}.pdf\"",
+        id.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}

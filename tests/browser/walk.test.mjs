@@ -1,0 +1,257 @@
+// The web pages in headless Chromium against a real server with a seeded world (seed_e2e):
+// every role logs in; the supervisor sees a synced visit with its photos; the enterprise submits
+// evidence with a photo; the inspector verifies; the supervisor closes the major hazard; the
+// dashboard's figures equal the hazard lists; another township's supervisor sees none of it.
+// Run through run.sh (it builds the seed binary and sets SEED_BIN).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const OUT = join(here, 'out');
+const SEED_BIN = process.env.SEED_BIN;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let seedProc, world, browser;
+
+before(async () => {
+  assert.ok(SEED_BIN, 'SEED_BIN must name the seed_e2e binary (run.sh sets it)');
+  mkdirSync(OUT, { recursive: true });
+  seedProc = spawn(SEED_BIN, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: seedProc.stdout });
+  world = await new Promise((resolve, reject) => {
+    seedProc.once('exit', (code) => reject(new Error('seed exited with ' + code)));
+    lines.once('line', (line) => resolve(JSON.parse(line)));
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // No --user-data-dir: playwright refuses it in launch() and gives every launch a fresh
+    // temporary profile of its own, removed on close.
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (seedProc) { seedProc.stdin.end(); seedProc.kill(); }
+});
+
+/** A fresh browser context (own sessionStorage) logged in as `username`. */
+async function loginAs(username, viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => { throw e; });
+  await page.goto(world.base + '/#/login');
+  await page.waitForSelector('#login-form');
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', world.password);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => { const r = document.querySelector('#app').dataset.ready; return r && r !== 'login'; });
+  return page;
+}
+const ready = (page, name) => page.waitForSelector(`#app[data-ready="${name}"]`);
+async function go(page, hash, name) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await ready(page, name);
+}
+/** GET an API path with the page's own token. */
+const apiGet = (page, path) => page.evaluate(async (p) => {
+  const r = await fetch(p, { headers: { authorization: 'Bearer ' + sessionStorage.getItem('token') } });
+  return { status: r.status, type: r.headers.get('content-type'), body: r.headers.get('content-type')?.includes('json') ? await r.json() : null };
+}, path);
+const shot = (page, name) => page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
+const fig = async (page, key) => (await page.textContent(`[data-fig="${key}"] .v`)).trim();
+
+async function dashboardMatchesLists(page) {
+  await go(page, '#/dashboard', 'dashboard');
+  const all = (await apiGet(page, '/api/v1/hazards')).body;
+  const overdue = (await apiGet(page, '/api/v1/hazards?overdue=true')).body;
+  const open = all.filter((h) => h.state !== 'closed');
+  assert.equal(Number(await fig(page, 'total')), all.length);
+  assert.equal(Number(await fig(page, 'open')), open.length);
+  assert.equal(Number(await fig(page, 'overdue')), overdue.length);
+  assert.equal(Number(await fig(page, 'major_open')), open.filter((h) => h.grade === 'major').length);
+  assert.equal(Number(await fig(page, 'closed')), all.length - open.length);
+  const rate = all.length ? ((all.length - open.length) / all.length) * 100 : 0;
+  assert.equal(await fig(page, 'closure_rate'), rate.toFixed(1) + '%');
+  return all;
+}
+
+test('the login page refuses a wrong password', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(world.base + '/');
+  await page.waitForSelector('#login-form');
+  await page.fill('input[name=username]', 'supervisor');
+  await page.fill('input[name=password]', 'wrong');
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent.length > 0);
+  assert.match(await page.textContent('#login-error'), /用户名或密码错误/);
+  await shot(page, 'login');
+  await context.close();
+});
+
+test('every role lands on its own page with its own navigation', async () => {
+  for (const [user, landing, navText] of [
+    ['supervisor', 'dashboard', '重大隐患督办'], ['manager', 'hazards', '本企业隐患'],
+    ['inspector', 'verify', '待复查'], ['agency_admin', 'dashboard', '待复查'],
+  ]) {
+    const page = await loginAs(user);
+    await ready(page, landing);
+    assert.match(await page.textContent('#nav'), new RegExp(navText), user);
+    await page.context().close();
+  }
+});
+
+test('the supervisor sees the dashboard, a synced visit with photos, and the notice', async () => {
+  const page = await loginAs('supervisor');
+  const all = await dashboardMatchesLists(page);
+  assert.equal(all.length, 4);
+  assert.equal(await fig(page, 'median'), '28');
+  assert.equal(await page.locator('#by-month svg rect').count(), 4);
+  await shot(page, 'dashboard');
+
+  await go(page, '#/visits', 'visits');
+  await page.waitForSelector(`tr[data-visit="${world.visit}"]`);
+  await page.click(`tr[data-visit="${world.visit}"] a`);
+  await ready(page, 'visit');
+  assert.equal(await page.textContent('#visit-place'), '一号冲压车间');
+  assert.equal(await page.locator('table.checklist tr').count(), 3);
+  // Thumbnails come through the API with the bearer token, shown as blob URLs.
+  const thumb = page.locator(`.hz[data-hazard="${world.major}"] img[data-sha="${world.photo}"]`);
+  await page.waitForFunction((sha) => { const i = document.querySelector(`img[data-sha="${sha}"]`); return i && i.dataset.loaded === '1' && i.complete && i.naturalWidth > 0; }, world.photo);
+  assert.match(await thumb.getAttribute('src'), /^blob:/);
+  await thumb.click();
+  await page.waitForFunction(() => { const i = document.querySelector('#viewer img'); return !document.querySelector('#viewer').hidden && i.complete && i.naturalWidth > 0; });
+  const [full, small] = await page.evaluate((sha) => [document.querySelector('#viewer img').naturalWidth, document.querySelector(`.hz img[data-sha="${sha}"]`).naturalWidth], world.photo);
+  assert.ok(full >= small, `full ${full} >= thumb ${small}`);
+  await page.click('#viewer');
+  await page.waitForFunction(() => document.querySelector('#signature img')?.naturalWidth > 0);
+  assert.match(await page.textContent('#signature'), /王厂长/);
+  assert.match(await page.textContent('#visit-changes'), /inspector 测试/);
+  await shot(page, 'visit');
+
+  await page.click('#notice-link');
+  await ready(page, 'notice');
+  const text = await page.textContent('.notice');
+  for (const d of [world.enterprise_name, ...world.descriptions]) assert.ok(text.includes(d), d);
+  assert.match(text, /应急预案/);
+  const pdf = await apiGet(page, `/api/v1/visits/${world.visit}/notice.pdf`);
+  assert.equal(pdf.status, 200);
+  assert.equal(pdf.type, 'application/pdf');
+  await shot(page, 'notice');
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.isVisible('#pdf'), false, 'buttons are not printed');
+  await page.screenshot({ path: join(OUT, 'notice-print.png'), fullPage: true });
+  await page.emulateMedia({ media: 'screen' });
+
+  await go(page, `#/file/${world.enterprise}`, 'file');
+  assert.equal(await page.locator('.hz').count(), 4);
+  await shot(page, 'enterprise-file');
+  await page.context().close();
+});
+
+test('the language switch is remembered', async () => {
+  const page = await loginAs('supervisor');
+  await page.click('#lang');
+  await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('Dashboard'));
+  await page.reload();
+  await ready(page, 'dashboard');
+  assert.match(await page.textContent('#nav'), /Major hazards/);
+  assert.match(await page.textContent('[data-fig="overdue"] .l'), /Overdue/);
+  await shot(page, 'dashboard-en');
+  await page.click('#lang');
+  await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('统计'));
+  await page.context().close();
+});
+
+test('on a phone-sized screen the dashboard fits the width', async () => {
+  const page = await loginAs('supervisor', { width: 390, height: 844 });
+  await ready(page, 'dashboard');
+  const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  assert.ok(scroll <= client + 1, `no sideways scrolling (${scroll} > ${client})`);
+  await shot(page, 'dashboard-phone');
+  await page.context().close();
+});
+
+test('the enterprise submits evidence with a photo, the inspector verifies, the supervisor closes', async () => {
+  // Enterprise manager: own hazards, submit with a photo uploaded from the browser.
+  const manager = await loginAs('manager');
+  await ready(manager, 'hazards');
+  assert.equal(await manager.locator('table.hazards tbody tr').count(), 4);
+  await manager.click(`tr[data-hazard="${world.major}"] a`);
+  await ready(manager, 'hazard');
+  await manager.fill('form[data-action=submit] textarea[name=note]', '已更换光电保护装置并试机');
+  await manager.setInputFiles('form[data-action=submit] input[type=file]', world.evidence_jpeg);
+  await manager.click('form[data-action=submit] button[type=submit]');
+  await manager.waitForSelector('#hazard-state [data-state="submitted"]');
+  const detail = (await apiGet(manager, `/api/v1/hazards/${world.major}`)).body;
+  const submitted = detail.history.find((e) => e.kind === 'rectification_submitted');
+  assert.equal(submitted.detail.photos.length, 1);
+  const evidence = submitted.detail.photos[0]; // the event lists photo hashes
+  assert.match(evidence, /^[0-9a-f]{64}$/);
+  await shot(manager, 'manager-submitted');
+  await manager.context().close();
+
+  // Inspector: the hazard waits for verification; accept it.
+  const inspector = await loginAs('inspector');
+  await ready(inspector, 'verify');
+  await inspector.waitForSelector(`tr[data-hazard="${world.major}"]`);
+  await inspector.click(`tr[data-hazard="${world.major}"] a`);
+  await ready(inspector, 'hazard');
+  await inspector.fill('form[data-action=accept] textarea', '复查合格');
+  await inspector.click('form[data-action=accept] button[type=submit]');
+  await inspector.waitForSelector('#hazard-state [data-state="accepted"]');
+  assert.equal(await inspector.locator('form[data-action=close]').count(), 0, 'an inspector is not offered closing a major hazard');
+  await inspector.context().close();
+
+  // Supervisor: the evidence photo is visible; close the major hazard; the dashboard follows.
+  const sup = await loginAs('supervisor');
+  await go(sup, '#/major', 'major');
+  await sup.click(`tr[data-hazard="${world.major}"] a`);
+  await ready(sup, 'hazard');
+  const ev = await apiGet(sup, `/api/v1/photos/${evidence}/thumb`);
+  assert.equal(ev.status, 200);
+  await sup.waitForFunction((sha) => document.querySelector(`#hazard-photos img[data-sha="${sha}"]`)?.naturalWidth > 0, evidence);
+  await sup.fill('form[data-action=close] textarea', '验收合格，同意销号');
+  await sup.click('form[data-action=close] button[type=submit]');
+  await sup.waitForSelector('#hazard-state [data-state="closed"]');
+  assert.match(await sup.textContent('#hazard-history'), /验收销号/);
+  assert.match(await sup.textContent('#hazard-changes'), /supervisor 测试/);
+  await shot(sup, 'major-closed');
+  await dashboardMatchesLists(sup);
+  assert.equal(await fig(sup, 'major_open'), '0');
+  assert.equal(await fig(sup, 'closed'), '2');
+  await sup.context().close();
+});
+
+test('a supervisor of another township sees none of it', async () => {
+  const page = await loginAs('other_supervisor');
+  await ready(page, 'dashboard');
+  const all = await dashboardMatchesLists(page);
+  assert.deepEqual(all.map((h) => h.id), [world.other_hazard]);
+  const html = await page.content();
+  assert.ok(!html.includes(world.enterprise_name));
+  await go(page, '#/hazards', 'hazards');
+  assert.equal(await page.locator(`tr[data-hazard="${world.major}"]`).count(), 0);
+  await go(page, `#/visit/${world.visit}`, 'error');
+  await go(page, `#/notice/${world.visit}`, 'error');
+  assert.equal((await apiGet(page, `/api/v1/photos/${world.photo}/thumb`)).status, 404);
+  assert.equal((await apiGet(page, `/api/v1/visits/${world.visit}/notice.pdf`)).status, 404);
+  await page.context().close();
+});
+
+test('a session that is no longer valid goes back to the login page', async () => {
+  const page = await loginAs('supervisor');
+  await page.evaluate(() => sessionStorage.setItem('token', 'bogus'));
+  await page.evaluate(() => { location.hash = '#/visits'; });
+  await page.waitForSelector('#login-form');
+  await page.context().close();
+});
