@@ -21,4 +21,14 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
 fi
 echo "TEST_DATABASE_URL=${TEST_DATABASE_URL:-<unset: PostgreSQL variants skipped>}"
 
-cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+
+# The phone SDK from a foreign language: Python bindings generated from the built library play the
+# field against the real server binary.
+bash mobile-bridge/scripts/test-python.sh || status=$?
+
+# The web pages in headless Chromium (installs chromium, a CJK font and poppler-utils when missing).
+bash tests/browser/run.sh || status=$?
+
+exit $status

@@ -173,7 +173,8 @@ impl GeoPoint {
 /// A reference to a photo kept in the blob store. Documents never carry photo bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 pub struct PhotoRef {
-    /// SHA-256 of the original bytes, lowercase hex: the key in the blob store.
+    /// SHA-256 of the bytes uploaded to the server (lowercase hex): the key in the blob store.
+    /// A phone that downscales before upload keeps the camera original's hash locally.
     #[key]
     pub sha256: String,
     /// Size of the original in bytes.

@@ -195,7 +195,7 @@ async fn record_meta(
 /// `GET /api/v1/photos/{sha256}/status`.
 pub async fn status(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(sha): Path<String>,
 ) -> Response {
     let hash = match parse_hash(&sha) {
@@ -206,6 +206,25 @@ pub async fn status(
         Ok(UploadStatus::NotStarted) => {
             ApiError::not_found("没有这张照片", "no such photo").into_response()
         }
+        // Every byte arrived but the request that carried the last one was cut off before the
+        // photo was verified and processed: finish it now, so the phone need not resend.
+        Ok(UploadStatus::InProgress {
+            received,
+            expected_size,
+        }) if received >= expected_size => match state.photos.finish(hash).await {
+            Ok(outcome) => {
+                if let Err(e) = record_meta(&state, &user, outcome.meta()).await {
+                    return e.into_response();
+                }
+                axum::Json(Progress {
+                    received,
+                    size: expected_size,
+                    complete: true,
+                })
+                .into_response()
+            }
+            Err(e) => photo_error(e),
+        },
         Ok(UploadStatus::InProgress {
             received,
             expected_size,

@@ -33,7 +33,11 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -54,7 +58,15 @@ fn create_visits(seed: &Seed, phone: &mut Phone, n: usize) -> Vec<VisitId> {
             let mut v = VisitDoc::new(&h, VisitKind::Routine, T);
             v.place = "一号车间".into();
             let e = edit::new_visit(&v, &phone.author, T).unwrap();
-            phone.replica.docs.insert(*vid.as_uuid(), ReplicaDoc { kind: DocKind::Visit, doc: e.doc, synced: vec![], refused: None });
+            phone.replica.docs.insert(
+                *vid.as_uuid(),
+                ReplicaDoc {
+                    kind: DocKind::Visit,
+                    doc: e.doc,
+                    synced: vec![],
+                    refused: None,
+                },
+            );
             vid
         })
         .collect()
@@ -175,7 +187,13 @@ async fn bench_memory(n: usize) -> Value {
     }
     sync_bytes(&app, &mut phone).await;
     drop(phone);
-    let hub = Hub::new(app.state.db.clone(), HubLimits { cache_docs: n + 10, ..HubLimits::default() });
+    let hub = Hub::new(
+        app.state.db.clone(),
+        HubLimits {
+            cache_docs: n + 10,
+            ..HubLimits::default()
+        },
+    );
     let before = rss_kib();
     for vid in &vids {
         hub.load(*vid.as_uuid()).await.unwrap().unwrap();
@@ -192,11 +210,17 @@ fn test_jpeg_12mp() -> Vec<u8> {
         state ^= state >> 17;
         state ^= state << 5;
         let n = (state % 24) as u8;
-        image::Rgb([((x / 16) as u8).wrapping_add(n), ((y / 12) as u8).wrapping_add(n), (((x + y) / 28) as u8).wrapping_add(n)])
+        image::Rgb([
+            ((x / 16) as u8).wrapping_add(n),
+            ((y / 12) as u8).wrapping_add(n),
+            (((x + y) / 28) as u8).wrapping_add(n),
+        ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
-    image::DynamicImage::ImageRgb8(img).write_with_encoder(enc).unwrap();
+    image::DynamicImage::ImageRgb8(img)
+        .write_with_encoder(enc)
+        .unwrap();
     out.into_inner()
 }
 
@@ -240,8 +264,17 @@ fn bench_thumbnail(runs: usize) -> Value {
 
 async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
     use server::db::Db;
-    let states = ["open", "notified", "in_progress", "submitted", "accepted", "closed"];
-    let townships: Vec<String> = (0..8).map(|i| format!("00000000-0000-0000-0000-0000000000{i:02}")).collect();
+    let states = [
+        "open",
+        "notified",
+        "in_progress",
+        "submitted",
+        "accepted",
+        "closed",
+    ];
+    let townships: Vec<String> = (0..8)
+        .map(|i| format!("00000000-0000-0000-0000-0000000000{i:02}"))
+        .collect();
     let mut i = 0usize;
     while i < rows {
         let n = (rows - i).min(500);
@@ -261,20 +294,39 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
                 j % 500,
                 j % 4,
                 townships[j % townships.len()],
-                if j % 10 == 0 { "major" } else { "general" },
+                if j.is_multiple_of(10) { "major" } else { "general" },
                 T - (j as i64) * 60_000,
             ));
         }
         match db {
-            Db::Sqlite(p) => { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.unwrap(); }
-            Db::Postgres(p) => { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.unwrap(); }
+            Db::Sqlite(p) => {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(p) => {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
         }
         i += n;
     }
     let queries = [
-        ("open", "SELECT COUNT(*) FROM hazards_view WHERE state <> 'closed' AND township_id = '00000000-0000-0000-0000-000000000001'"),
-        ("overdue", "SELECT COUNT(*) FROM hazards_view WHERE state IN ('open','notified','in_progress') AND current_deadline < '2026-06-15' AND township_id = '00000000-0000-0000-0000-000000000001'"),
-        ("by_township", "SELECT township_id, state, grade, COUNT(*) FROM hazards_view GROUP BY township_id, state, grade"),
+        (
+            "open",
+            "SELECT COUNT(*) FROM hazards_view WHERE state <> 'closed' AND township_id = '00000000-0000-0000-0000-000000000001'",
+        ),
+        (
+            "overdue",
+            "SELECT COUNT(*) FROM hazards_view WHERE state IN ('open','notified','in_progress') AND current_deadline < '2026-06-15' AND township_id = '00000000-0000-0000-0000-000000000001'",
+        ),
+        (
+            "by_township",
+            "SELECT township_id, state, grade, COUNT(*) FROM hazards_view GROUP BY township_id, state, grade",
+        ),
     ];
     let mut out = serde_json::Map::new();
     for (name, q) in queries {
@@ -282,8 +334,12 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
         for _ in 0..runs {
             let t = Instant::now();
             match db {
-                Db::Sqlite(p) => { sqlx::query(q).fetch_all(p).await.unwrap(); }
-                Db::Postgres(p) => { sqlx::query(q).fetch_all(p).await.unwrap(); }
+                Db::Sqlite(p) => {
+                    sqlx::query(q).fetch_all(p).await.unwrap();
+                }
+                Db::Postgres(p) => {
+                    sqlx::query(q).fetch_all(p).await.unwrap();
+                }
             }
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -298,14 +354,27 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let out_path = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "bench.json".into());
+    let out_path = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "bench.json".into());
     let deadline = Instant::now() + Duration::from_secs(900);
-    let (rounds, phones, rows, runs) = if quick { (50, 4, 10_000, 10) } else { (300, 8, 100_000, 50) };
+    let (rounds, phones, rows, runs) = if quick {
+        (50, 4, 10_000, 10)
+    } else {
+        (300, 8, 100_000, 50)
+    };
 
     eprintln!("sync, 200 documents…");
     let s200 = bench_sync(200, phones, rounds).await;
     eprintln!("sync, 1000 documents…");
-    let s1000 = if Instant::now() < deadline { bench_sync(1000, phones, rounds).await } else { Value::Null };
+    let s1000 = if Instant::now() < deadline {
+        bench_sync(1000, phones, rounds).await
+    } else {
+        Value::Null
+    };
     eprintln!("server memory per visit document…");
     let mem = bench_memory(if quick { 200 } else { 1000 }).await;
     eprintln!("thumbnail…");
@@ -337,27 +406,93 @@ async fn main() {
         other => other.to_string(),
     };
     let rows_out = [
-        ("one-edit syncs/s, 200 docs", &figures["sync_200"]["one_edit_syncs_per_second"], "≥ 3000"),
-        ("one-edit syncs/s, 1000 docs", &figures["sync_1000"]["one_edit_syncs_per_second"], "≥ 3000"),
-        ("round trip p50 ms (1000 docs)", &figures["sync_1000"]["round_trip_ms_p50"], "≤ 10"),
-        ("round trip p90 ms (1000 docs)", &figures["sync_1000"]["round_trip_ms_p90"], ""),
-        ("body bytes per one-field edit", &figures["sync_1000"]["one_field_edit_body_bytes_median"], "≤ 240"),
-        ("  Automerge change bytes", &figures["sync_1000"]["one_field_edit_change_bytes"], ""),
-        ("initial sync of 1000 visits, ms", &figures["sync_1000"]["initial_sync_ms"], "≤ 500"),
-        ("server KiB per loaded visit", &figures["server_memory"]["kib_per_document"], "≤ 64"),
-        ("thumbnail 12 MP → 320 px, ms", &figures["thumbnail_12mp_to_320"]["ours_ms_median"], "≤ vips"),
-        ("  vipsthumbnail, ms", &figures["thumbnail_12mp_to_320"]["vipsthumbnail_ms_median"], ""),
-        ("dashboard open p95 ms, SQLite", &figures["dashboard_sqlite"]["open_ms_p95"], "≤ 20"),
-        ("dashboard overdue p95 ms, SQLite", &figures["dashboard_sqlite"]["overdue_ms_p95"], "≤ 20"),
-        ("dashboard by township p95 ms, SQLite", &figures["dashboard_sqlite"]["by_township_ms_p95"], "≤ 20"),
-        ("dashboard open p95 ms, PostgreSQL", &figures["dashboard_postgres"]["open_ms_p95"], "≤ 20"),
-        ("dashboard overdue p95 ms, PostgreSQL", &figures["dashboard_postgres"]["overdue_ms_p95"], "≤ 20"),
-        ("dashboard by township p95 ms, PostgreSQL", &figures["dashboard_postgres"]["by_township_ms_p95"], "≤ 20"),
+        (
+            "one-edit syncs/s, 200 docs",
+            &figures["sync_200"]["one_edit_syncs_per_second"],
+            "≥ 3000",
+        ),
+        (
+            "one-edit syncs/s, 1000 docs",
+            &figures["sync_1000"]["one_edit_syncs_per_second"],
+            "≥ 3000",
+        ),
+        (
+            "round trip p50 ms (1000 docs)",
+            &figures["sync_1000"]["round_trip_ms_p50"],
+            "≤ 10",
+        ),
+        (
+            "round trip p90 ms (1000 docs)",
+            &figures["sync_1000"]["round_trip_ms_p90"],
+            "",
+        ),
+        (
+            "body bytes per one-field edit",
+            &figures["sync_1000"]["one_field_edit_body_bytes_median"],
+            "≤ 240",
+        ),
+        (
+            "  Automerge change bytes",
+            &figures["sync_1000"]["one_field_edit_change_bytes"],
+            "",
+        ),
+        (
+            "initial sync of 1000 visits, ms",
+            &figures["sync_1000"]["initial_sync_ms"],
+            "≤ 500",
+        ),
+        (
+            "server KiB per loaded visit",
+            &figures["server_memory"]["kib_per_document"],
+            "≤ 64",
+        ),
+        (
+            "thumbnail 12 MP → 320 px, ms",
+            &figures["thumbnail_12mp_to_320"]["ours_ms_median"],
+            "≤ vips",
+        ),
+        (
+            "  vipsthumbnail, ms",
+            &figures["thumbnail_12mp_to_320"]["vipsthumbnail_ms_median"],
+            "",
+        ),
+        (
+            "dashboard open p95 ms, SQLite",
+            &figures["dashboard_sqlite"]["open_ms_p95"],
+            "≤ 20",
+        ),
+        (
+            "dashboard overdue p95 ms, SQLite",
+            &figures["dashboard_sqlite"]["overdue_ms_p95"],
+            "≤ 20",
+        ),
+        (
+            "dashboard by township p95 ms, SQLite",
+            &figures["dashboard_sqlite"]["by_township_ms_p95"],
+            "≤ 20",
+        ),
+        (
+            "dashboard open p95 ms, PostgreSQL",
+            &figures["dashboard_postgres"]["open_ms_p95"],
+            "≤ 20",
+        ),
+        (
+            "dashboard overdue p95 ms, PostgreSQL",
+            &figures["dashboard_postgres"]["overdue_ms_p95"],
+            "≤ 20",
+        ),
+        (
+            "dashboard by township p95 ms, PostgreSQL",
+            &figures["dashboard_postgres"]["by_township_ms_p95"],
+            "≤ 20",
+        ),
     ];
     println!("{:<42} {:>12}  target", "figure", "value");
     for (name, v, target) in rows_out {
         println!("{name:<42} {:>12}  {target}", f(v));
     }
-    println!("(phone store open and bridge size: cargo run --release -p mobile-bridge --bin bridgebench)");
+    println!(
+        "(phone store open and bridge size: cargo run --release -p mobile-bridge --bin bridgebench)"
+    );
     println!("figures written to {out_path}");
 }
