@@ -8,32 +8,20 @@ use mobile_bridge::records::{
 use mobile_bridge::store::{EnterpriseRow, LocalStore, SessionRow};
 use mobile_bridge::{InspectionClient, photo};
 
-// The store is blocking, so its futures are ready at once: sync-core's minimal executor runs
-// the conformance functions (the crate's macro makes `async fn` tests, which need a runtime).
-macro_rules! sqlite_conformance {
-    ($($name:ident),* $(,)?) => {
-        mod store_conformance {
-            use super::*;
-            $(
-                #[test]
-                fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = LocalStore::open(&dir.path().join("conformance.db")).unwrap();
-                    sync_core::store::block_on(sync_core::store::conformance::$name(store));
-                }
-            )*
-        }
-    };
-}
+// The store is blocking, so its futures are ready at once: sync-core's conformance macro runs
+// each case with its minimal executor.
+mod store_conformance {
+    use super::*;
 
-sqlite_conformance!(
-    append_and_load_round_trip,
-    a_document_cannot_change_enterprise,
-    compaction_keeps_everything,
-    changes_since_filters_and_orders,
-    kv_round_trip,
-    delivery_log_round_trip,
-);
+    /// A fresh store in its own directory (kept: the store must outlive the test body).
+    fn fresh() -> LocalStore {
+        let dir = tempfile::tempdir().unwrap().keep();
+        LocalStore::open(&dir.join("conformance.db")).unwrap()
+    }
+
+    sync_core::store_conformance_tests!(blocking sync_core::store::block_on, fresh());
+    sync_core::store_conformance_tests!(blocking delivery sync_core::store::block_on, fresh());
+}
 
 const AGENCY: &str = "0195a000-0000-7000-8000-000000000001";
 const ENTERPRISE: &str = "0195a000-0000-7000-8000-000000000002";

@@ -588,6 +588,24 @@ macro_rules! store_conformance_tests {
     (delivery $attr:meta, $make:expr) => {
         $crate::store_conformance_tests!(@doc $attr, $make, delivery_log_round_trip);
     };
+    // Blocking backends: plain `#[test]` functions that drive each case with `$runner`
+    // (e.g. `sync_core::store::block_on`); `$make` is a plain expression yielding a fresh store.
+    (blocking $runner:path, $make:expr) => {
+        $crate::store_conformance_tests!(@blocking $runner, $make, append_and_load_round_trip);
+        $crate::store_conformance_tests!(@blocking $runner, $make, a_document_cannot_change_enterprise);
+        $crate::store_conformance_tests!(@blocking $runner, $make, compaction_keeps_everything);
+        $crate::store_conformance_tests!(@blocking $runner, $make, changes_since_filters_and_orders);
+        $crate::store_conformance_tests!(@blocking $runner, $make, kv_round_trip);
+    };
+    (blocking delivery $runner:path, $make:expr) => {
+        $crate::store_conformance_tests!(@blocking $runner, $make, delivery_log_round_trip);
+    };
+    (@blocking $runner:path, $make:expr, $name:ident) => {
+        #[test]
+        fn $name() {
+            $runner($crate::store::conformance::$name($make));
+        }
+    };
     (@doc $attr:meta, $make:expr, $name:ident) => {
         #[$attr]
         async fn $name() {
@@ -614,21 +632,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 mod tests {
     use super::*;
 
-    // The memory store's futures are ready at once, so a minimal executor runs them.
-    macro_rules! memory_tests {
-        ($($name:ident),*) => {$(
-            #[test]
-            fn $name() {
-                block_on(conformance::$name(MemoryStore::new()));
-            }
-        )*};
-    }
-    memory_tests!(
-        append_and_load_round_trip,
-        a_document_cannot_change_enterprise,
-        compaction_keeps_everything,
-        changes_since_filters_and_orders,
-        kv_round_trip,
-        delivery_log_round_trip
-    );
+    // The memory store's futures are ready at once, so the minimal executor runs them.
+    crate::store_conformance_tests!(blocking block_on, MemoryStore::new());
+    crate::store_conformance_tests!(blocking delivery block_on, MemoryStore::new());
 }
