@@ -309,6 +309,91 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
     );
 
     // Every route in the matrix is described in the OpenAPI document.
+    // Writes outside documents, per role: enrol a device (everyone), upload a photo (those who
+    // record hazards or evidence), revoke another tenant's device (nobody: 404).
+    let foreign_device = b.session.device.clone().unwrap().0;
+    let mut write_failures = Vec::new();
+    for (role, want_upload) in [
+        (users::INSPECTOR, 200u16),
+        (users::MANAGER, 200),
+        (users::SUPERVISOR, 403),
+        (users::AGENCY_ADMIN, 403),
+    ] {
+        let s = app.login(role).await;
+        let r = app
+            .client
+            .post(format!("{}/api/v1/devices", app.base))
+            .bearer_auth(&s.token)
+            .json(&serde_json::json!({ "name": "测试机", "platform": "android" }))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() != 201 {
+            write_failures.push(format!("{role} POST /devices: {}", r.status()));
+        }
+        let mut img = std::io::Cursor::new(Vec::new());
+        let shade = (uuid::Uuid::new_v4().as_u128() % 250) as u8;
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            20,
+            20,
+            image::Rgb([shade, 1, 2]),
+        ))
+        .write_to(&mut img, image::ImageFormat::Jpeg)
+        .unwrap();
+        let bytes = img.into_inner();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let r = app
+            .client
+            .put(format!("{}/api/v1/photos/{sha}?offset=0", app.base))
+            .bearer_auth(&s.token)
+            .header("x-photo-size", bytes.len().to_string())
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() != want_upload {
+            write_failures.push(format!(
+                "{role} PUT photo: {}, expected {want_upload}",
+                r.status()
+            ));
+        }
+        let r = app
+            .client
+            .post(format!(
+                "{}/api/v1/devices/{foreign_device}/revoke",
+                app.base
+            ))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() != 404 {
+            write_failures.push(format!(
+                "{role} revoke another tenant's device: {}",
+                r.status()
+            ));
+        }
+    }
+    for (method, path) in [
+        ("POST", "/api/v1/devices"),
+        ("PUT", "/api/v1/photos/00"),
+        ("POST", "/api/v1/auth/logout"),
+    ] {
+        let r = app
+            .client
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", app.base),
+            )
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::UNAUTHORIZED {
+            write_failures.push(format!("no token {method} {path}: {}", r.status()));
+        }
+    }
+    assert!(write_failures.is_empty(), "{}", write_failures.join("\n"));
+
     let (_, doc) = app.get("", "/api/v1/openapi.json").await;
     for (method, path, ..) in MATRIX {
         let p = path
