@@ -10,7 +10,7 @@ use sync_core::domain::Deadline;
 use sync_core::rectification::fold;
 use sync_core::store::DocumentStore;
 
-use crate::db::{Db, with_pool};
+use crate::db::{Db, with_pool, with_writer};
 
 /// A projection failure.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         sync_core::doc::visit::VisitKind::Reinspection => "reinspection",
     };
     let signed_by = v.signature.as_ref().map(|s| s.signer_name.clone());
-    with_pool!(db, pool => {
+    with_writer!(db, pool => {
         sqlx::query(
             "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
              started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
@@ -93,7 +93,7 @@ async fn project_photo_refs(
     if shas.is_empty() {
         return Ok(());
     }
-    with_pool!(db, pool => {
+    with_writer!(db, pool => {
         for sha in shas {
             sqlx::query("INSERT INTO photo_refs (sha256, doc_id, enterprise_id) VALUES ($1, $2, $3) ON CONFLICT (sha256, doc_id) DO NOTHING")
                 .bind(*sha)
@@ -129,7 +129,7 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
         &h.events,
     );
     let current_deadline = status.deadline.map(|d| d.to_string());
-    with_pool!(db, pool => {
+    with_writer!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \

@@ -1,12 +1,14 @@
 //! `GET /api/v1/dashboard`: the figures supervisors and agencies ask for — open, overdue and major
 //! hazards, closure rate and time to close, by township, park, agency and enterprise, and by month.
 //!
-//! Counts are computed in SQL over `hazards_view`, limited to the caller's scope with the same
-//! `h.enterprise_id IN (...)` clause as [`crate::api::hazards::list`], so a figure on the dashboard
-//! always equals the length of the matching hazard list. Only portable SQL is used (`CASE`, `SUM`,
-//! `COUNT`, `GROUP BY`) so SQLite and PostgreSQL agree. The median and the monthly trend need China
-//! dates of millisecond timestamps, which differ in syntax between the two databases, so they are
-//! computed in Rust from the `(created_at, closed_at)` pairs.
+//! Counts are read from tallies that triggers on `hazards_view` keep in the same transaction as
+//! the rows they count (migration 0007: per enterprise, agency, township, state and grade; per
+//! China month; per tenth of a day to close), limited to the caller's scope with the same
+//! `enterprise_id IN (...)` rule as [`crate::api::hazards::list`], so a figure on the dashboard
+//! always equals the length of the matching hazard list while the work no longer grows with the
+//! number of hazards. Overdue depends on today's date and is counted from `hazards_view` through
+//! its `(state, current_deadline)` index. The median time to close is the median of closing times
+//! rounded to a tenth of a day.
 
 use std::collections::BTreeMap;
 
@@ -76,32 +78,10 @@ pub struct Dashboard {
     pub by_month: Vec<Month>,
 }
 
-/// The select list of one figures row; `$today` is the bind index of today's date.
-fn figures_sql(today: usize) -> String {
-    format!(
-        "COUNT(*), \
-         SUM(CASE WHEN h.state <> 'closed' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN h.state IN ('open','notified','in_progress') AND h.current_deadline < ${today} THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN h.grade = 'major' AND h.state <> 'closed' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN h.grade = 'major' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN h.state = 'closed' THEN 1 ELSE 0 END)"
-    )
-}
-
-fn figures_at(row: &impl FiguresRow, first: usize) -> Figures {
-    Figures {
-        total: row.int(first),
-        open: row.int(first + 1),
-        overdue: row.int(first + 2),
-        major_open: row.int(first + 3),
-        major: row.int(first + 4),
-        closed: row.int(first + 5),
-    }
-}
-
-/// Reads a possibly-NULL integer (a `SUM` over no rows is NULL) from either backend's row.
+/// Reads a possibly-NULL integer or text from either backend's row (NULL reads as 0 or "").
 trait FiguresRow {
     fn int(&self, i: usize) -> i64;
+    fn text(&self, i: usize) -> String;
 }
 
 impl FiguresRow for sqlx::sqlite::SqliteRow {
@@ -110,6 +90,13 @@ impl FiguresRow for sqlx::sqlite::SqliteRow {
             .ok()
             .flatten()
             .unwrap_or(0)
+    }
+
+    fn text(&self, i: usize) -> String {
+        self.try_get::<Option<String>, _>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 
@@ -120,22 +107,21 @@ impl FiguresRow for sqlx::postgres::PgRow {
             .flatten()
             .unwrap_or(0)
     }
+
+    fn text(&self, i: usize) -> String {
+        self.try_get::<Option<String>, _>(i)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
 }
 
-fn scope_clause(n: usize) -> String {
+fn scope_clause(column: &str, n: usize) -> String {
     if n == 0 {
         return "1 = 0".into();
     }
     let ph: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!("h.enterprise_id IN ({})", ph.join(","))
-}
-
-/// China calendar month (`YYYY-MM`) of a millisecond timestamp.
-fn china_month(ms: i64) -> String {
-    let date = jiff::Timestamp::from_millisecond(ms)
-        .map(crate::clock::china_date)
-        .unwrap_or_default();
-    format!("{:04}-{:02}", date.year(), date.month())
+    format!("{column} IN ({})", ph.join(","))
 }
 
 /// The median of `values` (sorted in place); `None` when empty.
@@ -152,7 +138,140 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
+/// The median of a histogram of `(value, count)` pairs sorted by value; `None` when empty.
+pub fn histogram_median(buckets: &[(i64, i64)]) -> Option<f64> {
+    let total: i64 = buckets.iter().map(|(_, n)| (*n).max(0)).sum();
+    if total == 0 {
+        return None;
+    }
+    // The values at 0-based ranks `lo` and `hi` of the sorted multiset.
+    let (lo, hi) = ((total - 1) / 2, total / 2);
+    let at = |rank: i64| {
+        let mut seen = 0;
+        for (value, n) in buckets {
+            seen += (*n).max(0);
+            if rank < seen {
+                return *value as f64;
+            }
+        }
+        buckets.last().map_or(0.0, |(v, _)| *v as f64)
+    };
+    Some((at(lo) + at(hi)) / 2.0)
+}
+
+/// One row of `hazard_tallies` in scope, with the names the groups show.
+struct TallyRow {
+    enterprise: String,
+    agency: String,
+    township: String,
+    state: String,
+    grade: String,
+    n: i64,
+    park: String,
+    enterprise_name: String,
+    agency_name: String,
+    township_name: String,
+}
+
+/// Figures keyed by group id, with the group's display name.
+#[derive(Default)]
+struct Grouped(BTreeMap<String, (String, Figures)>);
+
+impl Grouped {
+    fn entry(&mut self, id: &str, name: &str) -> &mut Figures {
+        &mut self
+            .0
+            .entry(id.to_owned())
+            .or_insert_with(|| (name.to_owned(), Figures::default()))
+            .1
+    }
+
+    /// Largest first, then by id, as the lists show them.
+    fn into_groups(self) -> Vec<Group> {
+        let mut out: Vec<Group> = self
+            .0
+            .into_iter()
+            .filter(|(_, (_, f))| f.total > 0)
+            .map(|(id, (name, figures))| Group { id, name, figures })
+            .collect();
+        out.sort_by(|a, b| b.figures.total.cmp(&a.figures.total).then(a.id.cmp(&b.id)));
+        out
+    }
+}
+
+fn add_tally(f: &mut Figures, state: &str, grade: &str, n: i64) {
+    let closed = state == "closed";
+    let major = grade == "major";
+    f.total += n;
+    if closed {
+        f.closed += n;
+    } else {
+        f.open += n;
+    }
+    if major {
+        f.major += n;
+        if !closed {
+            f.major_open += n;
+        }
+    }
+}
+
+/// The SQL the dashboard runs for a scope of `n` enterprises: binds `$1..$n` are the enterprise
+/// ids and, in `overdue`, `$n+1` is today's China date. Public so the benchmark runs exactly these.
+#[derive(Debug, Clone)]
+pub struct DashboardSql {
+    /// Tally rows in scope with the names of their groups.
+    pub tallies: String,
+    /// Overdue hazards per enterprise, agency and township.
+    pub overdue: String,
+    /// Found and closed per China month.
+    pub months: String,
+    /// Closed hazards per tenth of a day to close.
+    pub closes: String,
+}
+
+impl DashboardSql {
+    /// The queries for a scope of `n` enterprises.
+    pub fn new(n: usize) -> Self {
+        DashboardSql {
+            tallies: format!(
+                "SELECT t.enterprise_id, t.agency_id, t.township_id, t.state, t.grade, t.n, \
+         COALESCE(e.park, ''), COALESCE(oe.name, ''), COALESCE(oa.name, ''), COALESCE(ot.name, '') \
+         FROM hazard_tallies t \
+         LEFT JOIN enterprises e ON e.id = t.enterprise_id \
+         LEFT JOIN organisations oe ON oe.id = t.enterprise_id \
+         LEFT JOIN organisations oa ON oa.id = t.agency_id \
+         LEFT JOIN organisations ot ON ot.id = t.township_id \
+         WHERE t.n > 0 AND {}",
+                scope_clause("t.enterprise_id", n)
+            ),
+            overdue: format!(
+                "SELECT h.enterprise_id, h.agency_id, h.township_id, COUNT(*) FROM hazards_view h \
+         WHERE h.state IN ('open','notified','in_progress') AND h.current_deadline < ${} AND {} \
+         GROUP BY h.enterprise_id, h.agency_id, h.township_id",
+                n + 1,
+                scope_clause("h.enterprise_id", n)
+            ),
+            months: format!(
+                "SELECT month, CAST(SUM(created) AS BIGINT), CAST(SUM(closed) AS BIGINT) FROM hazard_month_tallies WHERE {} \
+         GROUP BY month HAVING SUM(created) > 0 OR SUM(closed) > 0 ORDER BY month",
+                scope_clause("enterprise_id", n)
+            ),
+            closes: format!(
+                "SELECT tenths, CAST(SUM(n) AS BIGINT) FROM hazard_close_tallies WHERE {} \
+         GROUP BY tenths HAVING SUM(n) > 0 ORDER BY tenths",
+                scope_clause("enterprise_id", n)
+            ),
+        }
+    }
+}
+
 /// `GET /api/v1/dashboard`.
+///
+/// The counts come from `hazard_tallies` (kept by triggers on `hazards_view`, migration 0007), a
+/// few rows per enterprise whatever the number of hazards; overdue depends on today's date, so it
+/// is counted from `hazards_view` through its `(state, current_deadline)` index, which only visits
+/// the overdue rows. Months and the median come from their own tallies.
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
@@ -160,37 +279,20 @@ pub async fn get(
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let today = crate::clock::china_date(state.clock.now()).to_string();
-    let t = ids.len() + 1;
-    let from = format!(
-        "FROM hazards_view h LEFT JOIN enterprises e ON e.id = h.enterprise_id WHERE {}",
-        scope_clause(ids.len())
-    );
-    let fig = figures_sql(t);
-    let totals_sql = format!("SELECT {fig} {from}");
-    // Each group query: id, name, then the figures.
-    let group_sql = |id: &str, name: &str| {
-        format!(
-            "SELECT {id}, COALESCE({name}, ''), {fig} {from} GROUP BY {id}, {name} ORDER BY COUNT(*) DESC, {id}"
-        )
-    };
-    let org_name = |col: &str| format!("(SELECT o.name FROM organisations o WHERE o.id = {col})");
-    let township_sql = group_sql("h.township_id", &org_name("h.township_id"));
-    let agency_sql = group_sql("h.agency_id", &org_name("h.agency_id"));
-    let enterprise_sql = group_sql("h.enterprise_id", &org_name("h.enterprise_id"));
-    let park_sql = format!(
-        "SELECT COALESCE(e.park, ''), COALESCE(e.park, ''), {fig} {from} GROUP BY e.park ORDER BY COUNT(*) DESC"
-    );
-    let state_sql = format!("SELECT h.state, COUNT(*) {from} GROUP BY h.state");
-    let times_sql = format!("SELECT h.created_at, h.closed_at, h.state {from}");
-
-    let binds: Vec<&str> = ids
+    let DashboardSql {
+        tallies: tally_sql,
+        overdue: overdue_sql,
+        months: month_sql,
+        closes: close_sql,
+    } = DashboardSql::new(ids.len());
+    let scope_binds: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let overdue_binds: Vec<&str> = scope_binds
         .iter()
-        .map(String::as_str)
+        .copied()
         .chain(std::iter::once(today.as_str()))
         .collect();
-    let scope_binds = &binds[..ids.len()];
 
-    let (totals, groups, by_state, times) = with_pool!(&state.db, pool => {
+    let (tallies, overdue, months, closes) = with_pool!(&state.db, pool => {
         let q = |sql: &str, binds: &[&str]| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
             for b in binds {
@@ -198,82 +300,102 @@ pub async fn get(
             }
             q
         };
-        let totals = q(&totals_sql, &binds)
-            .fetch_one(pool)
-            .await
-            .map_err(crate::db::DbError::from)?;
-        let totals = figures_at(&totals, 0);
-        let mut groups = Vec::new();
-        for sql in [&township_sql, &park_sql, &agency_sql, &enterprise_sql] {
-            let rows = q(sql, &binds)
-                .fetch_all(pool)
-                .await
-                .map_err(crate::db::DbError::from)?;
-            groups.push(
-                rows.iter()
-                    .map(|r| Group {
-                        id: r.try_get::<Option<String>, _>(0).ok().flatten().unwrap_or_default(),
-                        name: r.try_get::<Option<String>, _>(1).ok().flatten().unwrap_or_default(),
-                        figures: figures_at(r, 2),
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let by_state: BTreeMap<String, i64> = q(&state_sql, scope_binds)
+        let s = |r: &_, i| FiguresRow::text(r, i);
+        let tallies: Vec<TallyRow> = q(&tally_sql, &scope_binds)
             .fetch_all(pool)
             .await
             .map_err(crate::db::DbError::from)?
             .iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+            .map(|r| TallyRow {
+                enterprise: s(r, 0),
+                agency: s(r, 1),
+                township: s(r, 2),
+                state: s(r, 3),
+                grade: s(r, 4),
+                n: r.int(5),
+                park: s(r, 6),
+                enterprise_name: s(r, 7),
+                agency_name: s(r, 8),
+                township_name: s(r, 9),
+            })
             .collect();
-        let times: Vec<(i64, Option<i64>, String)> = q(&times_sql, scope_binds)
+        let overdue: Vec<(String, String, String, i64)> = q(&overdue_sql, &overdue_binds)
             .fetch_all(pool)
             .await
             .map_err(crate::db::DbError::from)?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| (s(r, 0), s(r, 1), s(r, 2), r.int(3)))
             .collect();
-        (totals, groups, by_state, times)
+        let months: Vec<Month> = q(&month_sql, &scope_binds)
+            .fetch_all(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .iter()
+            .map(|r| Month { month: s(r, 0), created: r.int(1), closed: r.int(2) })
+            .collect();
+        let closes: Vec<(i64, i64)> = q(&close_sql, &scope_binds)
+            .fetch_all(pool)
+            .await
+            .map_err(crate::db::DbError::from)?
+            .iter()
+            .map(|r| (r.int(0), r.int(1)))
+            .collect();
+        (tallies, overdue, months, closes)
     });
-    let mut groups = groups.into_iter();
-    let mut next = || groups.next().unwrap_or_default();
-    let (by_township, by_park, by_agency, by_enterprise) = (next(), next(), next(), next());
 
-    let mut durations: Vec<f64> = Vec::new();
-    let mut months: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (created, closed_at, st) in &times {
-        months.entry(china_month(*created)).or_default().0 += 1;
-        if st == "closed"
-            && let Some(closed) = closed_at
-        {
-            months.entry(china_month(*closed)).or_default().1 += 1;
-            durations.push((closed - created).max(0) as f64 / 86_400_000.0);
+    let mut totals = Figures::default();
+    let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut townships, mut parks, mut agencies, mut enterprises) = (
+        Grouped::default(),
+        Grouped::default(),
+        Grouped::default(),
+        Grouped::default(),
+    );
+    // The park of each enterprise, for the overdue rows (which carry no names).
+    let mut park_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for t in &tallies {
+        add_tally(&mut totals, &t.state, &t.grade, t.n);
+        *by_state.entry(t.state.clone()).or_default() += t.n;
+        for f in [
+            townships.entry(&t.township, &t.township_name),
+            parks.entry(&t.park, &t.park),
+            agencies.entry(&t.agency, &t.agency_name),
+            enterprises.entry(&t.enterprise, &t.enterprise_name),
+        ] {
+            add_tally(f, &t.state, &t.grade, t.n);
+        }
+        park_of.insert(&t.enterprise, &t.park);
+    }
+    for (enterprise, agency, township, n) in &overdue {
+        totals.overdue += n;
+        let park = park_of.get(enterprise.as_str()).copied().unwrap_or("");
+        for f in [
+            townships.entry(township, ""),
+            parks.entry(park, park),
+            agencies.entry(agency, ""),
+            enterprises.entry(enterprise, ""),
+        ] {
+            f.overdue += n;
         }
     }
-    let median_days_to_close = median(&mut durations).map(|d| (d * 10.0).round() / 10.0);
+    let median_days_to_close = histogram_median(&closes).map(|tenths| (tenths).round() / 10.0);
     let closure_rate = if totals.total == 0 {
         0.0
     } else {
         totals.closed as f64 / totals.total as f64
     };
+    by_state.retain(|_, n| *n > 0);
     Ok(Json(Dashboard {
         today,
         closure_rate,
         median_days_to_close,
         totals,
         by_state,
-        by_township,
-        by_park,
-        by_agency,
-        by_enterprise,
-        by_month: months
-            .into_iter()
-            .map(|(month, (created, closed))| Month {
-                month,
-                created,
-                closed,
-            })
-            .collect(),
+        by_township: townships.into_groups(),
+        by_park: parks.into_groups(),
+        by_agency: agencies.into_groups(),
+        by_enterprise: enterprises.into_groups(),
+        by_month: months,
     }))
 }
 
@@ -289,11 +411,21 @@ mod tests {
     }
 
     #[test]
-    fn months_are_china_months() {
-        // 2026-02-28T16:30Z is 1 March 00:30 in Beijing.
-        let ms = jiff::Timestamp::from_second(1_772_296_200)
-            .unwrap()
-            .as_millisecond();
-        assert_eq!(china_month(ms), "2026-03");
+    fn median_of_a_histogram() {
+        assert_eq!(histogram_median(&[]), None);
+        assert_eq!(histogram_median(&[(5, 0)]), None);
+        // 1, 2, 2, 9 → (2 + 2) / 2
+        assert_eq!(histogram_median(&[(1, 1), (2, 2), (9, 1)]), Some(2.0));
+        // 1, 3 → 2
+        assert_eq!(histogram_median(&[(1, 1), (3, 1)]), Some(2.0));
+        // 1, 1, 1, 7, 7 → 1
+        assert_eq!(histogram_median(&[(1, 3), (7, 2)]), Some(1.0));
+        // Agrees with the plain median over the expanded values.
+        let hist = [(0, 2), (4, 3), (10, 1), (11, 4)];
+        let mut flat: Vec<f64> = hist
+            .iter()
+            .flat_map(|(v, n)| std::iter::repeat_n(*v as f64, *n as usize))
+            .collect();
+        assert_eq!(histogram_median(&hist), median(&mut flat));
     }
 }

@@ -102,7 +102,8 @@ impl DocumentStore for Db {
         changes: &[([u8; 32], Vec<u8>)],
     ) -> Result<u64, StoreError> {
         let seq = match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(sqlite) => {
+                let pool = &sqlite.writer;
                 // BEGIN IMMEDIATE: take the write lock up front so concurrent appends queue
                 // instead of failing with SQLITE_BUSY on upgrade.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
@@ -164,7 +165,7 @@ impl DocumentStore for Db {
     ) -> Result<(), StoreError> {
         let upto =
             i64::try_from(upto_seq).map_err(|_| StoreError::Backend("seq out of range".into()))?;
-        super::with_pool!(self, pool => {
+        super::with_writer!(self, pool => {
             sqlx::query("UPDATE documents SET snapshot = $1, snapshot_seq = $2 WHERE id = $3 AND snapshot_seq <= $2")
                 .bind(snapshot)
                 .bind(upto)
@@ -265,7 +266,7 @@ impl DocumentStore for Db {
     }
 
     async fn put_kv(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        super::with_pool!(self, pool => {
+        super::with_writer!(self, pool => {
             sqlx::query("INSERT INTO sync_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
                 .bind(key)
                 .bind(value)
@@ -307,7 +308,7 @@ impl DeliveryLog for Db {
         }
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         let dev = device.to_string();
-        super::with_pool!(self, pool => {
+        super::with_writer!(self, pool => {
             let mut tx = pool.begin().await.map_err(backend)?;
             for e in added {
                 sqlx::query(

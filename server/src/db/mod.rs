@@ -34,8 +34,32 @@ pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres")
 /// A connection pool to one of the supported backends.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// SQLite with its writes funnelled through one connection.
+///
+/// SQLite admits one writer at a time; when several pooled connections write at once, all but one
+/// get `SQLITE_BUSY` and sleep in the busy handler (1, 2, 5, 10… ms) before retrying, which caps a
+/// busy server at a few hundred writes per second. The hot writes (sync appends, deliveries,
+/// projections) therefore go through `writer`, a pool of one connection where they queue in
+/// memory instead; reads use `pool` and, in WAL mode, never wait for the writer. Rare writes
+/// (logins, admin) may use `pool`; the busy timeout covers them. See ADR 0005.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    /// Readers (and rare writes).
+    pub pool: SqlitePool,
+    /// The one connection the hot writes share.
+    pub writer: SqlitePool,
+}
+
+impl std::ops::Deref for SqliteDb {
+    type Target = SqlitePool;
+
+    fn deref(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the open pool, whichever backend it is. The body is compiled once
@@ -43,12 +67,30 @@ pub enum Db {
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
+
+/// Like [`with_pool!`], but for the hot writes: on SQLite `$pool` is the single writer connection
+/// (see [`SqliteDb`]); on PostgreSQL it is the pool.
+macro_rules! with_writer {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.writer;
+                $body
+            }
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
 
 /// A database failure, classified where callers need to tell the user something specific.
 #[derive(Debug, thiserror::Error)]
@@ -111,19 +153,36 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let pool_options = if in_memory {
+            let single = || {
                 SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
-            } else {
-                SqlitePoolOptions::new().max_connections(8)
             };
-            let pool = pool_options.connect_with(options).await.with_context(|| {
-                format!("打开 SQLite 数据库失败 / cannot open SQLite database {url}")
-            })?;
-            Db::Sqlite(pool)
+            let open_failed =
+                || format!("打开 SQLite 数据库失败 / cannot open SQLite database {url}");
+            if in_memory {
+                let pool = single()
+                    .connect_with(options)
+                    .await
+                    .with_context(open_failed)?;
+                Db::Sqlite(SqliteDb {
+                    writer: pool.clone(),
+                    pool,
+                })
+            } else {
+                let writer = single()
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(open_failed)?;
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await
+                    .with_context(open_failed)?;
+                Db::Sqlite(SqliteDb { pool, writer })
+            }
         } else {
             anyhow::bail!(
                 "不支持的数据库地址 / unsupported database URL {url:?}: expected sqlite:... or postgres://..."
@@ -136,7 +195,7 @@ impl Db {
     /// Applies the migrations of this backend that are not applied yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Db::Sqlite(sqlite) => SQLITE_MIGRATOR.run(&sqlite.writer).await,
             Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
         }
         .context("数据库迁移失败 / database migration failed")
@@ -152,6 +211,9 @@ impl Db {
 
     /// Waits for connections to finish and closes the pool.
     pub async fn close(&self) {
+        if let Db::Sqlite(sqlite) = self {
+            sqlite.writer.close().await;
+        }
         with_pool!(self, pool => pool.close().await)
     }
 }

@@ -262,8 +262,13 @@ fn bench_thumbnail(runs: usize) -> Value {
     })
 }
 
-async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
+/// Fills `app` with `rows` hazards over 500 enterprises of the seeded township, then times the
+/// dashboard's own SQL (`server::api::dashboard::DashboardSql`) for the township supervisor's scope
+/// and the whole `GET /api/v1/dashboard` request.
+async fn bench_dashboard(app: &TestApp, rows: usize, runs: usize) -> Value {
     use server::db::Db;
+    let seed = app.seed().await;
+    let db = &app.state.db;
     let states = [
         "open",
         "notified",
@@ -272,9 +277,26 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
         "accepted",
         "closed",
     ];
-    let townships: Vec<String> = (0..8)
-        .map(|i| format!("00000000-0000-0000-0000-0000000000{i:02}"))
-        .collect();
+    let mut enterprises = vec![seed.enterprise.clone()];
+    for i in 1..500 {
+        let input = server::admin::EnterpriseInput {
+            name: format!("基准企业{i:03}"),
+            uscc: server::model::Uscc::with_check_digit(&format!("91330100MA{i:07}"))
+                .unwrap()
+                .as_str()
+                .to_owned(),
+            address: "工业路 8 号".into(),
+            township: seed.township.clone(),
+            industry: "机械".into(),
+            park: (i % 2 == 0).then(|| "城东工业园".to_owned()),
+        };
+        enterprises.push(
+            server::admin::create_enterprise(db, app.clock.as_ref(), &input)
+                .await
+                .unwrap(),
+        );
+    }
+    let agencies = [seed.agency.clone(), seed.other_agency.clone()];
     let mut i = 0usize;
     while i < rows {
         let n = (rows - i).min(500);
@@ -285,21 +307,27 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
             let j = i + k;
             let state = states[j % states.len()];
             let deadline = format!("2026-{:02}-{:02}", 1 + j % 12, 1 + j % 28);
+            let created = T - (j as i64) * 60_000;
+            let closed = if state == "closed" {
+                (created + (j as i64 % 40) * 86_400_000).to_string()
+            } else {
+                "NULL".into()
+            };
             if k > 0 {
                 sql.push(',');
             }
             sql.push_str(&format!(
-                "('{}','v','e{}','a{}','{}','l','d','fire','{}','','m','{deadline}','{deadline}','p','{state}',{},NULL,NULL,0,1,0)",
+                "('{}','v','{}','{}','{}','l','d','fire','{}','','m','{deadline}','{deadline}','p','{state}',{created},{closed},NULL,0,1,0)",
                 uuid::Uuid::new_v4(),
-                j % 500,
-                j % 4,
-                townships[j % townships.len()],
+                enterprises[j % enterprises.len()],
+                agencies[j % agencies.len()],
+                seed.township,
                 if j.is_multiple_of(10) { "major" } else { "general" },
-                T - (j as i64) * 60_000,
             ));
         }
         match db {
-            Db::Sqlite(p) => {
+            Db::Sqlite(s) => {
+                let p = &s.pool;
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(p)
                     .await
@@ -314,38 +342,68 @@ async fn bench_dashboard(db: &server::Db, rows: usize, runs: usize) -> Value {
         }
         i += n;
     }
+    // What a production database has after autovacuum / a quiet moment.
+    match db {
+        Db::Sqlite(s) => {
+            let p = &s.pool;
+            sqlx::query("ANALYZE").execute(p).await.unwrap();
+        }
+        Db::Postgres(p) => {
+            sqlx::query("VACUUM ANALYZE").execute(p).await.unwrap();
+        }
+    }
+    let mut scope = enterprises.clone();
+    scope.sort();
+    let today = "2026-06-15".to_owned();
+    let sql = server::api::dashboard::DashboardSql::new(scope.len());
+    let scope_binds: Vec<String> = scope.clone();
+    let overdue_binds: Vec<String> = scope.iter().cloned().chain([today]).collect();
     let queries = [
-        (
-            "open",
-            "SELECT COUNT(*) FROM hazards_view WHERE state <> 'closed' AND township_id = '00000000-0000-0000-0000-000000000001'",
-        ),
-        (
-            "overdue",
-            "SELECT COUNT(*) FROM hazards_view WHERE state IN ('open','notified','in_progress') AND current_deadline < '2026-06-15' AND township_id = '00000000-0000-0000-0000-000000000001'",
-        ),
-        (
-            "by_township",
-            "SELECT township_id, state, grade, COUNT(*) FROM hazards_view GROUP BY township_id, state, grade",
-        ),
+        ("tallies", sql.tallies.clone(), &scope_binds),
+        ("overdue", sql.overdue.clone(), &overdue_binds),
+        ("months", sql.months.clone(), &scope_binds),
     ];
     let mut out = serde_json::Map::new();
-    for (name, q) in queries {
+    for (name, q, binds) in queries {
         let mut ms = Vec::new();
+        let mut n_rows = 0;
         for _ in 0..runs {
             let t = Instant::now();
+            macro_rules! run {
+                ($p:expr) => {{
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.clone()));
+                    for b in binds.iter() {
+                        query = query.bind(b.clone());
+                    }
+                    n_rows = query.fetch_all($p).await.unwrap().len();
+                }};
+            }
             match db {
-                Db::Sqlite(p) => {
-                    sqlx::query(q).fetch_all(p).await.unwrap();
-                }
-                Db::Postgres(p) => {
-                    sqlx::query(q).fetch_all(p).await.unwrap();
-                }
+                Db::Sqlite(s) => run!(&s.pool),
+                Db::Postgres(p) => run!(p),
             }
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
         ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
         out.insert(format!("{name}_ms_p95"), json!(pct(&ms, 0.95)));
+        out.insert(format!("{name}_rows"), json!(n_rows));
     }
+    // The whole request as the supervisor's browser makes it.
+    let s = app.login(users::SUPERVISOR).await;
+    let mut ms = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let (status, d) = app.get(&s.token, "/api/v1/dashboard").await;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(status.is_success());
+        assert_eq!(
+            d["total"].as_u64(),
+            Some(rows as u64),
+            "the dashboard counts every hazard"
+        );
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    out.insert("request_ms_p95".into(), json!(pct(&ms, 0.95)));
     out.insert("rows".into(), json!(rows));
     Value::Object(out)
 }
@@ -381,11 +439,11 @@ async fn main() {
     let thumb = bench_thumbnail(if quick { 3 } else { 9 });
     eprintln!("dashboard queries on SQLite…");
     let sqlite_app = spawn_app(Backend::Sqlite).await.unwrap();
-    let dash_sqlite = bench_dashboard(&sqlite_app.state.db, rows, runs).await;
+    let dash_sqlite = bench_dashboard(&sqlite_app, rows, runs).await;
     let dash_pg = match spawn_app(Backend::Postgres).await {
         Some(app) => {
             eprintln!("dashboard queries on PostgreSQL…");
-            bench_dashboard(&app.state.db, rows, runs).await
+            bench_dashboard(&app, rows, runs).await
         }
         None => Value::Null,
     };
@@ -457,8 +515,8 @@ async fn main() {
             "",
         ),
         (
-            "dashboard open p95 ms, SQLite",
-            &figures["dashboard_sqlite"]["open_ms_p95"],
+            "dashboard open + by township p95 ms, SQLite",
+            &figures["dashboard_sqlite"]["tallies_ms_p95"],
             "≤ 20",
         ),
         (
@@ -467,13 +525,13 @@ async fn main() {
             "≤ 20",
         ),
         (
-            "dashboard by township p95 ms, SQLite",
-            &figures["dashboard_sqlite"]["by_township_ms_p95"],
-            "≤ 20",
+            "  whole dashboard request p95 ms, SQLite",
+            &figures["dashboard_sqlite"]["request_ms_p95"],
+            "",
         ),
         (
-            "dashboard open p95 ms, PostgreSQL",
-            &figures["dashboard_postgres"]["open_ms_p95"],
+            "dashboard open + by township p95 ms, PostgreSQL",
+            &figures["dashboard_postgres"]["tallies_ms_p95"],
             "≤ 20",
         ),
         (
@@ -482,9 +540,9 @@ async fn main() {
             "≤ 20",
         ),
         (
-            "dashboard by township p95 ms, PostgreSQL",
-            &figures["dashboard_postgres"]["by_township_ms_p95"],
-            "≤ 20",
+            "  whole dashboard request p95 ms, PostgreSQL",
+            &figures["dashboard_postgres"]["request_ms_p95"],
+            "",
         ),
     ];
     println!("{:<42} {:>12}  target", "figure", "value");
