@@ -240,6 +240,9 @@ pub struct AuthUser {
     /// The enrolled device the session is bound to, if the client logged in with one.
     pub device_id: Option<String>,
     pub session_id: String,
+    /// That device's Automerge actor id (hex), read with the token so a sync needs no second
+    /// lookup; `None` when there is no device or it is not the user's own.
+    pub device_actor_id: Option<String>,
 }
 
 impl AuthUser {
@@ -303,6 +306,7 @@ pub async fn authenticate_access_token(
         org_id: row.org_id,
         device_id: row.device_id,
         session_id: row.session_id,
+        device_actor_id: row.device_actor_id,
     })
 }
 

@@ -729,6 +729,7 @@ async fn user(app: &TestApp, username: &str) -> AuthUser {
         org_id: user.org_id,
         device_id: None,
         session_id: String::new(),
+        device_actor_id: None,
     }
 }
 

@@ -9,9 +9,9 @@
 //! with the server heads last seen, and the cursor. It builds requests and applies responses.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::doc::{DocKind, Header};
 use crate::domain::Author;
@@ -77,38 +77,66 @@ pub struct Hub<S> {
     cache: Mutex<DocCache>,
 }
 
-/// A bounded cache of loaded documents (least recently used out first).
+/// A bounded cache of loaded documents (least recently used out first). Entries are shared
+/// (`Arc`) so a request reads a document without copying it; an accepted batch is applied to the
+/// cached entry in place (copy-on-write when another request still holds it).
 #[derive(Debug, Default)]
 struct DocCache {
-    docs: HashMap<uuid::Uuid, (Automerge, u64)>,
+    docs: HashMap<uuid::Uuid, (Arc<Automerge>, u64)>,
     tick: u64,
     cap: usize,
 }
 
 impl DocCache {
-    fn get(&mut self, id: &uuid::Uuid) -> Option<Automerge> {
+    fn get(&mut self, id: &uuid::Uuid) -> Option<Arc<Automerge>> {
         self.tick += 1;
         let tick = self.tick;
         self.docs.get_mut(id).map(|(d, t)| {
             *t = tick;
-            d.clone()
+            Arc::clone(d)
         })
     }
 
-    /// Stores a version; if one is cached, the two are merged (concurrent requests may each
-    /// have produced a newer version from the same base).
+    /// Stores a version read from the store; if one is cached, the two are merged (a concurrent
+    /// request may have cached a newer version meanwhile).
     fn put(&mut self, id: uuid::Uuid, mut doc: Automerge) {
         self.tick += 1;
         if let Some((cached, t)) = self.docs.get_mut(&id) {
             // Both versions come from the store, so merging cannot fail on valid documents; if it
             // did, dropping the entry makes the next access reload from the store.
-            if cached.merge(&mut doc).is_err() {
+            if Arc::make_mut(cached).merge(&mut doc).is_err() {
                 self.docs.remove(&id);
             } else {
                 *t = self.tick;
             }
             return;
         }
+        self.insert(id, Arc::new(doc));
+    }
+
+    /// Records a batch just made durable: its changes are applied to the cached version (which
+    /// holds at least the batch's base, since entries only ever come from the store and grow);
+    /// with no cached version, `after` (base + batch) is cached.
+    fn accepted(&mut self, id: uuid::Uuid, changes: &[Change], after: &Automerge) {
+        self.tick += 1;
+        if let Some((cached, t)) = self.docs.get_mut(&id) {
+            let doc = Arc::make_mut(cached);
+            if doc.apply_changes(changes.iter().cloned()).is_err()
+                || changes
+                    .iter()
+                    .any(|c| doc.get_change_by_hash(&c.hash()).is_none())
+            {
+                // Not expected; the next access reloads from the store.
+                self.docs.remove(&id);
+            } else {
+                *t = self.tick;
+            }
+            return;
+        }
+        self.insert(id, Arc::new(after.clone()));
+    }
+
+    fn insert(&mut self, id: uuid::Uuid, doc: Arc<Automerge>) {
         if self.docs.len() >= self.cap.max(1)
             && let Some(oldest) = self
                 .docs
@@ -155,6 +183,11 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
 
     /// Loads a document (from the cache or the store).
     pub async fn load(&self, id: uuid::Uuid) -> Result<Option<Automerge>, HubError> {
+        Ok(self.load_shared(id).await?.map(|d| (*d).clone()))
+    }
+
+    /// Loads a document without copying it when it is cached.
+    pub async fn load_shared(&self, id: uuid::Uuid) -> Result<Option<Arc<Automerge>>, HubError> {
         if let Some(doc) = self.cache().get(&id) {
             return Ok(Some(doc));
         }
@@ -163,7 +196,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         };
         let doc = loaded.into_automerge()?;
         self.cache().put(id, doc.clone());
-        Ok(Some(doc))
+        Ok(Some(Arc::new(doc)))
     }
 
     /// Validates and stores one document's batch as `author`. `in_scope` tells which
@@ -176,9 +209,13 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         kind: DocKind,
         changes: &[Vec<u8>],
     ) -> Result<Result<Accepted, DocRefusal>, HubError> {
-        let before = self.load(id).await?;
+        let before = self.load_shared(id).await?;
         let in_scope = |h: &Header| scope.contains(&h.enterprise);
-        match validate::validate_batch(before.as_ref(), id, kind, changes, author, &in_scope) {
+        let verdict =
+            validate::validate_batch(before.as_deref(), id, kind, changes, author, &in_scope);
+        // Release the shared copy so the cache can update its entry in place.
+        drop(before);
+        match verdict {
             Err(reasons) => Ok(Err(DocRefusal { id, reasons })),
             Ok(accepted) => {
                 if !accepted.new_changes.is_empty() {
@@ -190,7 +227,8 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     self.store
                         .append(id, kind, accepted.header.enterprise, &rows)
                         .await?;
-                    self.cache().put(id, accepted.doc.clone());
+                    self.cache()
+                        .accepted(id, &accepted.new_changes, &accepted.doc);
                 }
                 Ok(Ok(accepted))
             }
@@ -266,7 +304,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                 break;
             }
             for meta in self.store.docs_of(std::slice::from_ref(ent)).await? {
-                if let Some(doc) = self.load(meta.id).await? {
+                if let Some(doc) = self.load_shared(meta.id).await? {
                     let bytes = doc.save();
                     budget = budget.saturating_sub(bytes.len());
                     response.updates.push(DocUpdate {

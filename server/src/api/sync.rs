@@ -68,18 +68,24 @@ pub async fn author_of(
     user: &AuthUser,
     device_id: &str,
 ) -> Result<Author, ApiError> {
-    let device = state
-        .db
-        .device_by_id(device_id)
-        .await?
-        .filter(|d| d.user_id == user.user_id && d.revoked_at.is_none())
-        .ok_or_else(|| {
-            ApiError::forbidden("设备未登记或已停用", "device not enrolled or revoked")
-        })?;
-    let actor = hex::decode(&device.actor_id).map_err(|_| {
+    // The token's query already checked the device is not revoked and read its actor id.
+    let actor_hex = match (&user.device_id, &user.device_actor_id) {
+        (Some(bound), Some(actor)) if bound == device_id => actor.clone(),
+        _ => {
+            state
+                .db
+                .device_by_id(device_id)
+                .await?
+                .filter(|d| d.user_id == user.user_id && d.revoked_at.is_none())
+                .ok_or_else(|| {
+                    ApiError::forbidden("设备未登记或已停用", "device not enrolled or revoked")
+                })?
+                .actor_id
+        }
+    };
+    let actor = hex::decode(&actor_hex).map_err(|_| {
         ApiError::Internal(anyhow::anyhow!(
-            "device {} has a malformed actor id",
-            device.id
+            "device {device_id} has a malformed actor id"
         ))
     })?;
     Ok(Author {
@@ -87,7 +93,7 @@ pub async fn author_of(
         role: core_role(user.role),
         org: uuid::Uuid::parse_str(&user.org_id)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
-        device: DeviceId::parse(&device.id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
+        device: DeviceId::parse(device_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         actors: vec![sync_core::automerge::ActorId::from(actor)],
     })
 }

@@ -182,6 +182,8 @@ pub struct AuthTokenRow {
     pub role: Role,
     pub org_id: String,
     pub device_revoked_at: Option<Timestamp>,
+    /// The Automerge actor id of the token's device, when the device is the token user's own.
+    pub device_actor_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -195,6 +197,7 @@ struct AuthTokenSqlRow {
     role: String,
     org_id: String,
     device_revoked_at: Option<i64>,
+    device_actor_id: Option<String>,
 }
 
 impl TryFrom<AuthTokenSqlRow> for AuthTokenRow {
@@ -219,6 +222,7 @@ impl TryFrom<AuthTokenSqlRow> for AuthTokenRow {
             revoked_at: row.revoked_at.map(from_millis),
             org_id: row.org_id,
             device_revoked_at: row.device_revoked_at.map(from_millis),
+            device_actor_id: row.device_actor_id,
         })
     }
 }
@@ -553,7 +557,8 @@ impl Db {
         let row: Option<AuthTokenSqlRow> = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT t.kind, t.session_id, t.user_id, t.device_id, t.expires_at, t.revoked_at, \
-                        u.role, u.org_id, d.revoked_at AS device_revoked_at \
+                        u.role, u.org_id, d.revoked_at AS device_revoked_at, \
+                        CASE WHEN d.user_id = t.user_id THEN d.actor_id END AS device_actor_id \
                  FROM tokens t \
                  JOIN users u ON u.id = t.user_id \
                  LEFT JOIN devices d ON d.id = t.device_id \
