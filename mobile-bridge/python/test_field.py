@@ -9,6 +9,7 @@ Needs: INSPECT_SERVER_BIN (the `server` binary) and the bindings on PYTHONPATH
 (`scripts/test-python.sh` sets both). Standard library + pytest only.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -211,9 +212,12 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
     b.set_checklist_item(visit, mb.ChecklistItemRecord(id="", title="配电箱门锁", result=mb.CheckResultRecord.FAIL, note="未上锁"))
     b.edit_hazard(hazard, mb.HazardPatch(responsible_person="王厂长", location="一号车间东侧配电箱"))
     photo_path = os.path.join(world["tmp"], "hazard.png")
+    original = png(64, 48)
     with open(photo_path, "wb") as f:
-        f.write(png(64, 48))
+        f.write(original)
     photo = b.attach_photo(hazard, photo_path)
+    # The record keeps the picked file's hash beside the uploaded (re-encoded) copy's.
+    assert photo.original_sha256 == hashlib.sha256(original).hexdigest() != photo.sha256
     assert b.item_state(hazard) == mb.ItemState.PENDING()
 
     sync_all(a, b)
@@ -222,7 +226,7 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
         assert h.measure == "加锁并张贴警示标识"
         assert h.responsible_person == "王厂长"
         assert h.location == "一号车间东侧配电箱"
-        assert [p.sha256 for p in h.photos] == [photo.sha256]
+        assert [(p.sha256, p.original_sha256) for p in h.photos] == [(photo.sha256, photo.original_sha256)]
         v = c.get_visit(visit)
         assert v.notes == "现场有焊接作业"
         assert [i.title for i in v.checklist] == ["配电箱门锁"]

@@ -20,6 +20,7 @@ use sync_core::ids::{AgencyId, DeviceId, EnterpriseId, EventId, TownshipId, User
 use sync_core::protocol::{self, Payload, SyncResponse};
 use sync_core::rectification::EventKind;
 
+use crate::autosync::{self, Backoff, Sleeper, TokioSleeper};
 use crate::error::BridgeError;
 use crate::photo;
 use crate::records::*;
@@ -615,41 +616,42 @@ impl InspectionClient {
     }
 
     /// Syncs every `interval_secs` in the background, backing off exponentially (up to 5
-    /// minutes) while the network fails. Keep the handle; drop or cancel it to stop.
+    /// minutes, jittered) while the network fails. Keep the handle; drop or cancel it to stop.
     pub fn start_auto_sync(&self, interval_secs: u32) -> Arc<SyncHandle> {
-        let weak = Arc::downgrade(&self.inner);
         let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
-        let task = self.inner.handle.spawn(async move {
-            let mut delay = interval;
-            loop {
-                tokio::time::sleep(delay).await;
-                let Some(inner) = weak.upgrade() else { return };
-                let result = {
-                    let inner = inner.clone();
-                    // Listeners may call back into the client (blocking): run the sync off the
-                    // runtime's worker threads.
-                    tokio::task::spawn_blocking(move || {
-                        let i2 = inner.clone();
-                        inner.block_on(async move { i2.sync().await })
-                    })
-                    .await
-                };
-                drop(inner);
-                delay = match result {
-                    Ok(Err(BridgeError::Network { .. })) => {
-                        (delay * 2).clamp(interval, Duration::from_secs(300))
-                    }
-                    _ => interval,
-                };
-            }
-        });
-        Arc::new(SyncHandle {
-            task: Mutex::new(Some(task)),
-        })
+        // Each phone its own jitter, so phones that lost the network together spread out.
+        let backoff = Backoff::new(interval, autosync::MAX_BACKOFF, rand::random());
+        self.auto_sync_with(TokioSleeper, backoff)
     }
 }
 
 impl InspectionClient {
+    /// Background sync on the client's runtime, timed by `backoff` and waiting through `sleeper`.
+    fn auto_sync_with(&self, sleeper: impl Sleeper, backoff: Backoff) -> Arc<SyncHandle> {
+        let weak = Arc::downgrade(&self.inner);
+        let attempt = move || {
+            let weak = weak.clone();
+            async move {
+                let inner = weak.upgrade()?;
+                // Listeners may call back into the client (blocking): run the sync off the
+                // runtime's worker threads.
+                let done = tokio::task::spawn_blocking(move || {
+                    let i2 = inner.clone();
+                    inner.block_on(async move { i2.sync().await })
+                })
+                .await;
+                Some(done.unwrap_or_else(|e| Err(BridgeError::storage(e))))
+            }
+        };
+        let task = self
+            .inner
+            .handle
+            .spawn(autosync::run(sleeper, backoff, attempt));
+        Arc::new(SyncHandle {
+            task: Mutex::new(Some(task)),
+        })
+    }
+
     fn hazards(
         &self,
         enterprise_id: Option<String>,
@@ -905,6 +907,7 @@ impl Inner {
             captured_at: prepared.captured_at,
             gps: prepared.gps,
             added_by: author.user.to_string(),
+            original_sha256: Some(prepared.original_sha256),
         };
         r.validate()?;
         Ok(r)

@@ -8,6 +8,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod autosync;
 mod client;
 pub mod error;
 pub mod photo;

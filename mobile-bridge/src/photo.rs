@@ -3,7 +3,8 @@
 //!
 //! The prepared bytes are what is uploaded and what the document's [`PhotoRef`] names (its
 //! `sha256` is the hash of the prepared bytes, because the server verifies the hash of what it
-//! receives); the original's hash is kept beside it in the local `photos` table. Re-encoding also
+//! receives); the original's hash travels in the same reference (`original_sha256`) and in the
+//! local `photos` table, while the original file stays on the phone. Re-encoding also
 //! drops the EXIF block, so a phone's serial number or the owner's name never leave the device;
 //! the capture time and position travel as fields of the reference.
 

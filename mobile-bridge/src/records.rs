@@ -87,8 +87,12 @@ impl TryFrom<GeoRecord> for GeoPoint {
 /// A photo reference.
 #[derive(Debug, Clone, PartialEq, Serialize, uniffi::Record)]
 pub struct PhotoRecord {
-    /// SHA-256 of the uploaded (prepared) bytes.
+    /// SHA-256 of the uploaded (prepared: downscaled, re-encoded) bytes; the server verifies it.
     pub sha256: String,
+    /// SHA-256 of the file the photo was taken from (the camera original, kept as evidence),
+    /// when the uploaded bytes were prepared from another file. `None` for web uploads and for
+    /// references recorded before the platform kept it.
+    pub original_sha256: Option<String>,
     /// Size of the uploaded bytes.
     pub size: u64,
     /// Media type.
@@ -107,6 +111,7 @@ impl From<&PhotoRef> for PhotoRecord {
     fn from(p: &PhotoRef) -> Self {
         Self {
             sha256: p.sha256.clone(),
+            original_sha256: p.original_sha256.clone(),
             size: p.size,
             media_type: p.media_type.clone(),
             captured_at: p.captured_at,

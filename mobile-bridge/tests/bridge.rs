@@ -279,7 +279,7 @@ fn a_12_megapixel_photo_is_hashed_downscaled_and_keeps_its_gps() {
 }
 
 #[test]
-fn attaching_a_photo_queues_the_prepared_file_and_references_it() {
+fn attaching_a_photo_queues_the_prepared_file_and_references_it_with_the_originals_hash() {
     let dir = tempfile::tempdir().unwrap();
     let client = offline_inspector(dir.path());
     let visit = client
@@ -304,7 +304,8 @@ fn attaching_a_photo_queues_the_prepared_file_and_references_it() {
         .unwrap();
     client.set_max_photo_edge(512);
     let path = dir.path().join("pick.jpg");
-    std::fs::write(&path, jpeg_with_exif(1200, 900, 31.0, 121.5)).unwrap();
+    let source = jpeg_with_exif(1200, 900, 31.0, 121.5);
+    std::fs::write(&path, &source).unwrap();
     let rec = client
         .attach_photo(hazard.clone(), path.display().to_string())
         .unwrap();
@@ -312,9 +313,19 @@ fn attaching_a_photo_queues_the_prepared_file_and_references_it() {
     assert_eq!(photo::sha256_hex(&stored), rec.sha256);
     assert_eq!(rec.size, stored.len() as u64);
     assert_eq!(client.pending_photos().unwrap(), 1);
+    // Downscaled to 512 px: the uploaded copy differs from the original, whose hash the record
+    // keeps.
+    let original = photo::sha256_hex(&source);
+    assert_eq!(rec.original_sha256.as_deref(), Some(original.as_str()));
+    assert_ne!(rec.sha256, original);
+    // The document carries it (what syncs to the server), not only the local store.
     let h = client.get_hazard(hazard).unwrap();
     assert_eq!(h.photos.len(), 1);
     assert_eq!(h.photos[0].sha256, rec.sha256);
+    assert_eq!(
+        h.photos[0].original_sha256.as_deref(),
+        Some(original.as_str())
+    );
     let row = client.store().photo(&rec.sha256).unwrap().unwrap();
-    assert_ne!(row.original_sha256, row.sha256);
+    assert_eq!(row.original_sha256, original);
 }

@@ -26,7 +26,7 @@ const DICT = {
   'enterprise': ['企业', 'Enterprise'], 'location': ['部位', 'Location'], 'description': ['隐患描述', 'Description'],
   'criterion': ['判定依据', 'Basis'], 'measure': ['整改措施', 'Measure'], 'deadline': ['整改期限', 'Deadline'],
   'responsible': ['责任人', 'Responsible'], 'funds': ['整改资金（元）', 'Funds (yuan)'], 'plan': ['应急预案', 'Emergency plan'],
-  'photos': ['照片', 'Photos'], 'history': ['整改记录', 'History'], 'changes': ['修改记录', 'Change history'],
+  'photos': ['照片', 'Photos'], 'original.sha': ['原图哈希', 'Original SHA-256'], 'history': ['整改记录', 'History'], 'changes': ['修改记录', 'Change history'],
   'when': ['时间', 'When'], 'who': ['人员', 'Who'], 'device': ['设备', 'Device'], 'fields': ['修改内容', 'Changed'],
   'kind': ['事项', 'Action'], 'detail': ['详情', 'Detail'], 'ignored': ['未生效', 'No effect'],
   'place': ['检查地点', 'Place'], 'started': ['检查时间', 'Started'], 'inspectors': ['检查人员', 'Inspectors'],
@@ -133,7 +133,11 @@ function photoStrip(photos) {
       big.removeAttribute('src'); v.hidden = false;
       try { big.src = await photoUrl(p.sha256, false); big.dataset.sha = p.sha256; } catch (e) { message(e.message, true); }
     });
-    return img;
+    // Phones upload a downscaled copy and keep the camera original as evidence: its hash is shown
+    // whole (selectable, ellipsised on screen) so an original can be checked against the record.
+    if (!p.original_sha256) return img;
+    return h('figure', { class: 'photo' }, img, h('figcaption', { title: t('original.sha') + ' ' + p.original_sha256 },
+      h('span', { class: 'muted' }, t('original.sha')), ' ', h('code', { class: 'sha', 'data-original': p.original_sha256 }, p.original_sha256)));
   }));
 }
 

@@ -261,6 +261,7 @@ async fn store_photo(state: &AppState, bytes: &[u8], by: &Author) -> anyhow::Res
         captured_at: None,
         gps: None,
         added_by: by.author_id(),
+        original_sha256: None,
     })
 }
 

@@ -6,7 +6,7 @@
 //! the injected clock, so it is never stale.
 
 use sync_core::doc::{HazardDoc, TypedDoc, VisitDoc};
-use sync_core::domain::Deadline;
+use sync_core::domain::{Deadline, PhotoRef};
 use sync_core::rectification::fold;
 use sync_core::store::DocumentStore;
 
@@ -75,44 +75,48 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         .execute(pool)
         .await?;
     });
-    let refs: Vec<&str> = v
-        .signature
-        .iter()
-        .map(|s| s.image.sha256.as_str())
-        .collect();
+    let refs: Vec<&PhotoRef> = v.signature.iter().map(|s| &s.image).collect();
     project_photo_refs(db, &v.id, &v.enterprise_id, &refs).await
 }
 
-/// Records which photos a document references: who may see a photo follows from it.
+/// Records which photos a document references: who may see a photo follows from it. The
+/// camera original's hash is kept beside the uploaded copy's, so an original produced as
+/// evidence can be matched to the copy the platform holds. A reference seen again fills a
+/// missing original hash but never replaces one.
 async fn project_photo_refs(
     db: &Db,
     doc_id: &str,
     enterprise_id: &str,
-    shas: &[&str],
+    photos: &[&PhotoRef],
 ) -> Result<(), ProjectionError> {
-    if shas.is_empty() {
+    if photos.is_empty() {
         return Ok(());
     }
     with_writer!(db, pool => {
-        for sha in shas {
-            sqlx::query("INSERT INTO photo_refs (sha256, doc_id, enterprise_id) VALUES ($1, $2, $3) ON CONFLICT (sha256, doc_id) DO NOTHING")
-                .bind(*sha)
-                .bind(doc_id)
-                .bind(enterprise_id)
-                .execute(pool)
-                .await?;
+        for p in photos {
+            sqlx::query(
+                "INSERT INTO photo_refs (sha256, doc_id, enterprise_id, original_sha256) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (sha256, doc_id) DO UPDATE SET original_sha256 = excluded.original_sha256 \
+                 WHERE photo_refs.original_sha256 IS NULL AND excluded.original_sha256 IS NOT NULL",
+            )
+            .bind(&p.sha256)
+            .bind(doc_id)
+            .bind(enterprise_id)
+            .bind(p.original_sha256.as_deref())
+            .execute(pool)
+            .await?;
         }
     });
     Ok(())
 }
 
 /// Every photo a hazard references: as found, and as evidence in its history.
-fn hazard_photos(h: &HazardDoc) -> Vec<&str> {
-    let mut out: Vec<&str> = h.photos.iter().map(|p| p.sha256.as_str()).collect();
+fn hazard_photos(h: &HazardDoc) -> Vec<&PhotoRef> {
+    let mut out: Vec<&PhotoRef> = h.photos.iter().collect();
     for ev in &h.events {
         if let sync_core::rectification::EventKind::RectificationSubmitted { photos, .. } = &ev.kind
         {
-            out.extend(photos.iter().map(|p| p.sha256.as_str()));
+            out.extend(photos.iter());
         }
     }
     out

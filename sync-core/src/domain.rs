@@ -173,11 +173,12 @@ impl GeoPoint {
 /// A reference to a photo kept in the blob store. Documents never carry photo bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 pub struct PhotoRef {
-    /// SHA-256 of the bytes uploaded to the server (lowercase hex): the key in the blob store.
-    /// A phone that downscales before upload keeps the camera original's hash locally.
+    /// SHA-256 of the bytes uploaded to the server (lowercase hex): the key in the blob store,
+    /// which the server verifies on upload. A phone uploads a downscaled, re-encoded copy, so
+    /// this is the copy's hash; the camera original's is [`PhotoRef::original_sha256`].
     #[key]
     pub sha256: String,
-    /// Size of the original in bytes.
+    /// Size of the uploaded bytes.
     pub size: u64,
     /// `image/jpeg` or `image/png`.
     pub media_type: String,
@@ -187,12 +188,46 @@ pub struct PhotoRef {
     pub gps: Option<GeoPoint>,
     /// Who added it.
     pub added_by: String,
+    /// SHA-256 (64 lowercase hex digits) of the file the uploaded bytes were prepared from,
+    /// when they differ: the camera original stays on the phone as evidence and this hash lets
+    /// anyone holding it prove it is the source of the uploaded copy. `None` when the uploaded
+    /// bytes are the original (web uploads) and in references written before the field existed.
+    ///
+    /// Absent from the Automerge document when `None` (never written as null): documents
+    /// written before the field existed hold no such key, and reconciling them must not add
+    /// one, because a reference inside a recorded rectification event may not change.
+    #[autosurgeon(reconcile = "reconcile_if_present", missing = "Option::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sha256: Option<String>,
+}
+
+/// Writes an optional text only when it is present (see [`PhotoRef::original_sha256`]).
+fn reconcile_if_present<R: autosurgeon::Reconciler>(
+    value: &Option<String>,
+    mut reconciler: R,
+) -> Result<(), R::Error> {
+    match value {
+        Some(s) => reconciler.str(s),
+        None => Ok(()),
+    }
+}
+
+/// Whether `s` is a SHA-256 in its canonical text form: 64 lowercase hex digits.
+pub fn is_lowercase_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl PhotoRef {
     /// Validates a photo reference coming from outside.
     pub fn validate(&self) -> Result<(), DomainError> {
         Sha256::parse(&self.sha256).map_err(|_| DomainError::BadPhoto("sha256"))?;
+        if let Some(o) = &self.original_sha256
+            && !is_lowercase_sha256(o)
+        {
+            return Err(DomainError::BadPhoto("original_sha256"));
+        }
         if self.size == 0 || self.size > MAX_PHOTO_BYTES {
             return Err(DomainError::BadPhoto("size"));
         }
@@ -323,6 +358,129 @@ mod tests {
         assert!(Deadline::parse("2026-02-30").is_err());
         assert!(parse_category("fire").is_ok());
         assert!(parse_category("nope").is_err());
+    }
+
+    fn photo(original: Option<&str>) -> PhotoRef {
+        PhotoRef {
+            sha256: "ab".repeat(32),
+            size: 1234,
+            media_type: "image/jpeg".into(),
+            captured_at: Some(1_773_108_900_000),
+            gps: Some(GeoPoint {
+                lat: 30.27,
+                lon: 120.15,
+            }),
+            added_by: "0195a000-0000-7000-8000-000000000004".into(),
+            original_sha256: original.map(str::to_owned),
+        }
+    }
+
+    /// A document holding one photo reference under `photo`.
+    #[derive(Debug, PartialEq, Reconcile, Hydrate)]
+    struct Holder<P> {
+        photo: P,
+    }
+
+    fn write<P: Reconcile>(value: &Holder<P>) -> automerge::AutoCommit {
+        let mut doc = automerge::AutoCommit::new();
+        autosurgeon::reconcile(&mut doc, value).unwrap();
+        doc
+    }
+
+    fn photo_keys(doc: &automerge::AutoCommit) -> Vec<String> {
+        use automerge::ReadDoc;
+        let (_, obj) = doc.get(automerge::ROOT, "photo").unwrap().unwrap();
+        doc.keys(&obj).collect()
+    }
+
+    #[test]
+    fn a_photo_reference_round_trips_with_and_without_the_original_hash() {
+        for original in [Some("cd".repeat(32)), None] {
+            let written = Holder {
+                photo: photo(original.as_deref()),
+            };
+            let mut doc = write(&written);
+            assert_eq!(
+                photo_keys(&doc).contains(&"original_sha256".to_owned()),
+                original.is_some(),
+                "the key is written only when there is a value"
+            );
+            let back: Holder<PhotoRef> = autosurgeon::hydrate(&doc).unwrap();
+            assert_eq!(back, written);
+            // Loading a saved document gives the same value.
+            let loaded = automerge::AutoCommit::load(&doc.save()).unwrap();
+            let back: Holder<PhotoRef> = autosurgeon::hydrate(&loaded).unwrap();
+            assert_eq!(back, written);
+            // JSON (the web API) carries it only when present, and reads it back.
+            let json = serde_json::to_value(&written.photo).unwrap();
+            assert_eq!(json.get("original_sha256").is_some(), original.is_some());
+            assert_eq!(
+                serde_json::from_value::<PhotoRef>(json).unwrap(),
+                written.photo
+            );
+        }
+    }
+
+    /// The photo reference as documents stored it before `original_sha256` existed.
+    #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+    struct PhotoRefBeforeOriginalHash {
+        #[key]
+        sha256: String,
+        size: u64,
+        media_type: String,
+        captured_at: Option<i64>,
+        gps: Option<GeoPoint>,
+        added_by: String,
+    }
+
+    #[test]
+    fn an_old_photo_reference_loads_and_reconciling_it_adds_nothing() {
+        let p = photo(None);
+        let old = Holder {
+            photo: PhotoRefBeforeOriginalHash {
+                sha256: p.sha256.clone(),
+                size: p.size,
+                media_type: p.media_type.clone(),
+                captured_at: p.captured_at,
+                gps: p.gps,
+                added_by: p.added_by.clone(),
+            },
+        };
+        let mut doc = write(&old);
+        let heads = doc.get_heads();
+        let back: Holder<PhotoRef> = autosurgeon::hydrate(&doc).unwrap();
+        assert_eq!(back.photo, p);
+        // Writing the hydrated value back is a no-op: an old reference inside a recorded
+        // rectification event must not be touched by a newer phone's edit.
+        autosurgeon::reconcile(&mut doc, &back).unwrap();
+        doc.commit();
+        assert_eq!(doc.get_heads(), heads);
+        // Old JSON without the field parses too.
+        let json = serde_json::json!({
+            "sha256": p.sha256, "size": 1234, "media_type": "image/jpeg",
+            "captured_at": null, "gps": null, "added_by": p.added_by,
+        });
+        let parsed: PhotoRef = serde_json::from_value(json).unwrap();
+        assert_eq!(parsed.original_sha256, None);
+    }
+
+    #[test]
+    fn an_original_hash_that_is_not_64_lowercase_hex_digits_is_refused() {
+        assert_eq!(photo(Some(&"cd".repeat(32))).validate(), Ok(()));
+        assert_eq!(photo(None).validate(), Ok(()));
+        for bad in [
+            "CD".repeat(32),
+            "cd".repeat(31),
+            "cd".repeat(33),
+            format!("{}zz", "cd".repeat(31)),
+            String::new(),
+        ] {
+            assert_eq!(
+                photo(Some(&bad)).validate(),
+                Err(DomainError::BadPhoto("original_sha256")),
+                "{bad:?}"
+            );
+        }
     }
 }
 

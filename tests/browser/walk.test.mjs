@@ -128,6 +128,10 @@ test('the supervisor sees the dashboard, a synced visit with photos, and the not
   const thumb = page.locator(`.hz[data-hazard="${world.major}"] img[data-sha="${world.photo}"]`);
   await page.waitForFunction((sha) => { const i = document.querySelector(`img[data-sha="${sha}"]`); return i && i.dataset.loaded === '1' && i.complete && i.naturalWidth > 0; }, world.photo);
   assert.match(await thumb.getAttribute('src'), /^blob:/);
+  // The camera original's hash is shown next to the photo.
+  const original = page.locator(`.hz[data-hazard="${world.major}"] figure.photo figcaption`);
+  assert.match(await original.textContent(), /原图哈希/);
+  assert.equal(await original.locator('code.sha').textContent(), world.photo_original);
   await thumb.click();
   await page.waitForFunction(() => { const i = document.querySelector('#viewer img'); return !document.querySelector('#viewer').hidden && i.complete && i.naturalWidth > 0; });
   const [full, small] = await page.evaluate((sha) => [document.querySelector('#viewer img').naturalWidth, document.querySelector(`.hz img[data-sha="${sha}"]`).naturalWidth], world.photo);

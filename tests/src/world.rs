@@ -35,8 +35,10 @@ pub struct World {
     pub submitted: String,
     /// The hazard descriptions of `visit`, in order.
     pub descriptions: Vec<String>,
-    /// SHA-256 of the photo of `major`.
+    /// SHA-256 of the photo of `major` (the uploaded copy).
     pub photo: String,
+    /// SHA-256 of the camera original that photo was prepared from, as a phone records it.
+    pub photo_original: String,
     pub other_visit: String,
     pub other_hazard: String,
 }
@@ -60,6 +62,7 @@ impl World {
             "submitted": self.submitted,
             "descriptions": self.descriptions,
             "photo": self.photo,
+            "photo_original": self.photo_original,
             "other_visit": self.other_visit,
             "other_hazard": self.other_hazard,
         })
@@ -108,6 +111,7 @@ pub async fn upload_photo(app: &TestApp, token: &str, bytes: &[u8], added_by: &s
         captured_at: Some(FOUND),
         gps: None,
         added_by: added_by.to_owned(),
+        original_sha256: None,
     }
 }
 
@@ -247,7 +251,10 @@ pub async fn populate(app: &TestApp) -> World {
     let seed = app.seed().await;
     let mut inspector = app.phone(users::INSPECTOR).await;
     let user = inspector.session.user_id.clone();
-    let photo = upload_photo(app, &inspector.session.token, &tiny_jpeg(1), &user).await;
+    let mut photo = upload_photo(app, &inspector.session.token, &tiny_jpeg(1), &user).await;
+    // As the phone bridge does: the upload is a downscaled copy of a camera original it keeps.
+    let photo_original = sha256_hex(b"camera original of the major hazard");
+    photo.original_sha256 = Some(photo_original.clone());
     let signature_image = upload_photo(app, &inspector.session.token, &tiny_jpeg(2), &user).await;
     let here = Place {
         enterprise: &seed.enterprise,
@@ -376,6 +383,7 @@ pub async fn populate(app: &TestApp) -> World {
         submitted: submitted.to_string(),
         descriptions: descriptions.iter().map(|d| (*d).to_owned()).collect(),
         photo: photo.sha256,
+        photo_original,
         other_visit: other_visit.to_string(),
         other_hazard: other_hazard.to_string(),
     }

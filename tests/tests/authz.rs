@@ -179,6 +179,7 @@ async fn record(
         captured_at: None,
         gps: None,
         added_by: phone.author.user.to_string(),
+        original_sha256: None,
     });
     let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
     phone.replica.docs.insert(

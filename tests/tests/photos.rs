@@ -61,7 +61,13 @@ async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
     h
 }
 
-/// Makes an inspector's hazard reference the photo and syncs it.
+/// The hash of the camera original the phone prepared [`reference`]'s photo from.
+fn camera_original() -> String {
+    sha(b"the camera original, kept on the phone")
+}
+
+/// Makes an inspector's hazard reference the photo (prepared from [`camera_original`]) and
+/// syncs it.
 async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) -> HazardId {
     let mut phone = app.phone(users::INSPECTOR).await;
     let header = |kind, id: uuid::Uuid| Header {
@@ -108,6 +114,7 @@ async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) ->
         captured_at: None,
         gps: None,
         added_by: phone.author.user.to_string(),
+        original_sha256: Some(camera_original()),
     });
     let e = edit::new_hazard(&hz, &phone.author, T).unwrap();
     phone.replica.docs.insert(
@@ -204,7 +211,33 @@ async fn an_upload_resumes_is_stored_once_and_is_served_to_whom_may_see_it(app: 
     assert_eq!(thumb(&sup.token).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(thumb(&inspector.token).await.status(), StatusCode::OK);
 
-    reference(&app, &seed, &h, photo.len()).await;
+    let hazard = reference(&app, &seed, &h, photo.len()).await;
+    // The original's hash travels in the document and is projected beside the copy's.
+    let (s, detail) = app
+        .get(&sup.token, &format!("/api/v1/hazards/{hazard}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{detail}");
+    assert_eq!(detail["photos"][0]["sha256"], h.as_str());
+    assert_eq!(detail["photos"][0]["original_sha256"], camera_original());
+    let projected: Option<String> = match &app.state.db {
+        server::db::Db::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT original_sha256 FROM photo_refs WHERE sha256 = $1 AND doc_id = $2",
+        )
+        .bind(&h)
+        .bind(hazard.to_string())
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+        server::db::Db::Postgres(pool) => sqlx::query_scalar(
+            "SELECT original_sha256 FROM photo_refs WHERE sha256 = $1 AND doc_id = $2",
+        )
+        .bind(&h)
+        .bind(hazard.to_string())
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(projected, Some(camera_original()));
     let r = thumb(&sup.token).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/jpeg");

@@ -172,6 +172,10 @@ async fn change_history_names_the_user_and_the_device(app: TestApp) {
         .find(|h| h["id"] == world.major.as_str())
         .unwrap();
     assert_eq!(major["photos"][0]["sha256"], world.photo.as_str());
+    assert_eq!(
+        major["photos"][0]["original_sha256"],
+        world.photo_original.as_str()
+    );
     assert_eq!(major["funds_yuan"], 50_000);
 }
 
