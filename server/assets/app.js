@@ -83,10 +83,6 @@ function fmtTime(ms) {
   if (ms === null || ms === undefined) return '—';
   return new Date(ms).toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
 }
-function fmtDate(ms) {
-  if (ms === null || ms === undefined) return '—';
-  return new Date(ms).toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' });
-}
 function todayChina() { return new Date().toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' }); }
 function message(text, isError) {
   const m = $('#msg');
@@ -94,21 +90,68 @@ function message(text, isError) {
 }
 
 // ---------- session and API ----------
+// Access tokens live minutes (the server says how many seconds in access_expires_in); the refresh
+// token is spent on use and replaced. Refresh before expiry by this tab's own clock, and again when
+// the server answers 401 token_expired (clocks differ); one refresh at a time, because presenting a
+// spent refresh token twice ends the whole session.
+const REFRESH_EARLY_MS = 60 * 1000;
 const session = {
   get token() { return sessionStorage.getItem('token'); },
+  get refreshToken() { return sessionStorage.getItem('refresh'); },
+  get expiresAt() { return Number(sessionStorage.getItem('expires_at')) || 0; },
   get me() { try { return JSON.parse(sessionStorage.getItem('me')); } catch { return null; } },
-  set(token, me) { sessionStorage.setItem('token', token); sessionStorage.setItem('me', JSON.stringify(me)); },
-  clear() { sessionStorage.removeItem('token'); sessionStorage.removeItem('me'); },
+  setTokens(r) {
+    sessionStorage.setItem('token', r.access_token);
+    if (r.refresh_token) sessionStorage.setItem('refresh', r.refresh_token);
+    if (r.access_expires_in) sessionStorage.setItem('expires_at', String(Date.now() + r.access_expires_in * 1000));
+  },
+  setMe(me) { sessionStorage.setItem('me', JSON.stringify(me)); },
+  clear() { for (const k of ['token', 'refresh', 'expires_at', 'me']) sessionStorage.removeItem(k); },
 };
 class ApiError extends Error { constructor(status, body) { super((body && body.message) || String(status)); this.status = status; this.body = body; } }
+let refreshing = null;
+/** Spends the refresh token for a new pair; one at a time. Resolves true when it worked. */
+function refreshSession() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const rt = session.refreshToken;
+      if (!rt) return false;
+      try {
+        const r = await fetch('/api/v1/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: rt }) });
+        if (!r.ok) return false;
+        session.setTokens(await r.json());
+        return true;
+      } catch { return false; }
+    })().finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+function toLogin() { session.clear(); location.hash = '#/login'; return new ApiError(401, null); }
+const NO_AUTH = new Set(['/api/v1/auth/login', '/api/v1/auth/refresh']);
 async function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers || {});
-  if (session.token) headers.authorization = 'Bearer ' + session.token;
   let body = opts.body;
-  if (opts.json !== undefined) { headers['content-type'] = 'application/json'; body = JSON.stringify(opts.json); }
-  const r = await fetch(path, { method: opts.method || 'GET', headers, body });
-  if (r.status === 401 && path !== '/api/v1/auth/login') {
-    session.clear(); location.hash = '#/login'; throw new ApiError(401, null);
+  const baseHeaders = Object.assign({}, opts.headers || {});
+  if (opts.json !== undefined) { baseHeaders['content-type'] = 'application/json'; body = JSON.stringify(opts.json); }
+  const send = (token) => {
+    const headers = Object.assign({}, baseHeaders);
+    if (token && !NO_AUTH.has(path)) headers.authorization = 'Bearer ' + token;
+    return fetch(path, { method: opts.method || 'GET', headers, body });
+  };
+  if (!NO_AUTH.has(path) && session.token && session.expiresAt && Date.now() > session.expiresAt - REFRESH_EARLY_MS) {
+    await refreshSession(); // on failure the request below meets the 401 path
+  }
+  let used = session.token;
+  let r = await send(used);
+  if (r.status === 401 && !NO_AUTH.has(path)) {
+    const err = await r.clone().json().catch(() => null);
+    // Another request may have refreshed meanwhile; otherwise refresh once, then retry once.
+    const renewed = session.token && session.token !== used
+      ? true
+      : err && err.error === 'token_expired' && await refreshSession();
+    if (!renewed) throw toLogin();
+    used = session.token;
+    r = await send(used);
+    if (r.status === 401) throw toLogin();
   }
   if (opts.raw) { if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null)); return r; }
   const data = await r.json().catch(() => null);
@@ -247,9 +290,8 @@ pages.login = async (app) => {
     const fd = new FormData(form);
     try {
       const r = await api('/api/v1/auth/login', { method: 'POST', json: { username: fd.get('username'), password: fd.get('password') } });
-      session.set(r.access_token, r.user);
-      const me = await api('/api/v1/me');
-      session.set(r.access_token, me);
+      session.setTokens(r); session.setMe(r.user);
+      session.setMe(await api('/api/v1/me'));
       location.hash = '#/';
     } catch (e) { err.textContent = e.status === 401 ? t('login.failed') : e.message; }
   });
@@ -338,8 +380,14 @@ pages.visits = async (app, _id, q) => {
     location.hash = '#/visits' + (nq.toString() ? '?' + nq : '');
   });
   const names = Object.fromEntries(ents.map((e) => [e.id, e.name]));
-  let rows = await api('/api/v1/visits' + (params.get('enterprise') ? '?enterprise=' + encodeURIComponent(params.get('enterprise')) : ''));
-  rows = rows.filter((v) => (!params.get('from') || fmtDate(v.started_at) >= params.get('from')) && (!params.get('to') || fmtDate(v.started_at) <= params.get('to')));
+  // Dates are filtered by the server (China calendar days, inclusive); it refuses bad ranges.
+  const aq = new URLSearchParams();
+  for (const k of ['enterprise', 'from', 'to']) if (params.get(k)) aq.set(k, params.get(k));
+  let rows = [];
+  try { rows = await api('/api/v1/visits' + (aq.toString() ? '?' + aq : '')); } catch (e) {
+    if (e.status !== 400) throw e;
+    message(e.message, true); // e.g. from after to: keep the form so it can be corrected
+  }
   add(app, h('h1', {}, t('nav.visits')), f, h('div', { class: 'card' }, rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'visits' },
     h('thead', {}, h('tr', {}, [t('started'), t('enterprise'), t('place'), t('checked'), t('failed'), t('signature'), ''].map((x) => h('th', {}, x)))),
     h('tbody', {}, rows.map((v) => h('tr', { 'data-visit': v.id }, h('td', {}, fmtTime(v.started_at)), h('td', {}, names[v.enterprise_id] || v.enterprise_id.slice(0, 8)),

@@ -403,6 +403,7 @@ async fn login_with_the_right_password_returns_tokens_and_the_user(app: TestApp)
         .parse()
         .expect("rfc3339");
     assert_eq!(access_expiry, now + SignedDuration::from_mins(15));
+    assert_eq!(session["access_expires_in"], 15 * 60);
     assert_eq!(refresh_expiry, now + SignedDuration::from_hours(24 * 30));
     let me: Value = app
         .get("/api/v1/me", &token(&session, "access_token"))

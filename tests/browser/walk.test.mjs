@@ -1,7 +1,9 @@
 // The web pages in headless Chromium against a real server with a seeded world (seed_e2e):
 // every role logs in; the supervisor sees a synced visit with its photos; the enterprise submits
 // evidence with a photo; the inspector verifies; the supervisor closes the major hazard; the
-// dashboard's figures equal the hazard lists; another township's supervisor sees none of it.
+// dashboard's figures equal the hazard lists; another township's supervisor sees none of it; the
+// visits are filtered by date on the server; an expired access token is refreshed (the seed
+// binary moves the server's clock when told `advance <seconds>` on stdin).
 // Run through run.sh (it builds the seed binary and sets SEED_BIN).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,9 @@ const SEED_BIN = process.env.SEED_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let seedProc, world, browser;
+/** Lines the seed binary prints after the world, waited for by `advance`. */
+const seedLines = [];
+let seedWaiter = null;
 
 before(async () => {
   assert.ok(SEED_BIN, 'SEED_BIN must name the seed_e2e binary (run.sh sets it)');
@@ -26,7 +31,10 @@ before(async () => {
   const lines = createInterface({ input: seedProc.stdout });
   world = await new Promise((resolve, reject) => {
     seedProc.once('exit', (code) => reject(new Error('seed exited with ' + code)));
-    lines.once('line', (line) => resolve(JSON.parse(line)));
+    lines.once('line', (line) => {
+      resolve(JSON.parse(line));
+      lines.on('line', (l) => { seedLines.push(l); if (seedWaiter) seedWaiter(); });
+    });
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -42,6 +50,15 @@ after(async () => {
   if (browser) await browser.close();
   if (seedProc) { seedProc.stdin.end(); seedProc.kill(); }
 });
+
+/** Moves the server's clock forward by `seconds` (tokens expire; nothing else waits). */
+async function advance(seconds) {
+  seedProc.stdin.write(`advance ${seconds}\n`);
+  while (!seedLines.some((l) => l.startsWith('advanced '))) await new Promise((r) => { seedWaiter = r; });
+  const line = seedLines.splice(seedLines.findIndex((l) => l.startsWith('advanced ')), 1)[0];
+  seedWaiter = null;
+  return line.slice('advanced '.length);
+}
 
 /** A fresh browser context (own sessionStorage) logged in as `username`. */
 async function loginAs(username, viewport = { width: 1280, height: 900 }) {
@@ -257,5 +274,69 @@ test('a session that is no longer valid goes back to the login page', async () =
   await page.evaluate(() => sessionStorage.setItem('token', 'bogus'));
   await page.evaluate(() => { location.hash = '#/visits'; });
   await page.waitForSelector('#login-form');
+  await page.context().close();
+});
+
+test('the visits page filters by date on the server', async () => {
+  const page = await loginAs('supervisor');
+  const requests = [];
+  page.on('request', (r) => { if (r.url().includes('/api/v1/visits?')) requests.push(new URL(r.url()).search); });
+  await go(page, '#/visits?from=2026-02-10&to=2026-02-10', 'visits');
+  assert.equal(await page.locator(`tr[data-visit="${world.visit}"]`).count(), 1);
+  assert.ok(requests.includes('?from=2026-02-10&to=2026-02-10'), requests.join(' '));
+  await go(page, '#/visits?from=2026-02-11', 'visits');
+  assert.equal(await page.locator('table.visits tbody tr').count(), 0);
+  assert.equal(await page.inputValue('#visit-filters input[name=from]'), '2026-02-11');
+  await page.fill('#visit-filters input[name=to]', '2026-02-01');
+  await page.click('#visit-filters button[type=submit]');
+  await ready(page, 'visits');
+  await page.waitForFunction(() => !document.querySelector('#msg').hidden);
+  assert.match(await page.textContent('#msg'), /晚于.*after/);
+  await page.context().close();
+});
+
+test('a proactive refresh renews the access token before it expires', async () => {
+  const page = await loginAs('supervisor');
+  await ready(page, 'dashboard');
+  const unauthorised = [];
+  page.on('response', (r) => { if (r.status() === 401) unauthorised.push(r.url()); });
+  const before = await page.evaluate(() => sessionStorage.getItem('token'));
+  // By this tab's clock the token is about to expire (the server's clock has not moved).
+  await page.evaluate(() => sessionStorage.setItem('expires_at', String(Date.now() + 1000)));
+  await go(page, '#/visits', 'visits');
+  const after = await page.evaluate(() => sessionStorage.getItem('token'));
+  assert.notEqual(after, before, 'the token was renewed');
+  assert.deepEqual(unauthorised, []);
+  await page.context().close();
+});
+
+test('an expired access token is refreshed and the page keeps working', async () => {
+  const page = await loginAs('supervisor');
+  await ready(page, 'dashboard');
+  const [token, refresh] = await page.evaluate(() => [sessionStorage.getItem('token'), sessionStorage.getItem('refresh')]);
+  assert.ok(refresh, 'the refresh token is kept');
+  await advance(16 * 60); // access tokens live 15 minutes
+  assert.equal((await apiGet(page, '/api/v1/me')).status, 401, 'the access token has expired on the server');
+  // Several requests at once (the visit page loads its record and history together): one refresh.
+  await go(page, '#/visits', 'visits');
+  await page.click(`tr[data-visit="${world.visit}"] a`);
+  await ready(page, 'visit');
+  const [token2, refresh2] = await page.evaluate(() => [sessionStorage.getItem('token'), sessionStorage.getItem('refresh')]);
+  assert.notEqual(token2, token);
+  assert.notEqual(refresh2, refresh);
+  assert.equal((await apiGet(page, '/api/v1/me')).status, 200);
+  await go(page, '#/hazards', 'hazards');
+  assert.ok(await page.locator('table.hazards tbody tr').count() > 0);
+  await page.context().close();
+});
+
+test('when the refresh fails the page goes back to the login page', async () => {
+  const page = await loginAs('supervisor');
+  await ready(page, 'dashboard');
+  await page.evaluate(() => sessionStorage.setItem('refresh', 'bogus'));
+  await advance(16 * 60);
+  await page.evaluate(() => { location.hash = '#/visits'; });
+  await page.waitForSelector('#login-form');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('token')), null);
   await page.context().close();
 });

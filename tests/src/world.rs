@@ -205,11 +205,21 @@ fn add_visit(
     place: &str,
     signature: Option<Signature>,
 ) -> VisitId {
+    add_visit_at(phone, p, place, signature, FOUND)
+}
+
+fn add_visit_at(
+    phone: &mut Phone,
+    p: &Place<'_>,
+    place: &str,
+    signature: Option<Signature>,
+    started_at: i64,
+) -> VisitId {
     let vid = VisitId::new_random();
     let mut visit = VisitDoc::new(
         &header(p, DocKind::Visit, *vid.as_uuid(), phone),
         VisitKind::Routine,
-        FOUND,
+        started_at,
     );
     visit.place = place.into();
     visit.checklist = vec![
@@ -387,4 +397,72 @@ pub async fn populate(app: &TestApp) -> World {
         other_visit: other_visit.to_string(),
         other_hazard: other_hazard.to_string(),
     }
+}
+
+/// Records and syncs one visit of the seeded enterprise per start time (milliseconds), by the
+/// inspector; returns their ids in the same order.
+pub async fn visits_started_at(app: &TestApp, seed: &Seed, started: &[i64]) -> Vec<String> {
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let here = Place {
+        enterprise: &seed.enterprise,
+        agency: &seed.agency,
+        township: &seed.township,
+    };
+    let ids: Vec<VisitId> = started
+        .iter()
+        .map(|&at| add_visit_at(&mut inspector, &here, "仓库", None, at))
+        .collect();
+    let resp = app.sync(&mut inspector).await;
+    assert!(resp.refused.is_empty(), "{:?}", resp.refused);
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// A signed visit of the seeded enterprise whose one hazard has two photos: one uploaded, one
+/// the phone has not uploaded yet. Returns the visit id and the missing photo's hash.
+pub async fn visit_with_a_photo_not_uploaded(app: &TestApp, seed: &Seed) -> (String, String) {
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let user = inspector.session.user_id.clone();
+    let uploaded = upload_photo(app, &inspector.session.token, &tiny_jpeg(3), &user).await;
+    let missing_bytes = tiny_jpeg(4);
+    let missing = PhotoRef {
+        sha256: sha256_hex(&missing_bytes),
+        size: missing_bytes.len() as u64,
+        media_type: "image/jpeg".into(),
+        captured_at: Some(FOUND),
+        gps: None,
+        added_by: user.clone(),
+    };
+    let signature_image = upload_photo(app, &inspector.session.token, &tiny_jpeg(5), &user).await;
+    let here = Place {
+        enterprise: &seed.enterprise,
+        agency: &seed.agency,
+        township: &seed.township,
+    };
+    let visit = add_visit(
+        &mut inspector,
+        &here,
+        "二号车间",
+        Some(Signature {
+            signer_name: "李主任".into(),
+            image: signature_image,
+            signed_at: FOUND,
+        }),
+    );
+    add_hazard(
+        &mut inspector,
+        &here,
+        visit,
+        NewHazard {
+            grade: Grade::General,
+            deadline: "2026-03-30",
+            location: "二号车间东侧",
+            description: "砂轮机防护罩缺失",
+            criterion: "GB 4674",
+            measure: "加装防护罩",
+            photos: vec![uploaded, missing.clone()],
+        },
+    );
+    let resp = app.sync(&mut inspector).await;
+    assert!(resp.refused.is_empty(), "{:?}", resp.refused);
+    (visit.to_string(), missing.sha256)
 }

@@ -1,7 +1,8 @@
 //! The web pages' server side, on SQLite and PostgreSQL: the dashboard's figures equal counts
 //! taken independently from `GET /api/v1/hazards`; change history names user and device; the
-//! notice PDF carries the Chinese text; the new routes refuse another tenant (404) and no token
-//! (401); the pages themselves are served.
+//! notice PDF carries the Chinese text, the hazards' photos and the signature image (and says so
+//! when a photo is not uploaded yet); visits are filtered by China date on the server; the new
+//! routes refuse another tenant (404) and no token (401); the pages themselves are served.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -194,15 +195,53 @@ fn pdftotext(pdf: &[u8]) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
-async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
-    let world: World = populate(&app).await;
-    let s = app.login(users::MANAGER).await;
+/// Images listed by `pdfimages -list` (poppler-utils); `None` only when the tool is not installed.
+fn pdfimages(pdf: &[u8]) -> Option<usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notice.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = match Command::new("pdfimages").arg("-list").arg(&path).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("pdfimages: {e}"),
+    };
+    assert!(out.status.success(), "pdfimages failed");
+    let listing = String::from_utf8(out.stdout).unwrap();
+    // Two header lines, then one line per image: page num type width height ...
+    Some(
+        listing
+            .lines()
+            .skip(2)
+            .filter(|l| l.split_whitespace().nth(2) == Some("image"))
+            .count(),
+    )
+}
+
+/// Image XObjects in the file itself (`/Subtype /Image`, spaced or not), counted without any
+/// tool so this check always runs. Image dictionaries head streams, which are never compressed
+/// into object streams, so they are plain bytes in the file.
+fn image_xobjects(pdf: &[u8]) -> usize {
+    let key = b"/Subtype";
+    (0..pdf.len())
+        .filter(|&i| pdf[i..].starts_with(key))
+        .filter(|&i| {
+            let rest = &pdf[i + key.len()..];
+            let skip = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let rest = &rest[skip..];
+            rest.starts_with(b"/Image")
+                && !rest
+                    .get(b"/Image".len())
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+        })
+        .count()
+}
+
+/// The notice PDF of `visit` as `user`; `None` (with the reason printed) without a CJK font.
+async fn notice_pdf(app: &TestApp, user: &str, visit: &str) -> Option<Vec<u8>> {
+    let s = app.login(user).await;
     let r = app
         .client
-        .get(format!(
-            "{}/api/v1/visits/{}/notice.pdf",
-            app.base, world.visit
-        ))
+        .get(format!("{}/api/v1/visits/{visit}/notice.pdf", app.base))
         .bearer_auth(&s.token)
         .send()
         .await
@@ -211,26 +250,216 @@ async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "pdf_font_missing");
         eprintln!(
-            "no CJK font installed: {} — PDF text not checked",
+            "no CJK font installed: {} — PDF not checked",
             body["message"]
         );
-        return;
+        return None;
     }
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/pdf");
-    let pdf = r.bytes().await.unwrap();
+    let pdf = r.bytes().await.unwrap().to_vec();
     assert!(pdf.starts_with(b"%PDF-"));
-    let Some(text) = pdftotext(&pdf) else {
+    Some(pdf)
+}
+
+/// Checks the number of images two ways; pdfimages only when installed.
+fn assert_images(pdf: &[u8], expected: usize) {
+    assert_eq!(image_xobjects(pdf), expected, "image XObjects in the PDF");
+    match pdfimages(pdf) {
+        Some(n) => assert_eq!(n, expected, "images listed by pdfimages"),
+        None => eprintln!(
+            "pdfimages not installed (apt-get install poppler-utils): image listing not checked"
+        ),
+    }
+}
+
+/// The PDF's text without whitespace (pdftotext may break a long line anywhere); `None` without
+/// pdftotext.
+fn flat_text(pdf: &[u8]) -> Option<String> {
+    let Some(text) = pdftotext(pdf) else {
         eprintln!("pdftotext not installed (apt-get install poppler-utils): PDF text not checked");
+        return None;
+    };
+    Some(text.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
+    let world: World = populate(&app).await;
+    let Some(pdf) = notice_pdf(&app, users::MANAGER, &world.visit).await else {
         return;
     };
-    // pdftotext may break a long line anywhere; compare without whitespace.
-    let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    // The major hazard's photo and the signature image.
+    assert_images(&pdf, 2);
+    let Some(flat) = flat_text(&pdf) else { return };
     for needle in std::iter::once(&world.enterprise_name).chain(&world.descriptions) {
-        assert!(flat.contains(needle.as_str()), "{needle} not in:\n{text}");
+        assert!(flat.contains(needle.as_str()), "{needle} not in:\n{flat}");
     }
-    for needle in ["隐患整改通知书", "重大事故隐患", "50000元", "王厂长"] {
-        assert!(flat.contains(needle), "{needle} not in:\n{text}");
+    for needle in [
+        "隐患整改通知书",
+        "重大事故隐患",
+        "50000元",
+        "王厂长",
+        "现场照片：1张",
+    ] {
+        assert!(flat.contains(needle), "{needle} not in:\n{flat}");
+    }
+    assert!(
+        !flat.contains("照片尚未上传"),
+        "every photo is uploaded:\n{flat}"
+    );
+}
+
+async fn a_photo_not_uploaded_yet_is_noted_in_the_notice(app: TestApp) {
+    let world = populate(&app).await;
+    let (visit, missing) = tests::world::visit_with_a_photo_not_uploaded(&app, &world.seed).await;
+    let Some(pdf) = notice_pdf(&app, users::SUPERVISOR, &visit).await else {
+        return;
+    };
+    // The uploaded photo and the signature are drawn; the missing one is a note.
+    assert_images(&pdf, 2);
+    if let Some(flat) = flat_text(&pdf) {
+        for needle in [
+            "照片尚未上传/photonotuploadedyet",
+            &missing[..12],
+            "砂轮机防护罩缺失",
+            "李主任",
+            &world.enterprise_name,
+        ] {
+            assert!(flat.contains(needle), "{needle} not in:\n{flat}");
+        }
+    }
+
+    // Once the phone uploads it, the notice shows it.
+    let inspector = app.login(users::INSPECTOR).await;
+    let user = inspector.user_id.clone();
+    tests::world::upload_photo(&app, &inspector.token, &tests::world::tiny_jpeg(4), &user).await;
+    let pdf = notice_pdf(&app, users::SUPERVISOR, &visit).await.unwrap();
+    assert_images(&pdf, 3);
+    if let Some(flat) = flat_text(&pdf) {
+        assert!(!flat.contains("照片尚未上传"), "{flat}");
+    }
+}
+
+/// Ids of the visits `user` gets for `query`, sorted.
+async fn visit_ids(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let (status, rows) = app.get(token, &format!("/api/v1/visits?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {rows}");
+    let mut ids: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| (*s).clone()).collect();
+    v.sort();
+    v
+}
+
+async fn visits_are_filtered_by_china_date_on_the_server(app: TestApp) {
+    let world = populate(&app).await;
+    // 2026-02-10 00:00 in Beijing; the world's visits started at 10:00 that day.
+    const DAY0: i64 = 1_770_652_800_000;
+    const DAY: i64 = 86_400_000;
+    let v = tests::world::visits_started_at(
+        &app,
+        &world.seed,
+        &[
+            DAY0 + 2 * DAY - 1,              // 2026-02-11 23:59:59.999
+            DAY0 + 2 * DAY,                  // 2026-02-12 00:00
+            DAY0 + 3 * DAY + 12 * 3_600_000, // 2026-02-13 12:00
+        ],
+    )
+    .await;
+    let (late_11, midnight_12, noon_13) = (&v[0], &v[1], &v[2]);
+    let sup = app.login(users::SUPERVISOR).await;
+    let t = sup.token.as_str();
+    assert_eq!(
+        visit_ids(&app, t, "from=2026-02-12&to=2026-02-12").await,
+        sorted(&[midnight_12])
+    );
+    assert_eq!(
+        visit_ids(&app, t, "to=2026-02-11").await,
+        sorted(&[&world.visit, late_11])
+    );
+    assert_eq!(
+        visit_ids(&app, t, "from=2026-02-11").await,
+        sorted(&[late_11, midnight_12, noon_13])
+    );
+    assert_eq!(
+        visit_ids(&app, t, "from=2026-02-10&to=2026-02-13")
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        visit_ids(&app, t, "from=2026-02-14").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        visit_ids(
+            &app,
+            t,
+            &format!(
+                "from=2026-02-13&to=2026-02-13&enterprise={}",
+                world.seed.enterprise
+            )
+        )
+        .await,
+        sorted(&[noon_13])
+    );
+
+    // Tenant scope still applies: the same day shows each township its own visit only.
+    assert_eq!(
+        visit_ids(&app, t, "from=2026-02-10&to=2026-02-10").await,
+        sorted(&[&world.visit])
+    );
+    let other = app.login(users::OTHER_SUPERVISOR).await;
+    assert_eq!(
+        visit_ids(&app, &other.token, "from=2026-02-10&to=2026-02-10").await,
+        sorted(&[&world.other_visit])
+    );
+    assert_eq!(
+        visit_ids(&app, &other.token, "from=2026-02-11").await,
+        Vec::<String>::new()
+    );
+    let manager = app.login(users::MANAGER).await;
+    assert_eq!(
+        visit_ids(&app, &manager.token, "from=2026-02-12&to=2026-02-12").await,
+        sorted(&[midnight_12])
+    );
+
+    // Bad input is 400 with a message in both languages.
+    for (query, code) in [
+        ("from=2026-13-01", "bad_date"),
+        ("to=2026-02-30", "bad_date"),
+        ("from=2026-2-1", "bad_date"),
+        ("to=yesterday", "bad_date"),
+        ("from=2026-02-12T00:00:00Z", "bad_date"),
+        ("from=2026-02-12&to=2026-02-11", "bad_date_range"),
+    ] {
+        let (status, body) = app.get(t, &format!("/api/v1/visits?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"], code, "{query}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(" / ")
+                && message
+                    .chars()
+                    .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{query}: {message}"
+        );
+    }
+
+    // The OpenAPI document describes the parameters.
+    let (_, doc) = app.get("", "/api/v1/openapi.json").await;
+    let params = doc["paths"]["/api/v1/visits"]["get"]["parameters"].to_string();
+    for name in ["\"from\"", "\"to\"", "\"format\":\"date\""] {
+        assert!(params.contains(name), "{name} not in {params}");
     }
 }
 
@@ -311,6 +540,8 @@ tests::on_every_backend!(
     the_dashboard_equals_the_hazard_lists,
     change_history_names_the_user_and_the_device,
     the_notice_pdf_carries_the_chinese_text,
+    a_photo_not_uploaded_yet_is_noted_in_the_notice,
+    visits_are_filtered_by_china_date_on_the_server,
     the_new_routes_refuse_another_tenant_and_no_token,
     the_pages_are_served_from_the_binary,
 );

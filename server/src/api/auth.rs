@@ -23,16 +23,20 @@ pub struct LoginRequest {
 pub struct SessionResponse {
     pub access_token: String,
     pub access_expires_at: Timestamp,
+    /// Seconds the access token lives from issue (like OAuth's `expires_in`): a client whose clock
+    /// differs from the server's plans its refresh from this, not from `access_expires_at`.
+    pub access_expires_in: u64,
     pub refresh_token: String,
     pub refresh_expires_at: Timestamp,
     pub user: UserInfo,
 }
 
 impl SessionResponse {
-    fn new(pair: TokenPair, user: UserInfo) -> Self {
+    fn new(state: &AppState, pair: TokenPair, user: UserInfo) -> Self {
         SessionResponse {
             access_token: pair.access_token,
             access_expires_at: pair.access_expires_at,
+            access_expires_in: state.config.access_token_ttl.as_secs(),
             refresh_token: pair.refresh_token,
             refresh_expires_at: pair.refresh_expires_at,
             user,
@@ -70,7 +74,11 @@ pub async fn login(
     }
     let pair = auth::start_session(&state, &user.id, request.device_id.as_deref()).await?;
     tracing::info!(user_id = %user.id, device_id = ?request.device_id, "login");
-    Ok(Json(SessionResponse::new(pair, UserInfo::from(&user))))
+    Ok(Json(SessionResponse::new(
+        &state,
+        pair,
+        UserInfo::from(&user),
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +92,11 @@ pub async fn refresh(
     Json(request): Json<RefreshRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let (pair, user) = auth::rotate(&state, &request.refresh_token).await?;
-    Ok(Json(SessionResponse::new(pair, UserInfo::from(&user))))
+    Ok(Json(SessionResponse::new(
+        &state,
+        pair,
+        UserInfo::from(&user),
+    )))
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working.

@@ -281,18 +281,94 @@ pub struct VisitRow {
     pub signed_by: Option<String>,
 }
 
-/// Filters for `GET /api/v1/visits`.
+/// Filters for `GET /api/v1/visits`. `from` and `to` are calendar dates (`YYYY-MM-DD`) in China
+/// Standard Time, both inclusive, on the visit's start.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitFilter {
     enterprise: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<u32>,
+}
+
+/// Start times in milliseconds: `from` inclusive, `until` exclusive.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StartedBetween {
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Parses one date of a filter: exactly `YYYY-MM-DD`, a real calendar day.
+fn filter_date(name: &str, value: &str) -> Result<jiff::civil::Date, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "bad_date",
+            format!("日期参数 {name} 无效，应为 YYYY-MM-DD 格式的日期：{value}"),
+            format!("{name} must be a date as YYYY-MM-DD, got {value:?}"),
+        )
+    };
+    let shape = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape {
+        return Err(bad());
+    }
+    value.parse::<jiff::civil::Date>().map_err(|_| bad())
+}
+
+/// Turns `from`/`to` (China dates, inclusive) into a range of start instants.
+pub fn started_between(from: Option<&str>, to: Option<&str>) -> Result<StartedBetween, ApiError> {
+    let from = from
+        .filter(|v| !v.is_empty())
+        .map(|v| filter_date("from", v))
+        .transpose()?;
+    let to = to
+        .filter(|v| !v.is_empty())
+        .map(|v| filter_date("to", v))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::bad_request(
+            "bad_date_range",
+            format!("开始日期 {f} 晚于结束日期 {t}"),
+            format!("from ({f}) is after to ({t})"),
+        ));
+    }
+    let midnight = |d: jiff::civil::Date| -> Result<i64, ApiError> {
+        d.to_zoned(crate::clock::china_standard_time())
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "bad_date",
+                    format!("日期超出范围：{d}"),
+                    format!("date out of range: {d} ({e})"),
+                )
+            })
+    };
+    let next_day = |d: jiff::civil::Date| {
+        d.tomorrow().map_err(|_| {
+            ApiError::bad_request(
+                "bad_date",
+                format!("日期超出范围：{d}"),
+                format!("date out of range: {d}"),
+            )
+        })
+    };
+    Ok(StartedBetween {
+        from: from.map(midnight).transpose()?,
+        until: to.map(|t| next_day(t).and_then(midnight)).transpose()?,
+    })
 }
 
 async fn visits_where(
     state: &AppState,
     ids: &[String],
     extra: Option<(&str, &str)>,
+    started: StartedBetween,
     limit: u32,
 ) -> Result<Vec<VisitRow>, ApiError> {
     let mut binds: Vec<String> = ids.to_vec();
@@ -305,11 +381,25 @@ async fn visits_where(
         binds.push(v.to_owned());
         sql.push_str(&format!(" AND {col} = ${}", binds.len()));
     }
+    // The instants are bound as integers, after the text parameters.
+    let mut instants: Vec<i64> = Vec::new();
+    for (op, v) in [(">=", started.from), ("<", started.until)] {
+        if let Some(v) = v {
+            instants.push(v);
+            sql.push_str(&format!(
+                " AND h.started_at {op} ${}",
+                binds.len() + instants.len()
+            ));
+        }
+    }
     sql.push_str(&format!(" ORDER BY started_at DESC LIMIT {limit}"));
     Ok(with_pool!(&state.db, pool => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for b in &binds {
             q = q.bind(b);
+        }
+        for v in &instants {
+            q = q.bind(*v);
         }
         q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
             .into_iter()
@@ -334,7 +424,8 @@ async fn visits_where(
     }))
 }
 
-/// `GET /api/v1/visits`.
+/// `GET /api/v1/visits`: visits in scope, newest first; `?enterprise=`, `?from=`/`?to=` (China
+/// dates, inclusive; a malformed date or `from` after `to` is 400), `?limit=`.
 pub async fn visits(
     State(state): State<AppState>,
     user: AuthUser,
@@ -342,9 +433,17 @@ pub async fn visits(
 ) -> Result<Json<Vec<VisitRow>>, ApiError> {
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let started = started_between(f.from.as_deref(), f.to.as_deref())?;
     let extra = f.enterprise.as_deref().map(|e| ("h.enterprise_id", e));
     Ok(Json(
-        visits_where(&state, &ids, extra, f.limit.unwrap_or(200).min(1000)).await?,
+        visits_where(
+            &state,
+            &ids,
+            extra,
+            started,
+            f.limit.unwrap_or(200).min(1000),
+        )
+        .await?,
     ))
 }
 
@@ -363,11 +462,17 @@ pub async fn visit(
 ) -> Result<Json<VisitDetail>, ApiError> {
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
-    let visit = visits_where(&state, &ids, Some(("h.id", &id)), 1)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::not_found("没有这次检查", "no such visit"))?;
+    let visit = visits_where(
+        &state,
+        &ids,
+        Some(("h.id", &id)),
+        StartedBetween::default(),
+        1,
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::not_found("没有这次检查", "no such visit"))?;
     let today = today(&state);
     let sql = format!(
         "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
@@ -401,7 +506,14 @@ pub async fn enterprise_file(
         .enterprise_by_id(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("没有这家企业", "no such enterprise"))?;
-    let visits = visits_where(&state, std::slice::from_ref(&id), None, 10_000).await?;
+    let visits = visits_where(
+        &state,
+        std::slice::from_ref(&id),
+        None,
+        StartedBetween::default(),
+        10_000,
+    )
+    .await?;
     let today = today(&state);
     let sql = format!(
         "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.enterprise_id = $1 ORDER BY h.created_at"
@@ -457,4 +569,47 @@ pub async fn major_reports(
             .map(|r| MajorReport { hazard_id: r.get(0), township_id: r.get(1), enterprise_id: r.get(2), reported_at: r.get(3) })
             .collect::<Vec<_>>()
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visit_dates_are_whole_china_days() {
+        let r = started_between(Some("2026-02-10"), Some("2026-02-10")).unwrap();
+        // 2026-02-10 00:00 and 2026-02-11 00:00 in Beijing (UTC+8).
+        assert_eq!(r.from, Some(1_770_652_800_000));
+        assert_eq!(r.until, Some(1_770_739_200_000));
+        assert_eq!(
+            started_between(None, Some("")).unwrap(),
+            StartedBetween::default()
+        );
+    }
+
+    #[test]
+    fn malformed_dates_and_reversed_ranges_are_refused() {
+        for (from, to) in [
+            (Some("2026-2-10"), None),
+            (Some("2026-02-30"), None),
+            (None, Some("20260210")),
+            (None, Some("2026-02-10T00:00")),
+            (Some("yesterday"), None),
+        ] {
+            let e = started_between(from, to).unwrap_err();
+            assert_eq!(
+                e.status(),
+                axum::http::StatusCode::BAD_REQUEST,
+                "{from:?} {to:?}"
+            );
+        }
+        let e = started_between(Some("2026-02-11"), Some("2026-02-10")).unwrap_err();
+        assert!(matches!(
+            e,
+            ApiError::BadRequest {
+                code: "bad_date_range",
+                ..
+            }
+        ));
+    }
 }

@@ -32,6 +32,38 @@ fn op(summary: &str, tag: &str, params: &[&str], ok: &str) -> Value {
     })
 }
 
+/// `GET /api/v1/visits`, whose date parameters carry a format and a description.
+fn visits_op() -> Value {
+    let mut v = op(
+        "Visits in scope, newest first",
+        "visits",
+        &["enterprise:query", "from:query", "to:query", "limit:query"],
+        "200",
+    );
+    let date = |p: &mut Value, bound: &str| {
+        p["schema"] = json!({ "type": "string", "format": "date" });
+        p["description"] = format!(
+            "Visits started on or {bound} this calendar day in China Standard Time (UTC+8), YYYY-MM-DD, inclusive. \
+             A malformed date, or from after to, answers 400 (bad_date, bad_date_range)."
+        )
+        .into();
+    };
+    if let Some(params) = v["parameters"].as_array_mut() {
+        for p in params {
+            match p["name"].as_str() {
+                Some("from") => date(p, "after"),
+                Some("to") => date(p, "before"),
+                Some("limit") => {
+                    p["schema"] =
+                        json!({ "type": "integer", "minimum": 0, "maximum": 1000, "default": 200 })
+                }
+                _ => {}
+            }
+        }
+    }
+    v
+}
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -72,7 +104,7 @@ pub fn document() -> Value {
             "/api/v1/hazards": { "get": op("Hazards in scope, filtered", "hazards", &["township:query", "agency:query", "enterprise:query", "grade:query", "state:query", "overdue:query", "limit:query", "offset:query"], "200") },
             "/api/v1/hazards/{id}": { "get": op("One hazard with its whole history", "hazards", &["id"], "200") },
             "/api/v1/hazards/{id}/events": { "post": op("Record a rectification action as the signed-in user (same policy as sync); JSON {kind, ...}", "hazards", &["id"], "200") },
-            "/api/v1/visits": { "get": op("Visits in scope", "visits", &["enterprise:query", "limit:query"], "200") },
+            "/api/v1/visits": { "get": visits_op() },
             "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
             "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
             "/api/v1/dashboard": { "get": op("Figures in scope: open, overdue, major, closure rate, median days to close; by township, park, agency, enterprise and month", "dashboard", &[], "200") },

@@ -2,8 +2,10 @@
 //! the rectification notice (整改通知书) built from it, as JSON for the printable page and as a PDF.
 //!
 //! `GET /api/v1/visits/{id}/record` reads the visit and hazard documents (the projections do not
-//! hold checklists or photos); `GET /api/v1/visits/{id}/notice.pdf` renders the same record. Both
-//! are scope-limited through [`crate::api::hazards::visit`].
+//! hold checklists or photos); `GET /api/v1/visits/{id}/notice.pdf` renders the same record with
+//! the hazards' photos and the signature image (thumbnails from the photo store). Both are
+//! scope-limited through [`crate::api::hazards::visit`]; the photos drawn are only those the
+//! visit's own documents reference.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,11 +15,13 @@ use sqlx::Row;
 use sync_core::doc::{HazardDoc, VisitDoc};
 use sync_core::domain::PhotoRef;
 
+use super::pdf::{MAX_IMAGE_BYTES, NoticeImages, PhotoImage};
 use crate::AppState;
 use crate::api::hazards::{HazardRow, VisitRow};
 use crate::auth::AuthUser;
 use crate::db::with_pool;
 use crate::error::{ApiError, ErrorBody, Json};
+use crate::photos::{PhotoError, PhotoHash, Variant};
 
 /// One checklist line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +153,56 @@ pub async fn record(
     Ok(Json(visit_record(&state, user, id).await?))
 }
 
+/// A photo's thumbnail for the notice, or why there is none.
+async fn thumbnail(state: &AppState, photo: &PhotoRef) -> PhotoImage {
+    use tokio::io::AsyncReadExt as _;
+    let Ok(hash) = photo.sha256.parse::<PhotoHash>() else {
+        return PhotoImage::Unreadable;
+    };
+    match state.photos.open_variant(hash, Variant::Thumbnail).await {
+        Ok((file, len)) if len <= MAX_IMAGE_BYTES => {
+            let mut bytes = Vec::with_capacity(len as usize);
+            match file.take(MAX_IMAGE_BYTES).read_to_end(&mut bytes).await {
+                Ok(_) => PhotoImage::Jpeg(bytes),
+                Err(e) => {
+                    tracing::warn!(%hash, error = %e, "thumbnail unreadable for a notice");
+                    PhotoImage::Unreadable
+                }
+            }
+        }
+        Ok((_, len)) => {
+            tracing::warn!(%hash, len, "thumbnail too large for a notice");
+            PhotoImage::Unreadable
+        }
+        Err(PhotoError::NotStored(_)) => PhotoImage::NotUploaded,
+        Err(e) => {
+            tracing::warn!(%hash, error = %e, "thumbnail unavailable for a notice");
+            PhotoImage::Unreadable
+        }
+    }
+}
+
+/// Reads the pictures the notice of `record` draws (see [`super::pdf::photos_to_draw`]).
+pub async fn notice_images(state: &AppState, record: &VisitRecord) -> NoticeImages {
+    let mut hazards = Vec::with_capacity(record.hazards.len());
+    for (h, chosen) in record
+        .hazards
+        .iter()
+        .zip(super::pdf::photos_to_draw(record))
+    {
+        let mut images = Vec::with_capacity(chosen.len());
+        for photo in chosen.iter().filter_map(|&i| h.photos.get(i)) {
+            images.push(thumbnail(state, photo).await);
+        }
+        hazards.push(images);
+    }
+    let signature = match &record.signature {
+        Some(s) => Some(thumbnail(state, &s.image).await),
+        None => None,
+    };
+    NoticeImages { hazards, signature }
+}
+
 /// `GET /api/v1/visits/{id}/notice.pdf`.
 pub async fn notice_pdf(
     State(state): State<AppState>,
@@ -172,7 +226,8 @@ pub async fn notice_pdf(
             return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
         }
     };
-    let bytes = tokio::task::spawn_blocking(move || super::pdf::notice(&record, font))
+    let images = notice_images(&state, &record).await;
+    let bytes = tokio::task::spawn_blocking(move || super::pdf::notice(&record, &images, font))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?
         .map_err(ApiError::Internal)?;

@@ -5,11 +5,19 @@
 //!
 //! Layout is done here, line by line: A4 portrait, text wrapped by an estimate of each
 //! character's advance (CJK one em, others about half), which is enough for a form.
+//!
+//! Pictures: each hazard's photos are drawn under it, three to a row, from the stored thumbnails
+//! (JPEG, at most [`MAX_PHOTOS_PER_HAZARD`] per hazard and [`MAX_PHOTOS`] per notice, each at most
+//! [`MAX_IMAGE_BYTES`]); the enterprise head's signature image is drawn in the signature block.
+//! The caller ([`super::notice`]) reads the thumbnails from the photo store; a photo the server has
+//! not received yet is noted as such (照片尚未上传 / photo not uploaded yet) instead. krilla embeds
+//! the JPEG bytes as they are (its `raster-images` feature, on by default).
 
 use std::path::PathBuf;
 
 use krilla::Document;
-use krilla::geom::{PathBuilder, Point};
+use krilla::geom::{PathBuilder, Point, Size, Transform};
+use krilla::image::Image;
 use krilla::page::PageSettings;
 use krilla::paint::Stroke;
 use krilla::text::{Font, TextDirection};
@@ -68,6 +76,61 @@ pub fn find_font() -> Result<FontFile, Vec<String>> {
         .collect())
 }
 
+/// Most photos drawn under one hazard; the rest are counted in a line of text.
+pub const MAX_PHOTOS_PER_HAZARD: usize = 6;
+/// Most photos drawn in one notice (signature not included).
+pub const MAX_PHOTOS: usize = 60;
+/// Largest thumbnail embedded; a bigger file is noted as unavailable (thumbnails are ~20-60 kB).
+pub const MAX_IMAGE_BYTES: u64 = 1 << 20;
+/// The note printed where a photo the server does not have yet would be.
+pub const NOT_UPLOADED: &str = "照片尚未上传 / photo not uploaded yet";
+/// The note printed where a stored photo could not be read.
+pub const UNREADABLE: &str = "照片无法读取 / photo unavailable";
+
+/// A photo as the notice gets it from the photo store.
+#[derive(Clone)]
+pub enum PhotoImage {
+    /// The thumbnail's JPEG bytes.
+    Jpeg(Vec<u8>),
+    /// The document references it, but it has not been uploaded (yet).
+    NotUploaded,
+    /// Stored, but could not be read or is not a usable JPEG.
+    Unreadable,
+}
+
+impl std::fmt::Debug for PhotoImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Jpeg(bytes) => write!(f, "Jpeg({} bytes)", bytes.len()),
+            Self::NotUploaded => f.write_str("NotUploaded"),
+            Self::Unreadable => f.write_str("Unreadable"),
+        }
+    }
+}
+
+/// The pictures of a notice: per hazard (in the record's order) the photos to draw, at most
+/// [`MAX_PHOTOS_PER_HAZARD`] each, and the signature image.
+#[derive(Debug, Clone, Default)]
+pub struct NoticeImages {
+    pub hazards: Vec<Vec<PhotoImage>>,
+    pub signature: Option<PhotoImage>,
+}
+
+/// Which of a record's photos a notice draws, as (hazard index, photo index) pairs in order: the
+/// first [`MAX_PHOTOS_PER_HAZARD`] of each hazard, [`MAX_PHOTOS`] in all.
+pub fn photos_to_draw(record: &VisitRecord) -> Vec<Vec<usize>> {
+    let mut left = MAX_PHOTOS;
+    record
+        .hazards
+        .iter()
+        .map(|h| {
+            let n = h.photos.len().min(MAX_PHOTOS_PER_HAZARD).min(left);
+            left -= n;
+            (0..n).collect()
+        })
+        .collect()
+}
+
 const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
 const MARGIN: f32 = 50.0;
@@ -84,6 +147,33 @@ enum Item {
     Rule {
         y: f32,
     },
+    Image {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        image: Image,
+    },
+}
+
+/// Box a hazard photo is fitted into (4:3), three to a row.
+const PHOTO_W: f32 = 155.0;
+const PHOTO_H: f32 = 116.0;
+const PHOTO_GAP: f32 = 10.0;
+/// Box the signature image is fitted into.
+const SIGNATURE_W: f32 = 200.0;
+const SIGNATURE_H: f32 = 90.0;
+
+/// A JPEG as a krilla image with the size it is drawn at inside a `max_w` × `max_h` box, keeping
+/// its aspect ratio; `None` when the bytes are not a JPEG krilla can read.
+fn fitted(bytes: &[u8], max_w: f32, max_h: f32) -> Option<(Image, f32, f32)> {
+    let image = Image::from_jpeg(bytes.to_vec().into(), true).ok()?;
+    let (w, h) = image.size();
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let scale = (max_w / w as f32).min(max_h / h as f32);
+    Some((image, w as f32 * scale, h as f32 * scale))
 }
 
 /// Estimated advance of a character in ems.
@@ -197,6 +287,49 @@ impl Layout {
     fn gap(&mut self, h: f32) {
         self.y += h;
     }
+
+    /// Images in rows at `indent`, each fitted into a `w` × `h` box; returns the notes for those
+    /// that cannot be drawn, by their position (1-based) in `photos`.
+    fn images(
+        &mut self,
+        indent: f32,
+        w: f32,
+        h: f32,
+        photos: &[&PhotoImage],
+    ) -> Vec<(usize, &'static str)> {
+        let per_row =
+            (((PAGE_W - 2.0 * MARGIN - indent + PHOTO_GAP) / (w + PHOTO_GAP)) as usize).max(1);
+        let mut notes = Vec::new();
+        let mut drawable = Vec::new();
+        for (i, p) in photos.iter().enumerate() {
+            match p {
+                PhotoImage::Jpeg(bytes) => match fitted(bytes, w, h) {
+                    Some(fit) => drawable.push(fit),
+                    None => notes.push((i + 1, UNREADABLE)),
+                },
+                PhotoImage::NotUploaded => notes.push((i + 1, NOT_UPLOADED)),
+                PhotoImage::Unreadable => notes.push((i + 1, UNREADABLE)),
+            }
+        }
+        for row in drawable.chunks(per_row) {
+            let row_h = row.iter().map(|(_, _, ih)| *ih).fold(0.0, f32::max);
+            self.room(row_h + PHOTO_GAP);
+            self.y += PHOTO_GAP / 2.0;
+            let mut x = MARGIN + indent;
+            for (image, iw, ih) in row {
+                self.push(Item::Image {
+                    x,
+                    y: self.y,
+                    w: *iw,
+                    h: *ih,
+                    image: image.clone(),
+                });
+                x += w + PHOTO_GAP;
+            }
+            self.y += row_h + PHOTO_GAP / 2.0;
+        }
+        notes
+    }
 }
 
 fn china_time(ms: i64) -> String {
@@ -217,8 +350,8 @@ fn grade_zh(grade: &str) -> &'static str {
     }
 }
 
-/// Lays the notice out.
-fn layout(r: &VisitRecord) -> Layout {
+/// Lays the notice out; `images` holds the pictures [`photos_to_draw`] chose.
+fn layout(r: &VisitRecord, images: &NoticeImages) -> Layout {
     let mut l = Layout::new();
     let enterprise = r.enterprise.as_ref().map(|e| e.name.as_str()).unwrap_or("");
     l.centred(18.0, "隐患整改通知书");
@@ -268,26 +401,52 @@ fn layout(r: &VisitRecord) -> Layout {
             );
             l.field("　应急预案", &h.emergency_plan);
         }
-        let photos: Vec<String> = h
-            .photos
-            .iter()
-            .map(|p| p.sha256.chars().take(12).collect())
-            .collect();
-        l.field(
-            "　现场照片",
-            &if photos.is_empty() {
-                "无".to_owned()
-            } else {
-                format!("{} 张（{}）", photos.len(), photos.join("，"))
-            },
-        );
+        let drawn: Vec<&PhotoImage> = images
+            .hazards
+            .get(i)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        if h.photos.is_empty() {
+            l.field("　现场照片", "无");
+        } else {
+            l.field("　现场照片", &format!("{} 张", h.photos.len()));
+            for (n, note) in l.images(10.5, PHOTO_W, PHOTO_H, &drawn) {
+                let sha: String = h
+                    .photos
+                    .get(n - 1)
+                    .map(|p| p.sha256.chars().take(12).collect())
+                    .unwrap_or_default();
+                l.text(10.5, 9.0, &format!("照片 {n}：{note}（{sha}）"));
+            }
+            let left_out = h.photos.len().saturating_sub(drawn.len());
+            if left_out > 0 {
+                l.text(
+                    10.5,
+                    9.0,
+                    &format!(
+                        "另有 {left_out} 张照片未收入本通知书，请在平台查看 / {left_out} more photos are in the platform"
+                    ),
+                );
+            }
+        }
     }
     l.rule();
     match &r.signature {
         Some(s) => {
             l.field("企业负责人签收", &s.signer_name);
             l.field("签收时间", &china_time(s.signed_at));
-            l.field("签名图像", &s.image.sha256);
+            let image = images.signature.clone().unwrap_or(PhotoImage::Unreadable);
+            l.text(0.0, 10.5, "签名：");
+            for (_, note) in l.images(10.5, SIGNATURE_W, SIGNATURE_H, &[&image]) {
+                l.text(
+                    10.5,
+                    9.0,
+                    &format!(
+                        "签名图像{note}（{}）",
+                        s.image.sha256.chars().take(12).collect::<String>()
+                    ),
+                );
+            }
         }
         None => l.field("企业负责人签收", "（未签收）"),
     }
@@ -300,11 +459,15 @@ fn layout(r: &VisitRecord) -> Layout {
     l
 }
 
-/// Renders the notice.
-pub fn notice(record: &VisitRecord, font: FontFile) -> anyhow::Result<Vec<u8>> {
+/// Renders the notice with its pictures.
+pub fn notice(
+    record: &VisitRecord,
+    images: &NoticeImages,
+    font: FontFile,
+) -> anyhow::Result<Vec<u8>> {
     let font = Font::new(font.data.into(), font.index)
         .ok_or_else(|| anyhow::anyhow!("the notice font cannot be read"))?;
-    let layout = layout(record);
+    let layout = layout(record, images);
     let mut document = Document::new();
     let settings =
         PageSettings::from_wh(PAGE_W, PAGE_H).ok_or_else(|| anyhow::anyhow!("page size"))?;
@@ -335,6 +498,13 @@ pub fn notice(record: &VisitRecord, font: FontFile) -> anyhow::Result<Vec<u8>> {
                         surface.set_stroke(None);
                     }
                 }
+                Item::Image { x, y, w, h, image } => {
+                    if let Some(size) = Size::from_wh(w, h) {
+                        surface.push_transform(&Transform::from_translate(x, y));
+                        surface.draw_image(image, size);
+                        surface.pop();
+                    }
+                }
             }
         }
         let footer = format!("第 {} 页 / 共 {pages} 页", n + 1);
@@ -357,6 +527,123 @@ pub fn notice(record: &VisitRecord, font: FontFile) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::notice::{NoticeHazard, SignatureInfo};
+    use sync_core::domain::PhotoRef;
+
+    fn jpeg() -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    fn photo(n: usize) -> PhotoRef {
+        PhotoRef {
+            sha256: format!("{n:064x}"),
+            size: 1,
+            media_type: "image/jpeg".into(),
+            captured_at: None,
+            gps: None,
+            added_by: "u".into(),
+        }
+    }
+
+    fn record(photos_per_hazard: &[usize]) -> VisitRecord {
+        let visit = serde_json::from_value(serde_json::json!({
+            "id": "v", "enterprise_id": "e", "agency_id": "a", "township_id": "t",
+            "visit_kind": "routine", "inspectors": [], "started_at": 0, "ended_at": null,
+            "place": "车间", "checklist_total": 0, "checklist_failed": 0, "signed_by": null
+        }))
+        .unwrap();
+        let hazards = photos_per_hazard
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| NoticeHazard {
+                row: serde_json::from_value(serde_json::json!({
+                    "id": format!("h{i}"), "visit_id": "v", "enterprise_id": "e", "enterprise_name": "厂",
+                    "agency_id": "a", "township_id": "t", "location": "", "description": "隐患",
+                    "category": "", "grade": "general", "criterion": "", "measure": "", "deadline": null,
+                    "responsible_person": "", "state": "notified", "overdue": false, "created_at": 0,
+                    "closed_at": null, "reported_at": null, "under_supervision": false, "photo_count": n
+                }))
+                .unwrap(),
+                funds_yuan: None,
+                emergency_plan: String::new(),
+                photos: (0..n).map(|k| photo(i * 100 + k)).collect(),
+            })
+            .collect();
+        VisitRecord {
+            visit,
+            enterprise: None,
+            agency_name: String::new(),
+            township_name: String::new(),
+            checklist: vec![],
+            overall_assessment: String::new(),
+            notes: String::new(),
+            signature: Some(SignatureInfo {
+                signer_name: "王厂长".into(),
+                image: photo(999),
+                signed_at: 0,
+            }),
+            hazards,
+        }
+    }
+
+    fn drawn(l: &Layout) -> (usize, String) {
+        let mut images = 0;
+        let mut text = String::new();
+        for item in l.pages.iter().flatten() {
+            match item {
+                Item::Image { .. } => images += 1,
+                Item::Text { text: t, .. } => text.push_str(t),
+                Item::Rule { .. } => {}
+            }
+        }
+        (images, text)
+    }
+
+    #[test]
+    fn photos_beyond_the_limits_are_counted_not_drawn() {
+        let r = record(&[MAX_PHOTOS_PER_HAZARD + 2, 1]);
+        let chosen = photos_to_draw(&r);
+        assert_eq!(chosen[0].len(), MAX_PHOTOS_PER_HAZARD);
+        assert_eq!(chosen[1].len(), 1);
+        let images = NoticeImages {
+            hazards: chosen
+                .iter()
+                .map(|c| c.iter().map(|_| PhotoImage::Jpeg(jpeg())).collect())
+                .collect(),
+            signature: Some(PhotoImage::Jpeg(jpeg())),
+        };
+        let (n, text) = drawn(&layout(&r, &images));
+        assert_eq!(
+            n,
+            MAX_PHOTOS_PER_HAZARD + 1 + 1,
+            "hazard photos and the signature"
+        );
+        assert!(text.contains("另有 2 张照片未收入本通知书"), "{text}");
+
+        let many = record(&[MAX_PHOTOS_PER_HAZARD; MAX_PHOTOS / MAX_PHOTOS_PER_HAZARD + 3]);
+        let total: usize = photos_to_draw(&many).iter().map(Vec::len).sum();
+        assert_eq!(total, MAX_PHOTOS);
+    }
+
+    #[test]
+    fn missing_and_broken_photos_are_noted_in_both_languages() {
+        let r = record(&[2]);
+        let images = NoticeImages {
+            hazards: vec![vec![
+                PhotoImage::NotUploaded,
+                PhotoImage::Jpeg(b"not a jpeg".to_vec()),
+            ]],
+            signature: Some(PhotoImage::NotUploaded),
+        };
+        let (n, text) = drawn(&layout(&r, &images));
+        assert_eq!(n, 0);
+        assert_eq!(text.matches(NOT_UPLOADED).count(), 2, "{text}");
+        assert!(text.contains(UNREADABLE), "{text}");
+    }
 
     #[test]
     fn wrapping_keeps_every_character_and_respects_the_width() {

@@ -1,6 +1,11 @@
 //! Starts a real server on 127.0.0.1:0 with a temp SQLite database and the populated world of
-//! [`tests::world`], prints `{"base": ..., ids..., "evidence_jpeg": <path>}` as one JSON line on stdout, and serves until
-//! stdin closes. The browser tests (`tests/browser/run.sh`) drive it.
+//! [`tests::world`], prints `{"base": ..., ids..., "evidence_jpeg": <path>}` as one JSON line on
+//! stdout, and serves until stdin closes. The browser tests (`tests/browser/run.sh`) drive it.
+//!
+//! The server runs on the tests' [`server::TestClock`]; a line `advance <seconds>` on stdin moves
+//! it forward (so access tokens expire without waiting) and is answered by `advanced <rfc3339>`.
+
+use std::io::BufRead as _;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -14,10 +19,18 @@ async fn main() -> anyhow::Result<()> {
     let mut out = world.to_json(&app.base);
     out["evidence_jpeg"] = evidence.display().to_string().into();
     println!("{out}");
-    tokio::task::spawn_blocking(|| {
-        use std::io::Read as _;
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
+    let clock = app.clock.clone();
+    tokio::task::spawn_blocking(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match line.trim().strip_prefix("advance ").map(str::parse::<i64>) {
+                Some(Ok(secs)) => {
+                    clock.advance(jiff::SignedDuration::from_secs(secs));
+                    println!("advanced {}", server::Clock::now(clock.as_ref()));
+                }
+                _ => eprintln!("seed_e2e: unknown command {line:?}"),
+            }
+        }
     })
     .await?;
     drop(app);
