@@ -242,7 +242,7 @@ pub fn event_detail(kind: &sync_core::rectification::EventKind) -> String {
 /// Drops every projected row and projects every document again from the change log.
 /// Major-hazard reports keep their original time.
 pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
-    with_pool!(db, pool => {
+    with_writer!(db, pool => {
         for table in ["visits_view", "hazards_view", "hazard_events_view"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(pool).await?;
         }
