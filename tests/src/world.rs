@@ -431,6 +431,7 @@ pub async fn visit_with_a_photo_not_uploaded(app: &TestApp, seed: &Seed) -> (Str
         captured_at: Some(FOUND),
         gps: None,
         added_by: user.clone(),
+        original_sha256: None,
     };
     let signature_image = upload_photo(app, &inspector.session.token, &tiny_jpeg(5), &user).await;
     let here = Place {

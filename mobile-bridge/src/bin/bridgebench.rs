@@ -1,5 +1,6 @@
 //! Figures for the phone: stripped cdylib size, time to open a store of 10,000 hazards and list
-//! them, time to prepare one 12 MP photo. Run: `cargo run --release -p mobile-bridge --bin bridgebench`.
+//! them, time to prepare one 12 MP photo. Run: `cargo run --release -p mobile-bridge --bin bridgebench`
+//! (`-- --json PATH` also writes the figures as JSON; the workspace bench does that).
 
 use std::time::Instant;
 
@@ -11,6 +12,13 @@ use sync_core::domain::{Author, Deadline, Grade, Role};
 use sync_core::ids::{AgencyId, DeviceId, EnterpriseId, TownshipId, UserId, VisitId};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let mut figures = serde_json::Map::new();
     let exe = std::env::current_exe()?;
     let dir = exe.parent().ok_or("no exe dir")?;
     let lib = dir.join("libmobile_bridge.so");
@@ -27,6 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if ok { "" } else { " (strip failed)" },
             std::fs::metadata(&tmp)?.len()
         );
+        figures.insert("cdylib_bytes".into(), std::fs::metadata(&lib)?.len().into());
+        if ok {
+            figures.insert(
+                "cdylib_stripped_bytes".into(),
+                std::fs::metadata(&tmp)?.len().into(),
+            );
+        }
     }
 
     let data = std::env::temp_dir().join(format!("bridgebench-{}", std::process::id()));
@@ -75,6 +90,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = LocalStore::open(&db)?;
     let opened = t.elapsed();
     let list = store.summaries(Some(DocKind::Hazard), None)?;
+    let listed = t.elapsed();
+    figures.insert("store_hazards".into(), list.len().into());
+    figures.insert("store_open_ms".into(), (opened.as_secs_f64() * 1e3).into());
+    figures.insert(
+        "store_open_and_list_ms".into(),
+        (listed.as_secs_f64() * 1e3).into(),
+    );
     println!(
         "open store: {:.2?}; open + list {} hazard summaries: {:.2?}",
         opened,
@@ -98,6 +120,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92).encode_image(&img)?;
     let t = Instant::now();
     let p = photo::prepare(&jpeg, photo::DEFAULT_MAX_EDGE)?;
+    figures.insert(
+        "photo_12mp_ingest_ms".into(),
+        (t.elapsed().as_secs_f64() * 1e3).into(),
+    );
     println!(
         "ingest 12 MP JPEG ({} bytes) -> {}x{} JPEG q85 ({} bytes): {:.2?}",
         jpeg.len(),
@@ -106,5 +132,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p.bytes.len(),
         t.elapsed()
     );
+    if let Some(path) = json_path {
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
+    }
     Ok(())
 }

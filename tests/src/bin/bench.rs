@@ -1,8 +1,11 @@
 //! The benchmark suite: one command prints a short table and writes the same figures as JSON.
 //!
 //! ```sh
-//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick]
+//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick] [--only sync,memory,thumbnail,dashboard,phone]
 //! ```
+//!
+//! The phone figures come from `mobile-bridge`'s `bridgebench`, which this command builds in
+//! release (with the bridge's cdylib, whose stripped size is reported) and runs.
 //!
 //! Everything runs against a real server on 127.0.0.1 (in this process, over real HTTP) with a
 //! fresh SQLite database; the dashboard queries also run on PostgreSQL when `TEST_DATABASE_URL`
@@ -408,6 +411,43 @@ async fn bench_dashboard(app: &TestApp, rows: usize, runs: usize) -> Value {
     Value::Object(out)
 }
 
+/// Builds the bridge library and `bridgebench` in release and runs it; its figures as JSON.
+fn bench_phone() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "mobile-bridge",
+            "--lib",
+            "--bin",
+            "bridgebench",
+        ])
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("could not build bridgebench: phone figures skipped");
+        return Value::Null;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bridgebench = exe.with_file_name("bridgebench");
+    let out = std::env::temp_dir().join(format!("bridgebench-{}.json", std::process::id()));
+    let ran = std::process::Command::new(&bridgebench)
+        .arg("--json")
+        .arg(&out)
+        .status();
+    if !ran.is_ok_and(|s| s.success()) {
+        eprintln!("bridgebench failed: phone figures skipped");
+        return Value::Null;
+    }
+    let v = std::fs::read_to_string(&out)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&out);
+    v
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -418,6 +458,12 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "bench.json".into());
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let want = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let deadline = Instant::now() + Duration::from_secs(900);
     let (rounds, phones, rows, runs) = if quick {
         (50, 4, 10_000, 10)
@@ -425,28 +471,38 @@ async fn main() {
         (300, 8, 100_000, 50)
     };
 
-    eprintln!("sync, 200 documents…");
-    let s200 = bench_sync(200, phones, rounds).await;
-    eprintln!("sync, 1000 documents…");
-    let s1000 = if Instant::now() < deadline {
-        bench_sync(1000, phones, rounds).await
-    } else {
-        Value::Null
-    };
-    eprintln!("server memory per visit document…");
-    let mem = bench_memory(if quick { 200 } else { 1000 }).await;
-    eprintln!("thumbnail…");
-    let thumb = bench_thumbnail(if quick { 3 } else { 9 });
-    eprintln!("dashboard queries on SQLite…");
-    let sqlite_app = spawn_app(Backend::Sqlite).await.unwrap();
-    let dash_sqlite = bench_dashboard(&sqlite_app, rows, runs).await;
-    let dash_pg = match spawn_app(Backend::Postgres).await {
-        Some(app) => {
-            eprintln!("dashboard queries on PostgreSQL…");
-            bench_dashboard(&app, rows, runs).await
+    let (mut s200, mut s1000, mut mem, mut thumb) =
+        (Value::Null, Value::Null, Value::Null, Value::Null);
+    let (mut dash_sqlite, mut dash_pg, mut phone) = (Value::Null, Value::Null, Value::Null);
+    if want("sync") {
+        eprintln!("sync, 200 documents…");
+        s200 = bench_sync(200, phones, rounds).await;
+        if Instant::now() < deadline {
+            eprintln!("sync, 1000 documents…");
+            s1000 = bench_sync(1000, phones, rounds).await;
         }
-        None => Value::Null,
-    };
+    }
+    if want("memory") {
+        eprintln!("server memory per visit document…");
+        mem = bench_memory(if quick { 200 } else { 1000 }).await;
+    }
+    if want("thumbnail") {
+        eprintln!("thumbnail…");
+        thumb = bench_thumbnail(if quick { 3 } else { 9 });
+    }
+    if want("dashboard") {
+        eprintln!("dashboard queries on SQLite…");
+        let sqlite_app = spawn_app(Backend::Sqlite).await.unwrap();
+        dash_sqlite = bench_dashboard(&sqlite_app, rows, runs).await;
+        if let Some(app) = spawn_app(Backend::Postgres).await {
+            eprintln!("dashboard queries on PostgreSQL…");
+            dash_pg = bench_dashboard(&app, rows, runs).await;
+        }
+    }
+    if want("phone") {
+        eprintln!("phone: bridge library and store…");
+        phone = bench_phone();
+    }
     let figures = json!({
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "sync_200": s200,
@@ -455,6 +511,7 @@ async fn main() {
         "thumbnail_12mp_to_320": thumb,
         "dashboard_sqlite": dash_sqlite,
         "dashboard_postgres": dash_pg,
+        "phone": phone,
     });
     std::fs::write(&out_path, serde_json::to_string_pretty(&figures).unwrap()).unwrap();
 
@@ -544,13 +601,30 @@ async fn main() {
             &figures["dashboard_postgres"]["request_ms_p95"],
             "",
         ),
+        (
+            "phone: open store of 10,000 hazards, ms",
+            &figures["phone"]["store_open_ms"],
+            "",
+        ),
+        (
+            "  open and list them all, ms",
+            &figures["phone"]["store_open_and_list_ms"],
+            "",
+        ),
+        (
+            "phone: bridge library, stripped bytes",
+            &figures["phone"]["cdylib_stripped_bytes"],
+            "",
+        ),
+        (
+            "phone: ingest one 12 MP photo, ms",
+            &figures["phone"]["photo_12mp_ingest_ms"],
+            "",
+        ),
     ];
     println!("{:<42} {:>12}  target", "figure", "value");
     for (name, v, target) in rows_out {
         println!("{name:<42} {:>12}  {target}", f(v));
     }
-    println!(
-        "(phone store open and bridge size: cargo run --release -p mobile-bridge --bin bridgebench)"
-    );
     println!("figures written to {out_path}");
 }
