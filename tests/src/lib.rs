@@ -3,6 +3,7 @@
 //! HTTP with the real protocol.
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
+pub mod fieldsim;
 pub mod world;
 
 use std::sync::Arc;

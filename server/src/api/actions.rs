@@ -262,7 +262,7 @@ pub async fn record(
                 format!("not allowed: {first}"),
             )
         })?;
-    projection::project(&state.db, &accepted.typed, now_ms)
+    projection::project_current(&state.hub, &state.db, accepted.header.id, now_ms)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?;
     let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
