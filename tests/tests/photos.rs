@@ -225,7 +225,7 @@ async fn an_upload_resumes_is_stored_once_and_is_served_to_whom_may_see_it(app: 
         )
         .bind(&h)
         .bind(hazard.to_string())
-        .fetch_one(pool)
+        .fetch_one(&pool.pool)
         .await
         .unwrap(),
         server::db::Db::Postgres(pool) => sqlx::query_scalar(

@@ -546,6 +546,7 @@ mod tests {
             captured_at: None,
             gps: None,
             added_by: "u".into(),
+            original_sha256: None,
         }
     }
 
