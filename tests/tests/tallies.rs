@@ -130,7 +130,7 @@ async fn upsert(db: &Db, id: &str, h: &Hazard) {
 
 async fn tallies_equal_direct_counts(app: TestApp) {
     let db = &app.state.db;
-    let mut rng = Rng(0x5EED_7A11_1E5u64);
+    let mut rng = Rng(0x05EE_D7A1_11E5_u64);
     let mut model: BTreeMap<String, Hazard> = BTreeMap::new();
     for step in 0..400 {
         let op = rng.below(10);
