@@ -415,6 +415,7 @@ async fn bench_dashboard(app: &TestApp, rows: usize, runs: usize) -> Value {
 fn bench_phone() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = std::process::Command::new(&cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args([
             "build",
             "--release",
