@@ -57,6 +57,18 @@ const ACTIONS: &[(&str, &str, u16, u16)] = &[
         404,
     ),
     (
+        users::MANAGER,
+        r#"{"kind":"extension_requested","until":"2026-05-30","reason":"设备到货需要时间"}"#,
+        200,
+        404,
+    ),
+    (
+        users::SUPERVISOR,
+        r#"{"kind":"extension_requested","until":"2026-05-30","reason":"代为申请"}"#,
+        403,
+        404,
+    ),
+    (
         users::SUPERVISOR,
         r#"{"kind":"verified","accepted":true,"note":""}"#,
         403,
