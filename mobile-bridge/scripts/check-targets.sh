@@ -9,10 +9,13 @@
 # the objects are never linked or shipped, they only show that the C compiles for the target.
 # Building a library an app can load needs the NDK (cargo-ndk) or Xcode.
 #
-# iOS is checked only where the iOS SDK is present (xcrun, or SDKROOT pointing at an
-# iPhoneOS SDK): ring's include/ring-core/base.h and SQLite's sqlite3.c include
-# <TargetConditionals.h> (and SQLite <malloc/malloc.h>), which only Apple's SDK provides, so
-# glibc headers cannot stand in. Without the SDK the script says so and exits non-zero.
+# iOS: the bridge links the SQLite that iOS ships (docs/adr/0006-phone-sqlite.md), so the only C
+# is ring (rustls' crypto). ring's include/ring-core/base.h includes <TargetConditionals.h>, an
+# Apple SDK header of TARGET_OS_* macros. Without the SDK (no xcrun, no SDKROOT) the script
+# writes a stand-in SDK under target/ios-standin-sdk: its own TargetConditionals.h with the
+# macros of an iOS device, and the aarch64 glibc headers for the C library, then compiles with
+# clang `--target=arm64-apple-ios`. Again a compile check only: the objects are Mach-O for the
+# phone's CPU but were compiled against stand-in headers and are never linked or shipped.
 #
 # With the NDK (ANDROID_NDK_HOME or CC_aarch64_linux_android set) its compiler is used instead.
 # Installs clang, llvm and libc6-dev-arm64-cross with apt-get when they are missing.
@@ -21,15 +24,20 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 status=0
 
+# clang, llvm-ar and the aarch64 glibc headers (the stand-in C library for both phones).
+need_clang() {
+  if ! command -v clang >/dev/null || ! command -v llvm-ar >/dev/null \
+    || [ ! -d /usr/aarch64-linux-gnu/include ]; then
+    echo "== installing clang, llvm-ar and the aarch64 glibc headers (stand-in sysroot)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      clang llvm libc6-dev-arm64-cross >/dev/null || return 1
+  fi
+}
+
 android() {
   local t=aarch64-linux-android
   if [ -z "${CC_aarch64_linux_android:-}" ] && [ -z "${ANDROID_NDK_HOME:-}" ]; then
-    if ! command -v clang >/dev/null || ! command -v llvm-ar >/dev/null \
-      || [ ! -d /usr/aarch64-linux-gnu/include ]; then
-      echo "== installing clang, llvm-ar and the aarch64 glibc headers (stand-in sysroot)"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        clang llvm libc6-dev-arm64-cross >/dev/null || return 1
-    fi
+    need_clang || return 1
     export CC_aarch64_linux_android=clang
     export AR_aarch64_linux_android=llvm-ar
     export CFLAGS_aarch64_linux_android="--target=aarch64-linux-android24 -isystem /usr/aarch64-linux-gnu/include"
@@ -41,9 +49,33 @@ android() {
 ios() {
   local t=aarch64-apple-ios
   if [ -z "${SDKROOT:-}" ] && ! command -v xcrun >/dev/null; then
-    echo "== $t: NOT CHECKED: needs the iOS SDK (xcrun or SDKROOT); ring and SQLite include"
-    echo "   <TargetConditionals.h>, which only Apple's SDK has"
-    return 1
+    need_clang || return 1
+    local sdk="$root/target/ios-standin-sdk"
+    mkdir -p "$sdk/usr/include"
+    cat >"$sdk/usr/include/TargetConditionals.h" <<'HEADER'
+/* Stand-in written by mobile-bridge/scripts/check-targets.sh for a compile check only:
+   the TARGET_OS_* macros of an iOS device (arm64), not the simulator. */
+#define TARGET_OS_MAC 1
+#define TARGET_OS_OSX 0
+#define TARGET_OS_IPHONE 1
+#define TARGET_OS_IOS 1
+#define TARGET_OS_TV 0
+#define TARGET_OS_WATCH 0
+#define TARGET_OS_VISION 0
+#define TARGET_OS_MACCATALYST 0
+#define TARGET_OS_SIMULATOR 0
+#define TARGET_OS_EMBEDDED 1
+#define TARGET_CPU_ARM64 1
+#define TARGET_CPU_X86_64 0
+#define TARGET_RT_64_BIT 1
+#define TARGET_RT_LITTLE_ENDIAN 1
+HEADER
+    export SDKROOT="$sdk"
+    export CC_aarch64_apple_ios=clang
+    export AR_aarch64_apple_ios=llvm-ar
+    # Darwin clang predefines __nonnull as a nullability keyword; glibc uses it as a macro.
+    export CFLAGS_aarch64_apple_ios="-isystem /usr/aarch64-linux-gnu/include -U__nonnull"
+    echo "== $t: C compiled with clang against a stand-in SDK (compile check only)"
   fi
   cargo check -p mobile-bridge --lib --target "$t"
 }

@@ -218,7 +218,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tracing::info!(%address, backend = state.db.backend_name(), "listening");
     let db = state.db.clone();
-    crate::serve(listener, state, crate::shutdown_signal()).await?;
+    let optimizer = crate::db::spawn_optimizer(db.clone(), std::time::Duration::from_secs(3600));
+    let served = crate::serve(listener, state, crate::shutdown_signal()).await;
+    optimizer.abort();
+    served?;
     db.close().await;
     println!("服务已停止 / stopped");
     Ok(())

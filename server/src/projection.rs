@@ -37,10 +37,15 @@ static PROJECTION_LOCKS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
 /// behind the document (found by the field simulator: a hazard closed in every replica showed
 /// `in_progress` without the last events). Under the lock each projection reads the latest
 /// document, so the last write always includes every change accepted before it.
+///
+/// `hydrated` is the caller's typed copy with the heads it was read from (the validator's): when
+/// the hub's copy still has those heads — nothing else landed in between, the usual case — it is
+/// projected as is instead of hydrating the same document again.
 pub async fn project_current(
     hub: &sync_core::engine::Hub<Db>,
     db: &Db,
     id: uuid::Uuid,
+    hydrated: Option<(&[sync_core::automerge::ChangeHash], &TypedDoc)>,
     now_ms: i64,
 ) -> Result<(), ProjectionError> {
     let stripe = id.as_u128() as usize % PROJECTION_LOCKS.len();
@@ -50,8 +55,13 @@ pub async fn project_current(
         .await
         .map_err(|e| ProjectionError::Doc(e.to_string()))?
         .ok_or_else(|| ProjectionError::Doc(format!("document {id} is not in the store")))?;
-    let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
-    project(db, &typed, now_ms).await
+    match hydrated {
+        Some((heads, typed)) if doc.get_heads() == heads => project(db, typed, now_ms).await,
+        _ => {
+            let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
+            project(db, &typed, now_ms).await
+        }
+    }
 }
 
 /// Projects one document. `now_ms` is when the server saw it (major-hazard report time).

@@ -48,6 +48,9 @@ pub struct Applied {
     pub header: Header,
     /// The typed document after the batch.
     pub typed: crate::doc::TypedDoc,
+    /// The heads of the document `typed` was read from (the batch applied to the copy the
+    /// validator saw): a projection may reuse `typed` while the hub's copy still has them.
+    pub heads: Vec<ChangeHash>,
     /// How many changes were new.
     pub new_changes: usize,
 }
@@ -253,6 +256,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     }
                     if !acc.new_changes.is_empty() {
                         applied.push(Applied {
+                            heads: acc.doc.get_heads(),
                             header: acc.header,
                             typed: acc.typed,
                             new_changes: acc.new_changes.len(),

@@ -262,7 +262,9 @@ pub async fn record(
                 format!("not allowed: {first}"),
             )
         })?;
-    projection::project_current(&state.hub, &state.db, accepted.header.id, now_ms)
+    let heads = accepted.doc.get_heads();
+    let hydrated = Some((heads.as_slice(), &accepted.typed));
+    projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?;
     let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
