@@ -77,6 +77,12 @@ HEADER
     export CFLAGS_aarch64_apple_ios="-isystem /usr/aarch64-linux-gnu/include -U__nonnull"
     echo "== $t: C compiled with clang against a stand-in SDK (compile check only)"
   fi
+  # The system SQLite on Apple platforms (ADR 0006): the amalgamation must not be in this build.
+  if cargo tree -p mobile-bridge --target "$t" -e features -i libsqlite3-sys 2>/dev/null \
+    | grep -q '"bundled'; then
+    echo "== $t: libsqlite3-sys is built with \"bundled\"; iOS must link the system SQLite"
+    return 1
+  fi
   cargo check -p mobile-bridge --lib --target "$t"
 }
 
