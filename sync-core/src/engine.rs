@@ -423,10 +423,36 @@ pub struct ApplyError {
 impl Replica {
     /// Builds the request: every document's changes since the server heads last seen.
     /// Returns it with the heads each document had, needed by [`Replica::apply`].
+    ///
+    /// Looks at every document; a caller that knows which documents it edited (as a phone's
+    /// store knows its pending rows) uses [`Replica::request_for`], which costs nothing per
+    /// untouched document.
     pub fn request(&self) -> (SyncRequest, HashMap<uuid::Uuid, Vec<ChangeHash>>) {
+        self.request_of(self.docs.iter())
+    }
+
+    /// Like [`Replica::request`], but only for the documents `ids` (unknown ids are skipped):
+    /// the changes of other documents stay pending for a later request.
+    pub fn request_for(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> (SyncRequest, HashMap<uuid::Uuid, Vec<ChangeHash>>) {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        self.request_of(
+            ids.iter()
+                .filter_map(|id| self.docs.get(id).map(|d| (id, d))),
+        )
+    }
+
+    fn request_of<'a>(
+        &self,
+        docs_in: impl Iterator<Item = (&'a uuid::Uuid, &'a ReplicaDoc)>,
+    ) -> (SyncRequest, HashMap<uuid::Uuid, Vec<ChangeHash>>) {
         let mut docs = Vec::new();
         let mut heads = HashMap::new();
-        for (id, d) in &self.docs {
+        for (id, d) in docs_in {
             // Cheap check first: heads the server already has mean nothing is pending.
             if d.doc.get_heads().iter().all(|h| d.synced.contains(h)) {
                 continue;

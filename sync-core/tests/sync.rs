@@ -352,3 +352,47 @@ fn protocol_sizes_for_an_edit_a_new_hazard_and_a_fresh_device() {
         "a second sync with nothing new is a few bytes, got {resp5}"
     );
 }
+
+#[test]
+fn request_for_sends_only_the_named_documents_and_keeps_the_rest_pending() {
+    let (w, hub, mut phones, vid, hid) = world_with_docs();
+    let a = phones[0].author.clone();
+    let hazard = phones[0].replica.docs[hid.as_uuid()].doc.clone();
+    phones[0]
+        .replica
+        .docs
+        .get_mut(hid.as_uuid())
+        .expect("hazard")
+        .doc = edit::edit_hazard(&hazard, &a, T, |h| h.location = "锅炉房".into())
+        .expect("edit")
+        .doc;
+    let visit = phones[0].replica.docs[vid.as_uuid()].doc.clone();
+    phones[0]
+        .replica
+        .docs
+        .get_mut(vid.as_uuid())
+        .expect("visit")
+        .doc = edit::edit_visit(&visit, &a, T, |v| v.place = "二号车间".into())
+        .expect("edit")
+        .doc;
+
+    // Only the visit, named twice, plus an id the replica does not hold.
+    let unknown = uuid::Uuid::from_u128(7);
+    let (req, heads) = phones[0]
+        .replica
+        .request_for(&[*vid.as_uuid(), unknown, *vid.as_uuid()]);
+    let ids: Vec<uuid::Uuid> = req.docs.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![*vid.as_uuid()]);
+    assert_eq!(heads.keys().copied().collect::<Vec<_>>(), ids);
+    let scope = w.scope(&phones[0].author);
+    let out = block_on(hub.sync(&phones[0].author, &scope, &req)).expect("hub");
+    phones[0]
+        .replica
+        .apply(&heads, &out.response)
+        .expect("applies");
+
+    // The hazard's edit is still pending and goes with the next full request.
+    let (rest, _) = phones[0].replica.request();
+    let ids: Vec<uuid::Uuid> = rest.docs.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![*hid.as_uuid()]);
+}
