@@ -109,6 +109,11 @@ impl DocumentStore for Db {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
                 let seq = append_in_tx!(tx, id, kind, enterprise, changes);
                 tx.commit().await.map_err(backend)?;
+                // After the commit: readers never see a number whose change is not visible.
+                sqlite.max_seq.fetch_max(
+                    u64::try_from(seq).unwrap_or(0),
+                    std::sync::atomic::Ordering::AcqRel,
+                );
                 seq
             }
             Db::Postgres(pool) => {
@@ -246,6 +251,10 @@ impl DocumentStore for Db {
     }
 
     async fn max_seq(&self) -> Result<u64, StoreError> {
+        if let Db::Sqlite(sqlite) = self {
+            // Kept by `append` (see `SqliteDb::max_seq`).
+            return Ok(sqlite.max_seq.load(std::sync::atomic::Ordering::Acquire));
+        }
         super::with_pool!(self, pool => {
             let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
                 .fetch_one(pool)

@@ -52,6 +52,10 @@ pub struct SqliteDb {
     pub pool: SqlitePool,
     /// The one connection the hot writes share.
     pub writer: SqlitePool,
+    /// The highest change sequence number committed, kept by `append` after each commit so that
+    /// every sync does not ask SQLite for `MAX(seq)`. Exact because this process is the only
+    /// writer of the file (every append goes through `writer`); loaded when the file is opened.
+    pub(crate) max_seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::ops::Deref for SqliteDb {
@@ -186,6 +190,7 @@ impl Db {
                 Db::Sqlite(SqliteDb {
                     writer: pool.clone(),
                     pool,
+                    max_seq: Default::default(),
                 })
             } else {
                 let writer = single()
@@ -197,7 +202,11 @@ impl Db {
                     .connect_with(options)
                     .await
                     .with_context(open_failed)?;
-                Db::Sqlite(SqliteDb { pool, writer })
+                Db::Sqlite(SqliteDb {
+                    pool,
+                    writer,
+                    max_seq: Default::default(),
+                })
             }
         } else {
             anyhow::bail!(
@@ -205,6 +214,16 @@ impl Db {
             );
         };
         db.migrate().await?;
+        if let Db::Sqlite(sqlite) = &db {
+            let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+                .fetch_one(&sqlite.writer)
+                .await
+                .context("数据库读取失败 / cannot read the change log")?;
+            sqlite.max_seq.store(
+                u64::try_from(max.unwrap_or(0)).unwrap_or(0),
+                std::sync::atomic::Ordering::Release,
+            );
+        }
         db.optimize()
             .await
             .context("数据库统计更新失败 / cannot refresh planner statistics")?;
