@@ -353,28 +353,22 @@ fn protocol_sizes_for_an_edit_a_new_hazard_and_a_fresh_device() {
     );
 }
 
+/// Phone `p` edits its hazard and its visit offline (one field each).
+fn edit_both_offline(p: &mut Phone, vid: VisitId, hid: HazardId) {
+    let a = p.author.clone();
+    let hazard = &p.replica.docs[hid.as_uuid()].doc;
+    let hazard = edit::edit_hazard(hazard, &a, T, |h| h.location = "锅炉房".into()).expect("edit");
+    let visit = &p.replica.docs[vid.as_uuid()].doc;
+    let visit = edit::edit_visit(visit, &a, T, |v| v.place = "二号车间".into()).expect("edit");
+    for (id, doc) in [(hid.as_uuid(), hazard.doc), (vid.as_uuid(), visit.doc)] {
+        p.replica.docs.get_mut(id).expect("held").doc = doc;
+    }
+}
+
 #[test]
 fn request_for_sends_only_the_named_documents_and_keeps_the_rest_pending() {
     let (w, hub, mut phones, vid, hid) = world_with_docs();
-    let a = phones[0].author.clone();
-    let hazard = phones[0].replica.docs[hid.as_uuid()].doc.clone();
-    phones[0]
-        .replica
-        .docs
-        .get_mut(hid.as_uuid())
-        .expect("hazard")
-        .doc = edit::edit_hazard(&hazard, &a, T, |h| h.location = "锅炉房".into())
-        .expect("edit")
-        .doc;
-    let visit = phones[0].replica.docs[vid.as_uuid()].doc.clone();
-    phones[0]
-        .replica
-        .docs
-        .get_mut(vid.as_uuid())
-        .expect("visit")
-        .doc = edit::edit_visit(&visit, &a, T, |v| v.place = "二号车间".into())
-        .expect("edit")
-        .doc;
+    edit_both_offline(&mut phones[0], vid, hid);
 
     // Only the visit, named twice, plus an id the replica does not hold.
     let unknown = uuid::Uuid::from_u128(7);
