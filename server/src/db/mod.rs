@@ -241,11 +241,12 @@ impl Db {
 
     /// Refreshes the query planner's statistics where they are stale.
     ///
-    /// SQLite has no autovacuum daemon to do this: without statistics its planner cannot tell that
-    /// a seek over `hazards_view_overdue` (migration 0008) beats the `(state, deadline)`
-    /// index, and the dashboard's overdue figure is ~6× slower. `PRAGMA optimize` analyses only
-    /// the tables whose size changed a lot since their last analysis, within `analysis_limit`
-    /// rows per index, so it is cheap to run at start-up and every hour ([`spawn_optimizer`]).
+    /// SQLite has no autovacuum daemon to do this, and its planner chooses between indexes (for
+    /// the dashboard, `hazards_view_overdue` of migration 0008 against the older
+    /// `(state, current_deadline)`) from these statistics, guessing without them.
+    /// `PRAGMA optimize` analyses only the tables whose size changed a lot since their last
+    /// analysis, within `analysis_limit` rows per index, so it is cheap to run at start-up and
+    /// every hour ([`spawn_optimizer`]).
     /// On PostgreSQL autovacuum keeps the statistics; nothing to do.
     pub async fn optimize(&self) -> DbResult<()> {
         if let Db::Sqlite(sqlite) = self {
