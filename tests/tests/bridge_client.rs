@@ -1,0 +1,189 @@
+//! The phone bridge against the real server, for what the Python field suite does not play: a
+//! change the server refuses and its repair from the server's state, background sync, logout.
+//!
+//! The bridge's calls block on its own runtime, so they run on `spawn_blocking` threads.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mobile_bridge::InspectionClient;
+use mobile_bridge::records::{HazardInput, ItemState, VisitKindRecord, VisitPatch};
+use sync_core::doc::{DocKind, HazardDoc};
+use sync_core::ids::EnterpriseId;
+use tests::{Backend, PASSWORD, TestApp, spawn_app, users};
+
+fn phone(app: &TestApp, dir: &std::path::Path, name: &str, user: &str) -> Arc<InspectionClient> {
+    let c = InspectionClient::new(dir.join(name).display().to_string(), app.base.clone()).unwrap();
+    c.login(user.into(), PASSWORD.into(), name.into(), "android".into())
+        .unwrap();
+    c
+}
+
+fn hazard_input() -> HazardInput {
+    HazardInput {
+        location: "配电房".into(),
+        description: "配电柜未上锁".into(),
+        category: "electrical".into(),
+        grade: "general".into(),
+        criterion: String::new(),
+        measure: "加锁并张贴警示标识".into(),
+        deadline: "2026-04-30".into(),
+        responsible_person: "王师傅".into(),
+        funds_yuan: None,
+        emergency_plan: String::new(),
+    }
+}
+
+/// An inspector's phone with a synced visit and hazard in the seeded enterprise.
+fn inspector_with_hazard(
+    app: &TestApp,
+    dir: &std::path::Path,
+    enterprise: &str,
+) -> (Arc<InspectionClient>, String) {
+    let a = phone(app, dir, "phone-a", users::INSPECTOR);
+    a.sync_now().unwrap();
+    let visit = a
+        .start_visit(
+            enterprise.into(),
+            VisitKindRecord::Routine,
+            "一号车间".into(),
+        )
+        .unwrap();
+    let hazard = a.add_hazard(visit, hazard_input()).unwrap();
+    assert!(a.sync_now().unwrap().refused.is_empty());
+    (a, hazard)
+}
+
+#[tokio::test]
+async fn a_refused_change_is_repaired_from_the_server_state_and_the_typed_value_is_returned() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().to_owned();
+    let shared = Arc::new(app);
+    let app = shared.clone();
+    let (hazard, manager) = tokio::task::spawn_blocking(move || {
+        let (_a, hazard) = inspector_with_hazard(&app, &base_dir, &seed.enterprise);
+        let m = phone(&app, &base_dir, "phone-m", users::MANAGER);
+        m.sync_now().unwrap();
+
+        // An older app without the local policy check: the manager's phone rewrites the
+        // hazard's location, which only inspectors may change. Written below the bridge's API.
+        let id = uuid::Uuid::parse_str(&hazard).unwrap();
+        let doc = m.store().load_doc(id).unwrap().unwrap();
+        let actor_hex = m.store().session().unwrap().unwrap().actor_id;
+        let actor = sync_core::automerge::ActorId::from(hex::decode(actor_hex).unwrap());
+        let edited = sync_core::edit::modify::<HazardDoc>(&doc, &actor, 1_773_100_000_000, |h| {
+            h.location = "经理改写的位置".into()
+        })
+        .unwrap();
+        let enterprise = EnterpriseId::parse(&seed.enterprise).unwrap();
+        m.store()
+            .commit_local(
+                id,
+                DocKind::Hazard,
+                enterprise,
+                &edited.doc,
+                &[edited.change.unwrap()],
+            )
+            .unwrap();
+        assert_eq!(m.item_state(hazard.clone()).unwrap(), ItemState::Pending);
+
+        let report = m.sync_now().unwrap();
+        assert_eq!(report.refused.len(), 1, "{report:?}");
+        assert_eq!(report.refused[0].doc_id, hazard);
+        match m.item_state(hazard.clone()).unwrap() {
+            ItemState::Refused { reason } => assert!(!reason.is_empty()),
+            other => panic!("expected refused, got {other:?}"),
+        }
+        // What the user typed is still shown until they repair.
+        assert_eq!(
+            m.get_hazard(hazard.clone()).unwrap().location,
+            "经理改写的位置"
+        );
+        (hazard, m)
+    })
+    .await
+    .unwrap();
+
+    // The server kept its own value.
+    let web = shared.login(users::INSPECTOR).await;
+    let (status, h) = shared
+        .get(&web.token, &format!("/api/v1/hazards/{hazard}"))
+        .await;
+    assert!(status.is_success());
+    assert_eq!(h["hazard"]["location"], "配电房");
+
+    let h2 = hazard.clone();
+    tokio::task::spawn_blocking(move || {
+        let repaired = manager.repair(h2.clone()).unwrap();
+        assert_eq!(
+            repaired.kept_versions, 1,
+            "the refused version stays on the phone"
+        );
+        let location = repaired
+            .discarded
+            .iter()
+            .find(|d| d.field == "location")
+            .expect("the typed location is returned");
+        assert!(location.local_value.contains("经理改写的位置"));
+        assert!(location.server_value.contains("配电房"));
+        assert_eq!(manager.item_state(h2.clone()).unwrap(), ItemState::Synced);
+        assert_eq!(manager.get_hazard(h2.clone()).unwrap().location, "配电房");
+        let again = manager.sync_now().unwrap();
+        assert!(again.refused.is_empty() && again.sent == 0, "{again:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn background_sync_sends_an_offline_edit_and_logout_keeps_the_data() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().to_owned();
+    let a2 = app.clone();
+    let visit = tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &base_dir, &seed.enterprise);
+        let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
+        a.edit_visit(
+            visit.clone(),
+            VisitPatch {
+                place: Some("二号车间".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.item_state(visit.clone()).unwrap(), ItemState::Pending);
+
+        // Nobody calls sync: the background loop sends it (bounded wait, 1 s interval).
+        let handle = a.start_auto_sync(1);
+        let until = Instant::now() + Duration::from_secs(30);
+        while a.item_state(visit.clone()).unwrap() != ItemState::Synced {
+            assert!(
+                Instant::now() < until,
+                "background sync did not send the edit"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        handle.cancel();
+
+        // Logout forgets the session, not the data; syncing needs a login again.
+        a.logout().unwrap();
+        assert!(a.current_user().unwrap().is_none());
+        assert_eq!(a.get_hazard(hazard.clone()).unwrap().location, "配电房");
+        assert!(a.sync_now().is_err(), "no sync without a session");
+        visit
+    })
+    .await
+    .unwrap();
+
+    let web = app.login(users::INSPECTOR).await;
+    let (status, v) = app
+        .get(&web.token, &format!("/api/v1/visits/{visit}"))
+        .await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(v["visit"]["place"], "二号车间");
+}
