@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: server::Allocator = server::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     server::cli::run().await

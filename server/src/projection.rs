@@ -10,7 +10,7 @@ use sync_core::domain::{Deadline, PhotoRef};
 use sync_core::rectification::fold;
 use sync_core::store::DocumentStore;
 
-use crate::db::{Db, with_pool, with_writer};
+use crate::db::{Db, with_pool};
 
 /// A projection failure.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,106 @@ pub enum ProjectionError {
     /// Store failure during rebuild.
     #[error(transparent)]
     Store(#[from] sync_core::store::StoreError),
+    /// The SQLite writer failed.
+    #[error("projection database error: {0}")]
+    Writer(#[from] crate::db::writer::WriteError),
+}
+
+/// One value bound to a statement of a [`Plan`]. Nulls are typed: PostgreSQL checks a
+/// parameter's declared type against its column.
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(v) => v.to_sql(),
+            Arg::Text(v) => v.to_sql(),
+        }
+    }
+}
+
+/// The statements that project one document, built once and run by either backend in one
+/// transaction: on SQLite as one job of the writer thread, on PostgreSQL through sqlx. The SQL
+/// numbers its parameters `$1`, `$2`… in order of first appearance, which both read alike.
+#[derive(Debug, Default)]
+struct Plan(Vec<(&'static str, Vec<Arg>)>);
+
+impl Plan {
+    fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
+        self.0.push((sql, args));
+    }
+
+    async fn run(self, db: &Db) -> Result<(), ProjectionError> {
+        match db {
+            Db::Sqlite(sqlite) => {
+                sqlite
+                    .writer
+                    .call(move |conn| {
+                        for (sql, args) in &self.0 {
+                            conn.prepare_cached(sql)?
+                                .execute(rusqlite::params_from_iter(args.iter()))?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for (sql, args) in self.0 {
+                    let mut q = sqlx::query(sql);
+                    for arg in args {
+                        q = match arg {
+                            Arg::Int(v) => q.bind(v),
+                            Arg::Text(v) => q.bind(v),
+                        };
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Serialises the projection of one document (striped by id): see [`project_current`].
@@ -86,66 +186,55 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         sync_core::doc::visit::VisitKind::Reinspection => "reinspection",
     };
     let signed_by = v.signature.as_ref().map(|s| s.signer_name.clone());
-    with_writer!(db, pool => {
-        sqlx::query(
-            "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
-             started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
-             ON CONFLICT (id) DO UPDATE SET visit_kind = excluded.visit_kind, inspectors = excluded.inspectors, \
-             started_at = excluded.started_at, ended_at = excluded.ended_at, place = excluded.place, \
-             checklist_total = excluded.checklist_total, checklist_failed = excluded.checklist_failed, \
-             signed_by = excluded.signed_by, updated_at = excluded.updated_at",
-        )
-        .bind(&v.id)
-        .bind(&v.enterprise_id)
-        .bind(&v.agency_id)
-        .bind(&v.township_id)
-        .bind(kind)
-        .bind(&v.created_by)
-        .bind(inspectors)
-        .bind(v.started_at)
-        .bind(v.ended_at)
-        .bind(&v.place)
-        .bind(total)
-        .bind(failed)
-        .bind(signed_by)
-        .bind(now_ms)
-        .execute(pool)
-        .await?;
-    });
+    let mut plan = Plan::default();
+    plan.push(
+        "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
+         started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+         ON CONFLICT (id) DO UPDATE SET visit_kind = excluded.visit_kind, inspectors = excluded.inspectors, \
+         started_at = excluded.started_at, ended_at = excluded.ended_at, place = excluded.place, \
+         checklist_total = excluded.checklist_total, checklist_failed = excluded.checklist_failed, \
+         signed_by = excluded.signed_by, updated_at = excluded.updated_at",
+        vec![
+            Arg::from(&v.id),
+            Arg::from(&v.enterprise_id),
+            Arg::from(&v.agency_id),
+            Arg::from(&v.township_id),
+            Arg::from(kind),
+            Arg::from(&v.created_by),
+            Arg::from(inspectors),
+            Arg::from(v.started_at),
+            Arg::from(v.ended_at),
+            Arg::from(&v.place),
+            Arg::from(total),
+            Arg::from(failed),
+            Arg::from(signed_by),
+            Arg::from(now_ms),
+        ],
+    );
     let refs: Vec<&PhotoRef> = v.signature.iter().map(|s| &s.image).collect();
-    project_photo_refs(db, &v.id, &v.enterprise_id, &refs).await
+    plan_photo_refs(&mut plan, &v.id, &v.enterprise_id, &refs);
+    plan.run(db).await
 }
 
 /// Records which photos a document references: who may see a photo follows from it. The
 /// camera original's hash is kept beside the uploaded copy's, so an original produced as
 /// evidence can be matched to the copy the platform holds. A reference seen again fills a
 /// missing original hash but never replaces one.
-async fn project_photo_refs(
-    db: &Db,
-    doc_id: &str,
-    enterprise_id: &str,
-    photos: &[&PhotoRef],
-) -> Result<(), ProjectionError> {
-    if photos.is_empty() {
-        return Ok(());
+fn plan_photo_refs(plan: &mut Plan, doc_id: &str, enterprise_id: &str, photos: &[&PhotoRef]) {
+    for p in photos {
+        plan.push(
+            "INSERT INTO photo_refs (sha256, doc_id, enterprise_id, original_sha256) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256, doc_id) DO UPDATE SET original_sha256 = excluded.original_sha256 \
+             WHERE photo_refs.original_sha256 IS NULL AND excluded.original_sha256 IS NOT NULL",
+            vec![
+                Arg::from(&p.sha256),
+                Arg::from(doc_id),
+                Arg::from(enterprise_id),
+                Arg::from(p.original_sha256.as_deref()),
+            ],
+        );
     }
-    with_writer!(db, pool => {
-        for p in photos {
-            sqlx::query(
-                "INSERT INTO photo_refs (sha256, doc_id, enterprise_id, original_sha256) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (sha256, doc_id) DO UPDATE SET original_sha256 = excluded.original_sha256 \
-                 WHERE photo_refs.original_sha256 IS NULL AND excluded.original_sha256 IS NOT NULL",
-            )
-            .bind(&p.sha256)
-            .bind(doc_id)
-            .bind(enterprise_id)
-            .bind(p.original_sha256.as_deref())
-            .execute(pool)
-            .await?;
-        }
-    });
-    Ok(())
 }
 
 /// Every photo a hazard references: as found, and as evidence in its history.
@@ -171,81 +260,79 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
         &h.events,
     );
     let current_deadline = status.deadline.map(|d| d.to_string());
-    with_writer!(db, pool => {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \
-             category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, \
-             closed_at, reported_at, under_supervision, photo_count, updated_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
-             ON CONFLICT (id) DO UPDATE SET location = excluded.location, description = excluded.description, \
-             category = excluded.category, grade = excluded.grade, criterion = excluded.criterion, \
-             measure = excluded.measure, deadline = excluded.deadline, current_deadline = excluded.current_deadline, \
-             responsible_person = excluded.responsible_person, state = excluded.state, closed_at = excluded.closed_at, \
-             reported_at = excluded.reported_at, under_supervision = excluded.under_supervision, \
-             photo_count = excluded.photo_count, updated_at = excluded.updated_at",
-        )
-        .bind(&h.id)
-        .bind(&h.visit_id)
-        .bind(&h.enterprise_id)
-        .bind(&h.agency_id)
-        .bind(&h.township_id)
-        .bind(&h.location)
-        .bind(h.description.as_str())
-        .bind(&h.category)
-        .bind(h.grade.as_str())
-        .bind(&h.criterion)
-        .bind(h.measure.as_str())
-        .bind(&h.deadline)
-        .bind(current_deadline)
-        .bind(&h.responsible_person)
-        .bind(status.state.as_str())
-        .bind(h.created_at)
-        .bind(status.closed_at)
-        .bind(status.reported_at)
-        .bind(i64::from(status.under_supervision))
-        .bind(h.photos.len() as i64)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM hazard_events_view WHERE hazard_id = $1")
-            .bind(&h.id)
-            .execute(&mut *tx)
-            .await?;
-        for (i, (ev, outcome)) in h.events.iter().zip(&status.outcomes).enumerate() {
-            sqlx::query(
-                "INSERT INTO hazard_events_view (hazard_id, position, event_id, at, author, role, device, kind, detail, ignored) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-            )
-            .bind(&h.id)
-            .bind(i as i64)
-            .bind(&ev.id)
-            .bind(ev.at)
-            .bind(&ev.author)
-            .bind(ev.role.as_str())
-            .bind(&ev.device)
-            .bind(ev.kind.name())
-            .bind(event_detail(&ev.kind))
-            .bind(outcome.ignored)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if h.grade == sync_core::domain::Grade::Major {
-            // Reported to the township the first time the server sees the hazard as major.
-            sqlx::query(
-                "INSERT INTO major_hazard_reports (hazard_id, township_id, enterprise_id, reported_at) VALUES ($1,$2,$3,$4) \
-                 ON CONFLICT (hazard_id) DO NOTHING",
-            )
-            .bind(&h.id)
-            .bind(&h.township_id)
-            .bind(&h.enterprise_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-    });
-    project_photo_refs(db, &h.id, &h.enterprise_id, &hazard_photos(h)).await
+    let mut plan = Plan::default();
+    plan.push(
+        "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \
+         category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, \
+         closed_at, reported_at, under_supervision, photo_count, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
+         ON CONFLICT (id) DO UPDATE SET location = excluded.location, description = excluded.description, \
+         category = excluded.category, grade = excluded.grade, criterion = excluded.criterion, \
+         measure = excluded.measure, deadline = excluded.deadline, current_deadline = excluded.current_deadline, \
+         responsible_person = excluded.responsible_person, state = excluded.state, closed_at = excluded.closed_at, \
+         reported_at = excluded.reported_at, under_supervision = excluded.under_supervision, \
+         photo_count = excluded.photo_count, updated_at = excluded.updated_at",
+        vec![
+            Arg::from(&h.id),
+            Arg::from(&h.visit_id),
+            Arg::from(&h.enterprise_id),
+            Arg::from(&h.agency_id),
+            Arg::from(&h.township_id),
+            Arg::from(&h.location),
+            Arg::from(h.description.as_str()),
+            Arg::from(&h.category),
+            Arg::from(h.grade.as_str()),
+            Arg::from(h.criterion.clone()),
+            Arg::from(h.measure.as_str()),
+            Arg::from(&h.deadline),
+            Arg::from(current_deadline),
+            Arg::from(&h.responsible_person),
+            Arg::from(status.state.as_str()),
+            Arg::from(h.created_at),
+            Arg::from(status.closed_at),
+            Arg::from(status.reported_at),
+            Arg::from(i64::from(status.under_supervision)),
+            Arg::from(h.photos.len() as i64),
+            Arg::from(now_ms),
+        ],
+    );
+    plan.push(
+        "DELETE FROM hazard_events_view WHERE hazard_id = $1",
+        vec![Arg::from(&h.id)],
+    );
+    for (i, (ev, outcome)) in h.events.iter().zip(&status.outcomes).enumerate() {
+        plan.push(
+            "INSERT INTO hazard_events_view (hazard_id, position, event_id, at, author, role, device, kind, detail, ignored) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            vec![
+                Arg::from(&h.id),
+                Arg::from(i as i64),
+                Arg::from(&ev.id),
+                Arg::from(ev.at),
+                Arg::from(&ev.author),
+                Arg::from(ev.role.as_str()),
+                Arg::from(&ev.device),
+                Arg::from(ev.kind.name()),
+                Arg::from(event_detail(&ev.kind)),
+                Arg::from(outcome.ignored),
+            ],
+        );
+    }
+    if h.grade == sync_core::domain::Grade::Major {
+        // Reported to the township the first time the server sees the hazard as major.
+        plan.push(
+            "INSERT INTO major_hazard_reports (hazard_id, township_id, enterprise_id, reported_at) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (hazard_id) DO NOTHING",
+            vec![
+                Arg::from(&h.id),
+                Arg::from(&h.township_id),
+                Arg::from(&h.enterprise_id),
+                Arg::from(now_ms),
+            ],
+        );
+    }
+    plan_photo_refs(&mut plan, &h.id, &h.enterprise_id, &hazard_photos(h));
+    plan.run(db).await
 }
 
 /// A JSON rendering of an event's payload for the history view.
@@ -280,11 +367,15 @@ pub fn event_detail(kind: &sync_core::rectification::EventKind) -> String {
 /// Drops every projected row and projects every document again from the change log.
 /// Major-hazard reports keep their original time.
 pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
-    with_writer!(db, pool => {
-        for table in ["visits_view", "hazards_view", "hazard_events_view"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(pool).await?;
-        }
-    });
+    let mut clear = Plan::default();
+    for sql in [
+        "DELETE FROM visits_view",
+        "DELETE FROM hazards_view",
+        "DELETE FROM hazard_events_view",
+    ] {
+        clear.push(sql, Vec::new());
+    }
+    clear.run(db).await?;
     let ids: Vec<String> = with_pool!(db, pool => {
         sqlx::query_scalar("SELECT id FROM documents ORDER BY id").fetch_all(pool).await?
     });

@@ -71,3 +71,103 @@ async fn sqlite_max_seq_survives_a_reopen() {
     assert!(next > last);
     assert_eq!(reopened.max_seq().await.unwrap(), next);
 }
+
+/// Many appends at once (on SQLite they commit in groups on the writer thread): every change
+/// gets its own number, the numbers are dense, `max_seq` is the last, and a document filed
+/// under the wrong enterprise in the middle of the crowd is refused alone.
+async fn concurrent_appends_keep_every_change(db: server::db::Db) {
+    use sync_core::doc::DocKind;
+    use sync_core::ids::EnterpriseId;
+    use sync_core::store::{DocumentStore, StoreError};
+    let enterprise = EnterpriseId::new_random();
+    let other = EnterpriseId::new_random();
+    let start = db.max_seq().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0u32..200 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let doc = uuid::Uuid::from_u128(u128::from(i % 20) + 1);
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            db.append(
+                doc,
+                DocKind::Visit,
+                enterprise,
+                &[(hash, i.to_be_bytes().to_vec())],
+            )
+            .await
+        }));
+    }
+    // Document 1 already belongs to `enterprise` (or will): under `other` it is refused.
+    let intruder = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            // Wait for document 1 to exist, so the refusal is the kind under test.
+            while db.load(uuid::Uuid::from_u128(1)).await.unwrap().is_none() {
+                tokio::task::yield_now().await;
+            }
+            db.append(
+                uuid::Uuid::from_u128(1),
+                DocKind::Visit,
+                other,
+                &[([0xEE; 32], vec![1])],
+            )
+            .await
+        })
+    };
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap());
+    }
+    assert!(matches!(
+        intruder.await.unwrap(),
+        Err(StoreError::Conflict(id)) if id == uuid::Uuid::from_u128(1)
+    ));
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 200, "each append drew its own number");
+    assert_eq!(db.max_seq().await.unwrap(), start + 200);
+    let all = db
+        .changes_since(start, start + 200, &[enterprise, other], 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        200,
+        "every change is stored, none of the intruder's"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].seq + 1 == w[1].seq),
+        "dense and ordered"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_concurrent_appends_keep_every_change() {
+    let app = tests::spawn_app(tests::Backend::Sqlite).await.unwrap();
+    concurrent_appends_keep_every_change(app.state.db.clone()).await;
+}
+
+#[tokio::test]
+async fn postgres_concurrent_appends_keep_every_change() {
+    let Some(app) = tests::spawn_app(tests::Backend::Postgres).await else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant not run");
+        return;
+    };
+    concurrent_appends_keep_every_change(app.state.db.clone()).await;
+}
+
+/// The writer thread and the readers open the file separately, so `:memory:` (two different
+/// databases) is refused with a message saying what to use instead.
+#[tokio::test]
+async fn an_in_memory_sqlite_url_is_refused_clearly() {
+    let err = server::db::Db::connect("sqlite::memory:")
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("in-memory SQLite is not supported"),
+        "{message}"
+    );
+    assert!(message.contains("内存"), "{message}");
+}

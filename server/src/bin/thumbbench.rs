@@ -14,6 +14,10 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, RgbImage, imageops::FilterType};
 use server::photos::{ProcessingLimits, make_thumbnail, process_photo};
 
+/// The server's own allocator, so that figures are the server binary's.
+#[global_allocator]
+static ALLOCATOR: server::Allocator = server::Allocator;
+
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
 const EDGE: u32 = 320;

@@ -4,6 +4,10 @@
 //! Sequence numbers must become visible in increasing order (see `sync_core::store`). SQLite
 //! gives that by having one writer at a time; on PostgreSQL `append` takes a transaction-scoped
 //! advisory lock before drawing sequence numbers, so appends commit in sequence order.
+//!
+//! On SQLite the writes run on the writer thread ([`super::writer`]) through `rusqlite`; on
+//! PostgreSQL through sqlx. Both run the same SQL text (the constants below): SQLite reads
+//! `$1`, `$2`… as parameters numbered in order of first appearance, which is their number here.
 
 use sqlx::Row;
 use sync_core::doc::DocKind;
@@ -38,11 +42,79 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(",")
 }
 
+const SELECT_DOC: &str = "SELECT kind, enterprise_id, last_seq FROM documents WHERE id = $1";
+const INSERT_DOC: &str =
+    "INSERT INTO documents (id, kind, enterprise_id, last_seq) VALUES ($1, $2, $3, 0)";
+const INSERT_CHANGE: &str = "INSERT INTO changes (doc_id, enterprise_id, hash, bytes) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (doc_id, hash) DO NOTHING RETURNING seq";
+const UPDATE_LAST_SEQ: &str = "UPDATE documents SET last_seq = $1 WHERE id = $2";
+const COMPACT: &str =
+    "UPDATE documents SET snapshot = $1, snapshot_seq = $2 WHERE id = $3 AND snapshot_seq <= $2";
+const PUT_KV: &str = "INSERT INTO sync_kv (key, value) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (device_id, enterprise_id, seq) VALUES ($1, $2, $3) \
+     ON CONFLICT (device_id, enterprise_id) DO UPDATE SET seq = excluded.seq";
+const DELETE_DELIVERY: &str = "DELETE FROM deliveries WHERE device_id = $1 AND enterprise_id = $2";
+
+fn writer_failed(e: super::writer::WriteError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// SQLite's append, on the writer thread. `None`: the id belongs to another kind or enterprise.
+fn append_sqlite(
+    conn: &rusqlite::Connection,
+    id: &str,
+    kind: &str,
+    enterprise: &str,
+    changes: &[([u8; 32], Vec<u8>)],
+) -> Result<Option<i64>, super::writer::WriteError> {
+    use rusqlite::OptionalExtension as _;
+    let existing = conn
+        .prepare_cached(SELECT_DOC)?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    let mut last_seq = match existing {
+        Some((k, e, seq)) => {
+            if k != kind || e != enterprise {
+                return Ok(None);
+            }
+            seq
+        }
+        None => {
+            conn.prepare_cached(INSERT_DOC)?
+                .execute(rusqlite::params![id, kind, enterprise])?;
+            0
+        }
+    };
+    let mut insert = conn.prepare_cached(INSERT_CHANGE)?;
+    for (hash, bytes) in changes {
+        let seq: Option<i64> = insert
+            .query_row(
+                rusqlite::params![id, enterprise, &hash[..], &bytes[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(seq) = seq {
+            last_seq = seq;
+        }
+    }
+    conn.prepare_cached(UPDATE_LAST_SEQ)?
+        .execute(rusqlite::params![last_seq, id])?;
+    Ok(Some(last_seq))
+}
+
+/// PostgreSQL's append, inside the caller's transaction.
 macro_rules! append_in_tx {
     ($tx:expr, $id:expr, $kind:expr, $enterprise:expr, $changes:expr) => {{
         let id_s = $id.to_string();
         let ent_s = $enterprise.to_string();
-        let existing = sqlx::query("SELECT kind, enterprise_id, last_seq FROM documents WHERE id = $1")
+        let existing = sqlx::query(SELECT_DOC)
             .bind(&id_s)
             .fetch_optional(&mut *$tx)
             .await
@@ -57,7 +129,7 @@ macro_rules! append_in_tx {
                 row.get(2)
             }
             None => {
-                sqlx::query("INSERT INTO documents (id, kind, enterprise_id, last_seq) VALUES ($1, $2, $3, 0)")
+                sqlx::query(INSERT_DOC)
                     .bind(&id_s)
                     .bind($kind.as_str())
                     .bind(&ent_s)
@@ -68,22 +140,19 @@ macro_rules! append_in_tx {
             }
         };
         for (hash, bytes) in $changes {
-            let inserted = sqlx::query(
-                "INSERT INTO changes (doc_id, enterprise_id, hash, bytes) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (doc_id, hash) DO NOTHING RETURNING seq",
-            )
-            .bind(&id_s)
-            .bind(&ent_s)
-            .bind(&hash[..])
-            .bind(&bytes[..])
-            .fetch_optional(&mut *$tx)
-            .await
-            .map_err(backend)?;
+            let inserted = sqlx::query(INSERT_CHANGE)
+                .bind(&id_s)
+                .bind(&ent_s)
+                .bind(&hash[..])
+                .bind(&bytes[..])
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(backend)?;
             if let Some(row) = inserted {
                 last_seq = row.get(0);
             }
         }
-        sqlx::query("UPDATE documents SET last_seq = $1 WHERE id = $2")
+        sqlx::query(UPDATE_LAST_SEQ)
             .bind(last_seq)
             .bind(&id_s)
             .execute(&mut *$tx)
@@ -103,12 +172,14 @@ impl DocumentStore for Db {
     ) -> Result<u64, StoreError> {
         let seq = match self {
             Db::Sqlite(sqlite) => {
-                let pool = &sqlite.writer;
-                // BEGIN IMMEDIATE: take the write lock up front so concurrent appends queue
-                // instead of failing with SQLITE_BUSY on upgrade.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-                let seq = append_in_tx!(tx, id, kind, enterprise, changes);
-                tx.commit().await.map_err(backend)?;
+                let (id_s, ent_s) = (id.to_string(), enterprise.to_string());
+                let changes = changes.to_vec();
+                let seq = sqlite
+                    .writer
+                    .call(move |conn| append_sqlite(conn, &id_s, kind.as_str(), &ent_s, &changes))
+                    .await
+                    .map_err(writer_failed)?
+                    .ok_or(StoreError::Conflict(id))?;
                 // After the commit: readers never see a number whose change is not visible.
                 sqlite.max_seq.fetch_max(
                     u64::try_from(seq).unwrap_or(0),
@@ -170,16 +241,30 @@ impl DocumentStore for Db {
     ) -> Result<(), StoreError> {
         let upto =
             i64::try_from(upto_seq).map_err(|_| StoreError::Backend("seq out of range".into()))?;
-        super::with_writer!(self, pool => {
-            sqlx::query("UPDATE documents SET snapshot = $1, snapshot_seq = $2 WHERE id = $3 AND snapshot_seq <= $2")
-                .bind(snapshot)
-                .bind(upto)
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?;
-            Ok(())
-        })
+        match self {
+            Db::Sqlite(sqlite) => {
+                let id = id.to_string();
+                sqlite
+                    .writer
+                    .call(move |conn| {
+                        conn.prepare_cached(COMPACT)?
+                            .execute(rusqlite::params![snapshot, upto, id])?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(writer_failed)
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(COMPACT)
+                    .bind(snapshot)
+                    .bind(upto)
+                    .bind(id.to_string())
+                    .execute(pool)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+        }
     }
 
     async fn changes_since(
@@ -275,15 +360,29 @@ impl DocumentStore for Db {
     }
 
     async fn put_kv(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        super::with_writer!(self, pool => {
-            sqlx::query("INSERT INTO sync_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-                .bind(key)
-                .bind(value)
-                .execute(pool)
-                .await
-                .map_err(backend)?;
-            Ok(())
-        })
+        match self {
+            Db::Sqlite(sqlite) => {
+                let (key, value) = (key.to_owned(), value.to_vec());
+                sqlite
+                    .writer
+                    .call(move |conn| {
+                        conn.prepare_cached(PUT_KV)?
+                            .execute(rusqlite::params![key, value])?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(writer_failed)
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(PUT_KV)
+                    .bind(key)
+                    .bind(value)
+                    .execute(pool)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -317,30 +416,46 @@ impl DeliveryLog for Db {
         }
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         let dev = device.to_string();
-        super::with_writer!(self, pool => {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            for e in added {
-                sqlx::query(
-                    "INSERT INTO deliveries (device_id, enterprise_id, seq) VALUES ($1, $2, $3) \
-                     ON CONFLICT (device_id, enterprise_id) DO UPDATE SET seq = excluded.seq",
-                )
-                .bind(&dev)
-                .bind(e.to_string())
-                .bind(seq)
-                .execute(&mut *tx)
+        let added: Vec<String> = added.iter().map(ToString::to_string).collect();
+        let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
+        match self {
+            Db::Sqlite(sqlite) => sqlite
+                .writer
+                .call(move |conn| {
+                    let mut upsert = conn.prepare_cached(UPSERT_DELIVERY)?;
+                    for e in &added {
+                        upsert.execute(rusqlite::params![dev, e, seq])?;
+                    }
+                    let mut delete = conn.prepare_cached(DELETE_DELIVERY)?;
+                    for e in &removed {
+                        delete.execute(rusqlite::params![dev, e])?;
+                    }
+                    Ok(())
+                })
                 .await
-                .map_err(backend)?;
+                .map_err(writer_failed),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(backend)?;
+                for e in &added {
+                    sqlx::query(UPSERT_DELIVERY)
+                        .bind(&dev)
+                        .bind(e)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+                for e in &removed {
+                    sqlx::query(DELETE_DELIVERY)
+                        .bind(&dev)
+                        .bind(e)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+                tx.commit().await.map_err(backend)?;
+                Ok(())
             }
-            for e in removed {
-                sqlx::query("DELETE FROM deliveries WHERE device_id = $1 AND enterprise_id = $2")
-                    .bind(&dev)
-                    .bind(e.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-            tx.commit().await.map_err(backend)?;
-            Ok(())
-        })
+        }
     }
 }

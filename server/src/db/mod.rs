@@ -10,6 +10,7 @@
 
 mod accounts;
 mod docs;
+pub mod writer;
 
 pub use accounts::{
     AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,
@@ -43,15 +44,16 @@ pub enum Db {
 /// SQLite admits one writer at a time; when several pooled connections write at once, all but one
 /// get `SQLITE_BUSY` and sleep in the busy handler (1, 2, 5, 10… ms) before retrying, which caps a
 /// busy server at a few hundred writes per second. The hot writes (sync appends, deliveries,
-/// projections) therefore go through `writer`, a pool of one connection where they queue in
-/// memory instead; reads use `pool` and, in WAL mode, never wait for the writer. Rare writes
-/// (logins, admin) may use `pool`; the busy timeout covers them. See ADR 0005.
+/// projections) therefore go through `writer`, one connection on a thread of its own where they
+/// queue in memory and commit in groups ([`writer::SqliteWriter`], ADR 0007); reads use `pool`
+/// and, in WAL mode, never wait for the writer. Rare writes (logins, admin) may use `pool`; the
+/// busy timeout covers them. See ADR 0005.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     /// Readers (and rare writes).
     pub pool: SqlitePool,
     /// The one connection the hot writes share.
-    pub writer: SqlitePool,
+    pub writer: writer::SqliteWriter,
     /// The highest change sequence number committed, kept by `append` after each commit so that
     /// every sync does not ask SQLite for `MAX(seq)`. Exact because this process is the only
     /// writer of the file (every append goes through `writer`); loaded when the file is opened.
@@ -80,21 +82,6 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
-
-/// Like [`with_pool!`], but for the hot writes: on SQLite `$pool` is the single writer connection
-/// (see [`SqliteDb`]); on PostgreSQL it is the pool.
-macro_rules! with_writer {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite(sqlite) => {
-                let $pool = &sqlite.writer;
-                $body
-            }
-            $crate::db::Db::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_writer;
 
 /// Runs [`Db::optimize`] every `every`, for the life of the runtime. Failures are logged: stale
 /// statistics make queries slower, never wrong.
@@ -126,6 +113,30 @@ pub enum DbError {
     Corrupt(String),
     #[error(transparent)]
     Sqlx(sqlx::Error),
+    /// The SQLite writer failed.
+    #[error(transparent)]
+    Writer(writer::WriteError),
+}
+
+impl From<writer::WriteError> for DbError {
+    fn from(error: writer::WriteError) -> Self {
+        use rusqlite::ErrorCode;
+        match &error {
+            writer::WriteError::Sqlite(rusqlite::Error::SqliteFailure(e, message)) => {
+                let message = message.clone().unwrap_or_else(|| e.to_string());
+                match (e.code, e.extended_code) {
+                    (
+                        _,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+                    ) => DbError::Conflict(message),
+                    (ErrorCode::ConstraintViolation, _) => DbError::Constraint(message),
+                    _ => DbError::Writer(error),
+                }
+            }
+            _ => DbError::Writer(error),
+        }
+    }
 }
 
 impl From<sqlx::Error> for DbError {
@@ -165,64 +176,53 @@ impl Db {
                 .context("连接 PostgreSQL 失败 / cannot connect to PostgreSQL")?;
             Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
+            const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("SQLite 地址无效 / invalid SQLite URL {url}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let single = || {
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-            };
+                .busy_timeout(BUSY_TIMEOUT);
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // The writer thread and the readers open the file separately; two connections
+                // to `:memory:` would be two different empty databases.
+                anyhow::bail!(
+                    "不支持内存 SQLite 数据库，请使用文件 / in-memory SQLite is not supported: use a file, e.g. sqlite://data/inspect.db"
+                );
+            }
             let open_failed =
                 || format!("打开 SQLite 数据库失败 / cannot open SQLite database {url}");
-            if in_memory {
-                let pool = single()
-                    .connect_with(options)
-                    .await
-                    .with_context(open_failed)?;
-                Db::Sqlite(SqliteDb {
-                    writer: pool.clone(),
-                    pool,
-                    max_seq: Default::default(),
-                })
-            } else {
-                let writer = single()
-                    .connect_with(options.clone())
-                    .await
-                    .with_context(open_failed)?;
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(options)
-                    .await
-                    .with_context(open_failed)?;
-                Db::Sqlite(SqliteDb {
-                    pool,
-                    writer,
-                    max_seq: Default::default(),
-                })
-            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+                .with_context(open_failed)?;
+            SQLITE_MIGRATOR
+                .run(&pool)
+                .await
+                .context("数据库迁移失败 / database migration failed")?;
+            let writer = writer::SqliteWriter::open(options.get_filename(), BUSY_TIMEOUT)
+                .with_context(open_failed)?;
+            let max: Option<i64> = writer
+                .call(|conn| Ok(conn.query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))?))
+                .await
+                .context("数据库读取失败 / cannot read the change log")?;
+            Db::Sqlite(SqliteDb {
+                pool,
+                writer,
+                max_seq: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+                    u64::try_from(max.unwrap_or(0)).unwrap_or(0),
+                )),
+            })
         } else {
             anyhow::bail!(
                 "不支持的数据库地址 / unsupported database URL {url:?}: expected sqlite:... or postgres://..."
             );
         };
-        db.migrate().await?;
-        if let Db::Sqlite(sqlite) = &db {
-            let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
-                .fetch_one(&sqlite.writer)
-                .await
-                .context("数据库读取失败 / cannot read the change log")?;
-            sqlite.max_seq.store(
-                u64::try_from(max.unwrap_or(0)).unwrap_or(0),
-                std::sync::atomic::Ordering::Release,
-            );
+        if let Db::Postgres(_) = &db {
+            // (SQLite was migrated above, before its writer read the change log.)
+            db.migrate().await?;
         }
         db.optimize()
             .await
@@ -233,7 +233,7 @@ impl Db {
     /// Applies the migrations of this backend that are not applied yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(sqlite) => SQLITE_MIGRATOR.run(&sqlite.writer).await,
+            Db::Sqlite(sqlite) => SQLITE_MIGRATOR.run(&sqlite.pool).await,
             Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
         }
         .context("数据库迁移失败 / database migration failed")
@@ -251,11 +251,12 @@ impl Db {
     pub async fn optimize(&self) -> DbResult<()> {
         if let Db::Sqlite(sqlite) = self {
             // 0x10002: also look at tables never analysed (a fresh database).
-            sqlx::query("PRAGMA analysis_limit = 1000")
-                .execute(&sqlite.writer)
-                .await?;
-            sqlx::query("PRAGMA optimize = 0x10002")
-                .execute(&sqlite.writer)
+            sqlite
+                .writer
+                .call(|conn| {
+                    conn.execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")?;
+                    Ok(())
+                })
                 .await?;
         }
         Ok(())

@@ -20,6 +20,10 @@ use anyhow::Context as _;
 use clap::Parser;
 use tests::fieldsim::{self, Account, Options, PhoneRole, ServerHandle, Target};
 
+/// The server's own allocator, so that figures are the server binary's.
+#[global_allocator]
+static ALLOCATOR: server::Allocator = server::Allocator;
+
 /// Simulates phones in the field against a real server and checks they converge.
 #[derive(Debug, Parser)]
 #[command(name = "fieldsim")]
