@@ -293,7 +293,7 @@ async fn commit(
         .await?
         .map_err(|r| anyhow::anyhow!("demo edit refused: {:?}", r.reasons))?;
     projection::project(&state.db, &accepted.typed, at_ms).await?;
-    Ok(accepted.doc)
+    Ok(std::sync::Arc::unwrap_or_clone(accepted.doc))
 }
 
 /// Fills the database. Refuses when demo data is already there.

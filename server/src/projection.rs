@@ -100,8 +100,9 @@ impl Plan {
                     .writer
                     .call(move |conn| {
                         for (sql, args) in &self.0 {
-                            conn.prepare_cached(sql)?
-                                .execute(rusqlite::params_from_iter(args.iter()))?;
+                            let mut stmt = conn.prepare_cached(sql)?;
+                            crate::db::inline::bind_numbered(&mut stmt, args)?;
+                            stmt.raw_execute()?;
                         }
                         Ok(())
                     })

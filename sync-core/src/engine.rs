@@ -101,28 +101,44 @@ impl DocCache {
     }
 
     /// Stores a version read from the store; if one is cached, the two are merged (a concurrent
-    /// request may have cached a newer version meanwhile).
-    fn put(&mut self, id: uuid::Uuid, mut doc: Automerge) {
+    /// request may have cached a newer version meanwhile). Returns the cached copy.
+    fn put(&mut self, id: uuid::Uuid, mut doc: Automerge) -> Arc<Automerge> {
         self.tick += 1;
         if let Some((cached, t)) = self.docs.get_mut(&id) {
             // Both versions come from the store, so merging cannot fail on valid documents; if it
             // did, dropping the entry makes the next access reload from the store.
-            if Arc::make_mut(cached).merge(&mut doc).is_err() {
-                self.docs.remove(&id);
-            } else {
+            if Arc::make_mut(cached).merge(&mut doc).is_ok() {
                 *t = self.tick;
+                return cached.clone();
             }
-            return;
+            self.docs.remove(&id);
+            return Arc::new(doc);
         }
-        self.insert(id, Arc::new(doc));
+        let doc = Arc::new(doc);
+        self.insert(id, doc.clone());
+        doc
     }
 
-    /// Records a batch just made durable: its changes are applied to the cached version (which
-    /// holds at least the batch's base, since entries only ever come from the store and grow);
-    /// with no cached version, `after` (base + batch) is cached.
-    fn accepted(&mut self, id: uuid::Uuid, changes: &[Change], after: &Automerge) {
+    /// Records a batch just made durable. `before` is the copy the batch was validated against
+    /// and `after` that copy with the batch applied. When the cache still holds `before` (nothing
+    /// else changed the document meanwhile, the usual case), `after` replaces it as is; when
+    /// another batch replaced it in between, the batch's changes are applied to the cached
+    /// version (which holds at least the batch's base, since entries only come from the store
+    /// and grow); with no cached version, `after` is cached.
+    fn accepted(
+        &mut self,
+        id: uuid::Uuid,
+        before: Option<&Arc<Automerge>>,
+        changes: &[Change],
+        after: &Arc<Automerge>,
+    ) {
         self.tick += 1;
         if let Some((cached, t)) = self.docs.get_mut(&id) {
+            *t = self.tick;
+            if before.is_some_and(|b| Arc::ptr_eq(b, cached)) {
+                *cached = after.clone();
+                return;
+            }
             let doc = Arc::make_mut(cached);
             if doc.apply_changes(changes.iter().cloned()).is_err()
                 || changes
@@ -131,12 +147,10 @@ impl DocCache {
             {
                 // Not expected; the next access reloads from the store.
                 self.docs.remove(&id);
-            } else {
-                *t = self.tick;
             }
             return;
         }
-        self.insert(id, Arc::new(after.clone()));
+        self.insert(id, after.clone());
     }
 
     fn insert(&mut self, id: uuid::Uuid, doc: Arc<Automerge>) {
@@ -198,8 +212,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             return Ok(None);
         };
         let doc = loaded.into_automerge()?;
-        self.cache().put(id, doc.clone());
-        Ok(Some(Arc::new(doc)))
+        Ok(Some(self.cache().put(id, doc)))
     }
 
     /// Validates and stores one document's batch as `author`. `in_scope` tells which
@@ -216,8 +229,6 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         let in_scope = |h: &Header| scope.contains(&h.enterprise);
         let verdict =
             validate::validate_batch(before.as_deref(), id, kind, changes, author, &in_scope);
-        // Release the shared copy so the cache can update its entry in place.
-        drop(before);
         match verdict {
             Err(reasons) => Ok(Err(DocRefusal { id, reasons })),
             Ok(accepted) => {
@@ -230,8 +241,12 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     self.store
                         .append(id, kind, accepted.header.enterprise, &rows)
                         .await?;
-                    self.cache()
-                        .accepted(id, &accepted.new_changes, &accepted.doc);
+                    self.cache().accepted(
+                        id,
+                        before.as_ref(),
+                        &accepted.new_changes,
+                        &accepted.doc,
+                    );
                 }
                 Ok(Ok(accepted))
             }

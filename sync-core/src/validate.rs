@@ -137,8 +137,9 @@ pub struct ChangeRefusal {
 /// A batch that passed: the document with it applied, and the changes that were new.
 #[derive(Debug)]
 pub struct Accepted {
-    /// The document after applying the batch.
-    pub doc: Automerge,
+    /// The document after applying the batch. Shared: the hub caches this very copy when nothing
+    /// else changed the document meanwhile, instead of applying the batch a second time.
+    pub doc: std::sync::Arc<Automerge>,
     /// Changes not already in the document, in application order.
     pub new_changes: Vec<Change>,
     /// The document's header.
@@ -293,7 +294,7 @@ pub fn validate_batch(
         return Err(refusals);
     }
     Ok(Accepted {
-        doc: fork,
+        doc: std::sync::Arc::new(fork),
         new_changes: changes,
         header,
         typed,
@@ -320,7 +321,7 @@ fn finish(
         )]);
     }
     Ok(Accepted {
-        doc,
+        doc: std::sync::Arc::new(doc),
         new_changes,
         header,
         typed,

@@ -554,20 +554,36 @@ impl Db {
 
     /// Looks a token up by its hash, with its user's role and organisation and its device's state.
     pub async fn token_by_hash(&self, hash: &str) -> DbResult<Option<AuthTokenRow>> {
-        let row: Option<AuthTokenSqlRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT t.kind, t.session_id, t.user_id, t.device_id, t.expires_at, t.revoked_at, \
-                        u.role, u.org_id, d.revoked_at AS device_revoked_at, \
-                        CASE WHEN d.user_id = t.user_id THEN d.actor_id END AS device_actor_id \
-                 FROM tokens t \
-                 JOIN users u ON u.id = t.user_id \
-                 LEFT JOIN devices d ON d.id = t.device_id \
-                 WHERE t.hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await?
-        });
+        const SQL: &str = "SELECT t.kind, t.session_id, t.user_id, t.device_id, t.expires_at, t.revoked_at, \
+                u.role, u.org_id, d.revoked_at AS device_revoked_at, \
+                CASE WHEN d.user_id = t.user_id THEN d.actor_id END AS device_actor_id \
+         FROM tokens t \
+         JOIN users u ON u.id = t.user_id \
+         LEFT JOIN devices d ON d.id = t.device_id \
+         WHERE t.hash = $1";
+        let row: Option<AuthTokenSqlRow> = match self {
+            // Every authenticated request asks this: a point read on the calling thread.
+            Db::Sqlite(sqlite) => sqlite.inline.read(|c| {
+                use rusqlite::OptionalExtension as _;
+                c.prepare_cached(SQL)?
+                    .query_row([hash], |r| {
+                        Ok(AuthTokenSqlRow {
+                            kind: r.get(0)?,
+                            session_id: r.get(1)?,
+                            user_id: r.get(2)?,
+                            device_id: r.get(3)?,
+                            expires_at: r.get(4)?,
+                            revoked_at: r.get(5)?,
+                            role: r.get(6)?,
+                            org_id: r.get(7)?,
+                            device_revoked_at: r.get(8)?,
+                            device_actor_id: r.get(9)?,
+                        })
+                    })
+                    .optional()
+            })?,
+            Db::Postgres(pool) => sqlx::query_as(SQL).bind(hash).fetch_optional(pool).await?,
+        };
         row.map(AuthTokenRow::try_from).transpose()
     }
 
@@ -627,32 +643,33 @@ impl Db {
 
     /// The ids of the enterprises `rule` admits, sorted.
     pub async fn scope_enterprise_ids(&self, rule: &ScopeRule) -> DbResult<Vec<String>> {
-        Ok(with_pool!(self, pool => {
-            match rule {
-                ScopeRule::ContractedWith { agency_id, today } => {
-                    sqlx::query_scalar(
-                        "SELECT DISTINCT enterprise_id FROM contracts \
-                         WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2 ORDER BY enterprise_id",
-                    )
-                    .bind(agency_id)
-                    .bind(iso(*today))
-                    .fetch_all(pool)
-                    .await?
-                }
-                ScopeRule::Enterprise { enterprise_id } => {
-                    sqlx::query_scalar("SELECT id FROM enterprises WHERE id = $1")
-                        .bind(enterprise_id)
-                        .fetch_all(pool)
-                        .await?
-                }
-                ScopeRule::Township { township_id } => {
-                    sqlx::query_scalar("SELECT id FROM enterprises WHERE township_id = $1 ORDER BY id")
-                        .bind(township_id)
-                        .fetch_all(pool)
-                        .await?
-                }
+        const CONTRACTED: &str = "SELECT DISTINCT enterprise_id FROM contracts \
+             WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2 ORDER BY enterprise_id";
+        const ENTERPRISE: &str = "SELECT id FROM enterprises WHERE id = $1";
+        const TOWNSHIP: &str = "SELECT id FROM enterprises WHERE township_id = $1 ORDER BY id";
+        let (sql, args): (&'static str, Vec<String>) = match rule {
+            ScopeRule::ContractedWith { agency_id, today } => {
+                (CONTRACTED, vec![agency_id.clone(), iso(*today)])
             }
-        }))
+            ScopeRule::Enterprise { enterprise_id } => (ENTERPRISE, vec![enterprise_id.clone()]),
+            ScopeRule::Township { township_id } => (TOWNSHIP, vec![township_id.clone()]),
+        };
+        Ok(match self {
+            // Every sync asks this; an index range of one organisation's enterprises, read on
+            // the calling thread (see `inline`).
+            Db::Sqlite(sqlite) => sqlite.inline.read(|c| {
+                c.prepare_cached(sql)?
+                    .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })?,
+            Db::Postgres(pool) => {
+                let mut q = sqlx::query_scalar(sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                q.fetch_all(pool).await?
+            }
+        })
     }
 
     /// Whether `rule` admits the enterprise `enterprise_id`, without listing the others.

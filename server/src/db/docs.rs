@@ -56,6 +56,13 @@ const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (device_id, enterprise_id,
      ON CONFLICT (device_id, enterprise_id) DO UPDATE SET seq = excluded.seq";
 const DELETE_DELIVERY: &str = "DELETE FROM deliveries WHERE device_id = $1 AND enterprise_id = $2";
 
+/// A row of `changes_since`: seq, document id, kind, hash, bytes.
+type ChangeRow = (i64, String, String, Vec<u8>, Vec<u8>);
+
+/// The widest range of sequence numbers `changes_since` reads on the calling thread on SQLite
+/// (it returns at most this many rows); wider ranges go to the sqlx pool.
+const INLINE_CHANGES: i64 = 256;
+
 fn writer_failed(e: super::writer::WriteError) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -285,28 +292,56 @@ impl DocumentStore for Db {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let upto = i64::try_from(upto).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        super::with_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(after).bind(upto).bind(limit);
-            for e in enterprises {
-                q = q.bind(e.to_string());
-            }
-            let rows = q.fetch_all(pool).await.map_err(backend)?;
-            rows.into_iter()
-                .map(|row| {
-                    let seq: i64 = row.get(0);
-                    let doc: String = row.get(1);
-                    let kind: String = row.get(2);
-                    let hash: Vec<u8> = row.get(3);
-                    Ok(StoredChange {
-                        seq: seq as u64,
-                        doc: uuid_of(&doc)?,
-                        kind: kind_of(&kind)?,
-                        hash: hash.try_into().map_err(|_| StoreError::Corrupt("hash length".into()))?,
-                        bytes: row.get(4),
+        let stored = |seq: i64, doc: String, kind: String, hash: Vec<u8>, bytes: Vec<u8>| {
+            Ok(StoredChange {
+                seq: seq as u64,
+                doc: uuid_of(&doc)?,
+                kind: kind_of(&kind)?,
+                hash: hash
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("hash length".into()))?,
+                bytes,
+            })
+        };
+        match self {
+            // A phone syncing often asks for a few changes: read them on the calling thread
+            // (see `inline`). A long catch-up goes to the pool, off the async worker.
+            Db::Sqlite(sqlite) if upto - after <= INLINE_CHANGES => {
+                use rusqlite::types::Value;
+                let mut args = vec![
+                    Value::Integer(after),
+                    Value::Integer(upto),
+                    Value::Integer(limit),
+                ];
+                args.extend(enterprises.iter().map(|e| Value::Text(e.to_string())));
+                let rows = sqlite
+                    .inline
+                    .read(|c| {
+                        let mut stmt = c.prepare_cached(&sql)?;
+                        super::inline::bind_numbered(&mut stmt, &args)?;
+                        let mut rows = stmt.raw_query();
+                        let mut out: Vec<ChangeRow> = Vec::new();
+                        while let Some(r) = rows.next()? {
+                            out.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+                        }
+                        Ok(out)
                     })
-                })
-                .collect()
-        })
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                rows.into_iter()
+                    .map(|(seq, doc, kind, hash, bytes)| stored(seq, doc, kind, hash, bytes))
+                    .collect()
+            }
+            _ => super::with_pool!(self, pool => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(after).bind(upto).bind(limit);
+                for e in enterprises {
+                    q = q.bind(e.to_string());
+                }
+                let rows = q.fetch_all(pool).await.map_err(backend)?;
+                rows.into_iter()
+                    .map(|row| stored(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+                    .collect()
+            }),
+        }
     }
 
     async fn docs_of(&self, enterprises: &[EnterpriseId]) -> Result<Vec<DocMeta>, StoreError> {
@@ -388,20 +423,28 @@ impl DocumentStore for Db {
 
 impl DeliveryLog for Db {
     async fn delivered(&self, device: DeviceId) -> Result<Vec<(EnterpriseId, u64)>, StoreError> {
-        super::with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT enterprise_id, seq FROM deliveries WHERE device_id = $1 ORDER BY enterprise_id")
-                .bind(device.to_string())
+        const SQL: &str =
+            "SELECT enterprise_id, seq FROM deliveries WHERE device_id = $1 ORDER BY enterprise_id";
+        let device = device.to_string();
+        let rows: Vec<(String, i64)> = match self {
+            // Every sync asks this: a point read on the calling thread (see `inline`).
+            Db::Sqlite(sqlite) => sqlite
+                .inline
+                .read(|c| {
+                    c.prepare_cached(SQL)?
+                        .query_map([&device], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            Db::Postgres(pool) => sqlx::query_as(SQL)
+                .bind(&device)
                 .fetch_all(pool)
                 .await
-                .map_err(backend)?;
-            rows.into_iter()
-                .map(|row| {
-                    let e: String = row.get(0);
-                    let s: i64 = row.get(1);
-                    Ok((enterprise_of(&e)?, s as u64))
-                })
-                .collect()
-        })
+                .map_err(backend)?,
+        };
+        rows.into_iter()
+            .map(|(e, s)| Ok((enterprise_of(&e)?, s as u64)))
+            .collect()
     }
 
     async fn record_delivery(

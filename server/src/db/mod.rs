@@ -10,6 +10,7 @@
 
 mod accounts;
 mod docs;
+pub mod inline;
 pub mod writer;
 
 pub use accounts::{
@@ -58,6 +59,8 @@ pub struct SqliteDb {
     /// every sync does not ask SQLite for `MAX(seq)`. Exact because this process is the only
     /// writer of the file (every append goes through `writer`); loaded when the file is opened.
     pub(crate) max_seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Point reads every sync makes, run on the calling thread ([`inline::InlineReader`]).
+    pub(crate) inline: std::sync::Arc<inline::InlineReader>,
 }
 
 impl std::ops::Deref for SqliteDb {
@@ -116,6 +119,12 @@ pub enum DbError {
     /// The SQLite writer failed.
     #[error(transparent)]
     Writer(writer::WriteError),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(error: rusqlite::Error) -> Self {
+        DbError::from(writer::WriteError::Sqlite(error))
+    }
 }
 
 impl From<writer::WriteError> for DbError {
@@ -204,6 +213,8 @@ impl Db {
                 .context("数据库迁移失败 / database migration failed")?;
             let writer = writer::SqliteWriter::open(options.get_filename(), BUSY_TIMEOUT)
                 .with_context(open_failed)?;
+            let inline =
+                inline::InlineReader::open(options.get_filename()).with_context(open_failed)?;
             let max: Option<i64> = writer
                 .call(|conn| Ok(conn.query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))?))
                 .await
@@ -211,6 +222,7 @@ impl Db {
             Db::Sqlite(SqliteDb {
                 pool,
                 writer,
+                inline: std::sync::Arc::new(inline),
                 max_seq: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
                     u64::try_from(max.unwrap_or(0)).unwrap_or(0),
                 )),
