@@ -7,6 +7,10 @@
 //!
 //! To add tables, add `0002_*.sql` to both `migrations/sqlite` and `migrations/postgres` and add methods
 //! here (or in a sibling module with its own `impl Db` block, using [`with_pool!`]).
+//!
+//! On SQLite the hot paths of a sync leave sqlx (ADR 0007): its writes are jobs of the writer
+//! thread ([`writer`]), its point reads run on the calling thread ([`inline`]). Both use
+//! `rusqlite` over the same `libsqlite3-sys` and the same SQL text.
 
 mod accounts;
 mod docs;
