@@ -37,40 +37,25 @@ enum Arg {
     Text(Option<String>),
 }
 
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
+/// `From` for each Rust type a plan binds.
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {$(
+        impl From<$t> for Arg {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        }
+    )*};
 }
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(Some(v.to_owned()))
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Text(Some(v.clone()))
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<Option<&str>> for Arg {
-    fn from(v: Option<&str>) -> Self {
-        Arg::Text(v.map(str::to_owned))
-    }
+
+arg_from! {
+    i64 => |v| Arg::Int(Some(v));
+    Option<i64> => |v| Arg::Int(v);
+    &str => |v| Arg::Text(Some(v.to_owned()));
+    &String => |v| Arg::Text(Some(v.clone()));
+    String => |v| Arg::Text(Some(v));
+    Option<String> => |v| Arg::Text(v);
+    Option<&str> => |v| Arg::Text(v.map(str::to_owned));
 }
 
 impl rusqlite::ToSql for Arg {
