@@ -388,12 +388,48 @@ fn bench_thumbnail(runs: usize) -> Value {
         vips.push(t.elapsed().as_secs_f64() * 1e3);
     }
     vips.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // Peak memory: one thumbnail in a fresh process of this binary each time, so that nothing
+    // else this run allocated counts (see `thumbnail_child`).
+    let exe = std::env::current_exe().unwrap();
+    let mut peak_kib: Vec<f64> = (0..3)
+        .map(|_| {
+            let out = std::process::Command::new(&exe)
+                .arg("--thumbnail-child")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "thumbnail child failed: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        })
+        .collect();
+    peak_kib.sort_by(f64::total_cmp);
     json!({
         "photo_bytes": photo.len(),
         "ours_ms_median": pct(&ms, 0.5),
+        "ours_peak_rss_growth_mib": pct(&peak_kib, 0.5) / 1024.0,
         "vipsthumbnail_ms_median": if vips.is_empty() { Value::Null } else { json!(pct(&vips, 0.5)) },
-        "note": "peak memory: cargo run --release -p server --bin thumbbench",
     })
+}
+
+/// `bench --thumbnail-child FILE`: makes one thumbnail of FILE in this fresh process and prints
+/// by how many KiB the peak resident memory (VmHWM) grew meanwhile.
+fn thumbnail_child(path: &str) {
+    let hwm = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("VmHWM in /proc/self/status")
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let before = hwm();
+    let thumb =
+        server::photos::make_thumbnail(&bytes, &server::photos::ProcessingLimits::default())
+            .unwrap();
+    std::hint::black_box(thumb);
+    println!("{}", hwm().saturating_sub(before));
 }
 
 /// Fills `app` with `rows` hazards over 500 enterprises of the seeded township, then times the
@@ -614,6 +650,11 @@ fn bench_phone() -> Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, path] = args.as_slice()
+        && flag == "--thumbnail-child"
+    {
+        return thumbnail_child(path);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let out_path = args
         .iter()
@@ -756,6 +797,11 @@ async fn main() {
         (
             "  vipsthumbnail, ms",
             &figures["thumbnail_12mp_to_320"]["vipsthumbnail_ms_median"],
+            "",
+        ),
+        (
+            "  thumbnail peak memory growth, MiB",
+            &figures["thumbnail_12mp_to_320"]["ours_peak_rss_growth_mib"],
             "",
         ),
         (
