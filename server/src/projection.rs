@@ -10,6 +10,7 @@ use sync_core::domain::{Deadline, PhotoRef};
 use sync_core::rectification::fold;
 use sync_core::store::DocumentStore;
 
+use crate::db::plan::{Arg, Plan};
 use crate::db::{Db, with_pool};
 
 /// A projection failure.
@@ -24,92 +25,9 @@ pub enum ProjectionError {
     /// Store failure during rebuild.
     #[error(transparent)]
     Store(#[from] sync_core::store::StoreError),
-    /// The SQLite writer failed.
+    /// A plan's statements failed.
     #[error("projection database error: {0}")]
-    Writer(#[from] crate::db::writer::WriteError),
-}
-
-/// One value bound to a statement of a [`Plan`]. Nulls are typed: PostgreSQL checks a
-/// parameter's declared type against its column.
-#[derive(Debug, Clone, PartialEq)]
-enum Arg {
-    Int(Option<i64>),
-    Text(Option<String>),
-}
-
-/// `From` for each Rust type a plan binds.
-macro_rules! arg_from {
-    ($($t:ty => |$v:ident| $e:expr;)*) => {$(
-        impl From<$t> for Arg {
-            fn from($v: $t) -> Self {
-                $e
-            }
-        }
-    )*};
-}
-
-arg_from! {
-    i64 => |v| Arg::Int(Some(v));
-    Option<i64> => |v| Arg::Int(v);
-    &str => |v| Arg::Text(Some(v.to_owned()));
-    &String => |v| Arg::Text(Some(v.clone()));
-    String => |v| Arg::Text(Some(v));
-    Option<String> => |v| Arg::Text(v);
-    Option<&str> => |v| Arg::Text(v.map(str::to_owned));
-}
-
-impl rusqlite::ToSql for Arg {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        match self {
-            Arg::Int(v) => v.to_sql(),
-            Arg::Text(v) => v.to_sql(),
-        }
-    }
-}
-
-/// The statements that project one document, built once and run by either backend in one
-/// transaction: on SQLite as one job of the writer thread, on PostgreSQL through sqlx. The SQL
-/// numbers its parameters `$1`, `$2`… in order of first appearance, which both read alike.
-#[derive(Debug, Default)]
-struct Plan(Vec<(&'static str, Vec<Arg>)>);
-
-impl Plan {
-    fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
-        self.0.push((sql, args));
-    }
-
-    async fn run(self, db: &Db) -> Result<(), ProjectionError> {
-        match db {
-            Db::Sqlite(sqlite) => {
-                sqlite
-                    .writer
-                    .call(move |conn| {
-                        for (sql, args) in &self.0 {
-                            let mut stmt = conn.prepare_cached(sql)?;
-                            crate::db::inline::bind_numbered(&mut stmt, args)?;
-                            stmt.raw_execute()?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for (sql, args) in self.0 {
-                    let mut q = sqlx::query(sql);
-                    for arg in args {
-                        q = match arg {
-                            Arg::Int(v) => q.bind(v),
-                            Arg::Text(v) => q.bind(v),
-                        };
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            }
-        }
-        Ok(())
-    }
+    Plan(#[from] crate::db::DbError),
 }
 
 /// Serialises the projection of one document (striped by id): see [`project_current`].
@@ -200,7 +118,7 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
     );
     let refs: Vec<&PhotoRef> = v.signature.iter().map(|s| &s.image).collect();
     plan_photo_refs(&mut plan, &v.id, &v.enterprise_id, &refs);
-    plan.run(db).await
+    Ok(plan.run(db).await?)
 }
 
 /// Records which photos a document references: who may see a photo follows from it. The
@@ -318,7 +236,7 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
         );
     }
     plan_photo_refs(&mut plan, &h.id, &h.enterprise_id, &hazard_photos(h));
-    plan.run(db).await
+    Ok(plan.run(db).await?)
 }
 
 /// A JSON rendering of an event's payload for the history view.

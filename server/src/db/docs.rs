@@ -15,6 +15,7 @@ use sync_core::ids::{DeviceId, EnterpriseId};
 use sync_core::store::{DeliveryLog, DocMeta, DocumentStore, LoadedDoc, StoreError, StoredChange};
 
 use super::Db;
+use super::plan::{Arg, Plan};
 
 /// Advisory lock key serialising appends on PostgreSQL ("INSP" in ASCII).
 const APPEND_LOCK: i64 = 0x494E_5350;
@@ -62,6 +63,10 @@ type ChangeRow = (i64, String, String, Vec<u8>, Vec<u8>);
 /// The widest range of sequence numbers `changes_since` reads on the calling thread on SQLite
 /// (it returns at most this many rows); wider ranges go to the sqlx pool.
 const INLINE_CHANGES: i64 = 256;
+
+fn plan_failed(e: super::DbError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
 
 fn writer_failed(e: super::writer::WriteError) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -248,30 +253,16 @@ impl DocumentStore for Db {
     ) -> Result<(), StoreError> {
         let upto =
             i64::try_from(upto_seq).map_err(|_| StoreError::Backend("seq out of range".into()))?;
-        match self {
-            Db::Sqlite(sqlite) => {
-                let id = id.to_string();
-                sqlite
-                    .writer
-                    .call(move |conn| {
-                        conn.prepare_cached(COMPACT)?
-                            .execute(rusqlite::params![snapshot, upto, id])?;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(writer_failed)
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(COMPACT)
-                    .bind(snapshot)
-                    .bind(upto)
-                    .bind(id.to_string())
-                    .execute(pool)
-                    .await
-                    .map_err(backend)?;
-                Ok(())
-            }
-        }
+        let mut plan = Plan::default();
+        plan.push(
+            COMPACT,
+            vec![
+                Arg::from(snapshot),
+                Arg::from(upto),
+                Arg::from(id.to_string()),
+            ],
+        );
+        plan.run(self).await.map_err(plan_failed)
     }
 
     async fn changes_since(
@@ -395,29 +386,9 @@ impl DocumentStore for Db {
     }
 
     async fn put_kv(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Db::Sqlite(sqlite) => {
-                let (key, value) = (key.to_owned(), value.to_vec());
-                sqlite
-                    .writer
-                    .call(move |conn| {
-                        conn.prepare_cached(PUT_KV)?
-                            .execute(rusqlite::params![key, value])?;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(writer_failed)
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(PUT_KV)
-                    .bind(key)
-                    .bind(value)
-                    .execute(pool)
-                    .await
-                    .map_err(backend)?;
-                Ok(())
-            }
-        }
+        let mut plan = Plan::default();
+        plan.push(PUT_KV, vec![Arg::from(key), Arg::from(value.to_vec())]);
+        plan.run(self).await.map_err(plan_failed)
     }
 }
 
@@ -459,46 +430,19 @@ impl DeliveryLog for Db {
         }
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         let dev = device.to_string();
-        let added: Vec<String> = added.iter().map(ToString::to_string).collect();
-        let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
-        match self {
-            Db::Sqlite(sqlite) => sqlite
-                .writer
-                .call(move |conn| {
-                    let mut upsert = conn.prepare_cached(UPSERT_DELIVERY)?;
-                    for e in &added {
-                        upsert.execute(rusqlite::params![dev, e, seq])?;
-                    }
-                    let mut delete = conn.prepare_cached(DELETE_DELIVERY)?;
-                    for e in &removed {
-                        delete.execute(rusqlite::params![dev, e])?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(writer_failed),
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(backend)?;
-                for e in &added {
-                    sqlx::query(UPSERT_DELIVERY)
-                        .bind(&dev)
-                        .bind(e)
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                }
-                for e in &removed {
-                    sqlx::query(DELETE_DELIVERY)
-                        .bind(&dev)
-                        .bind(e)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                }
-                tx.commit().await.map_err(backend)?;
-                Ok(())
-            }
+        let mut plan = Plan::default();
+        for e in added {
+            plan.push(
+                UPSERT_DELIVERY,
+                vec![Arg::from(&dev), Arg::from(e.to_string()), Arg::from(seq)],
+            );
         }
+        for e in removed {
+            plan.push(
+                DELETE_DELIVERY,
+                vec![Arg::from(&dev), Arg::from(e.to_string())],
+            );
+        }
+        plan.run(self).await.map_err(plan_failed)
     }
 }

@@ -15,6 +15,7 @@
 mod accounts;
 mod docs;
 pub mod inline;
+pub mod plan;
 pub mod writer;
 
 pub use accounts::{

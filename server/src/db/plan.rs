@@ -1,0 +1,94 @@
+//! Statements with typed arguments, built once and run by either backend in one transaction:
+//! on SQLite as one job of the writer thread ([`super::writer`]), on PostgreSQL through sqlx.
+//! The hot writes that are plain statements (projections, compaction, the key-value store,
+//! deliveries) are written this way, once for both backends.
+
+use super::{Db, DbError};
+
+/// One value bound to a statement of a [`Plan`]. Nulls are typed: PostgreSQL checks a
+/// parameter's declared type against its column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Vec<u8>),
+}
+
+/// `From` for each Rust type a plan binds.
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {$(
+        impl From<$t> for Arg {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        }
+    )*};
+}
+
+arg_from! {
+    i64 => |v| Arg::Int(Some(v));
+    Option<i64> => |v| Arg::Int(v);
+    &str => |v| Arg::Text(Some(v.to_owned()));
+    &String => |v| Arg::Text(Some(v.clone()));
+    String => |v| Arg::Text(Some(v));
+    Option<String> => |v| Arg::Text(v);
+    Option<&str> => |v| Arg::Text(v.map(str::to_owned));
+    Vec<u8> => |v| Arg::Blob(v);
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(v) => v.to_sql(),
+            Arg::Text(v) => v.to_sql(),
+            Arg::Blob(v) => v.to_sql(),
+        }
+    }
+}
+
+/// Statements run in order in one transaction. The SQL numbers its parameters `$1`, `$2`…;
+/// both backends bind them by number ([`super::inline::bind_numbered`] on SQLite).
+#[derive(Debug, Default)]
+pub struct Plan(Vec<(&'static str, Vec<Arg>)>);
+
+impl Plan {
+    /// Adds a statement.
+    pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
+        self.0.push((sql, args));
+    }
+
+    /// Runs every statement in one transaction, committed when this returns `Ok`.
+    pub async fn run(self, db: &Db) -> Result<(), DbError> {
+        match db {
+            Db::Sqlite(sqlite) => {
+                sqlite
+                    .writer
+                    .call(move |conn| {
+                        for (sql, args) in &self.0 {
+                            let mut stmt = conn.prepare_cached(sql)?;
+                            super::inline::bind_numbered(&mut stmt, args)?;
+                            stmt.raw_execute()?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for (sql, args) in self.0 {
+                    let mut q = sqlx::query(sql);
+                    for arg in args {
+                        q = match arg {
+                            Arg::Int(v) => q.bind(v),
+                            Arg::Text(v) => q.bind(v),
+                            Arg::Blob(v) => q.bind(v),
+                        };
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
