@@ -58,6 +58,14 @@ pub struct SettingsArgs {
     /// Request timeout in seconds [default: 30].
     #[arg(long, env = "INSPECT_REQUEST_TIMEOUT_SECS", global = true)]
     pub request_timeout_secs: Option<u64>,
+    /// Seconds between passes of the reconciler, which projects again every document whose
+    /// read model is behind it [default: 30].
+    #[arg(long, env = "INSPECT_RECONCILE_INTERVAL_SECS", global = true)]
+    pub reconcile_interval_secs: Option<u64>,
+    /// Seconds after which a partial photo upload that received nothing is discarded
+    /// [default: 604800, 7 days].
+    #[arg(long, env = "INSPECT_UPLOAD_IDLE_EXPIRY_SECS", global = true)]
+    pub upload_idle_expiry_secs: Option<u64>,
     /// Origins allowed by CORS, comma-separated [default: none, CORS closed].
     #[arg(
         long = "cors-origin",
@@ -81,6 +89,8 @@ impl SettingsArgs {
                 refresh_token_ttl_secs: self.refresh_token_ttl_secs,
                 json_body_limit_bytes: self.json_body_limit_bytes,
                 request_timeout_secs: self.request_timeout_secs,
+                reconcile_interval_secs: self.reconcile_interval_secs,
+                upload_idle_expiry_secs: self.upload_idle_expiry_secs,
                 cors_origins: self.cors_origins.clone(),
             },
         )

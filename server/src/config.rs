@@ -23,6 +23,10 @@ pub struct Config {
     /// Largest request body a JSON route accepts.
     pub json_body_limit: usize,
     pub request_timeout: Duration,
+    /// Time between passes of the read-model reconciler (`crate::reconcile`).
+    pub reconcile_interval: Duration,
+    /// A partial photo upload that received no byte for this long is discarded.
+    pub upload_idle_expiry: Duration,
     /// Origins allowed by CORS; empty means no cross-origin access at all.
     pub cors_origins: Vec<String>,
 }
@@ -37,6 +41,8 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             json_body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            reconcile_interval: Duration::from_secs(30),
+            upload_idle_expiry: Duration::from_secs(7 * 24 * 60 * 60),
             cors_origins: Vec::new(),
         }
     }
@@ -53,6 +59,8 @@ pub struct Overrides {
     pub refresh_token_ttl_secs: Option<u64>,
     pub json_body_limit_bytes: Option<usize>,
     pub request_timeout_secs: Option<u64>,
+    pub reconcile_interval_secs: Option<u64>,
+    pub upload_idle_expiry_secs: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
 }
 
@@ -67,6 +75,8 @@ impl Config {
             refresh_token_ttl_secs,
             json_body_limit_bytes,
             request_timeout_secs,
+            reconcile_interval_secs,
+            upload_idle_expiry_secs,
             cors_origins,
         } = overrides;
         if let Some(bind) = bind {
@@ -89,6 +99,12 @@ impl Config {
         }
         if let Some(secs) = request_timeout_secs {
             self.request_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = reconcile_interval_secs {
+            self.reconcile_interval = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = upload_idle_expiry_secs {
+            self.upload_idle_expiry = Duration::from_secs(secs.max(1));
         }
         if let Some(origins) = cors_origins {
             self.cors_origins = origins;

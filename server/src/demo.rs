@@ -292,7 +292,7 @@ async fn commit(
         .ingest(&who.author, scope, id, kind, &[change])
         .await?
         .map_err(|r| anyhow::anyhow!("demo edit refused: {:?}", r.reasons))?;
-    projection::project(&state.db, &accepted.typed, at_ms).await?;
+    projection::project(&state.db, &accepted.typed, &accepted.doc.get_heads(), at_ms).await?;
     Ok(std::sync::Arc::unwrap_or_clone(accepted.doc))
 }
 

@@ -82,6 +82,7 @@ where
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .option_layer(cors)
+        .layer(axum::middleware::map_response(security_headers))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::map_response(json_error_shape))
         .layer(TimeoutLayer::with_status_code(
@@ -90,6 +91,30 @@ where
         ))
         .layer(DefaultBodyLimit::max(config.json_body_limit));
     router.layer(layers)
+}
+
+/// Headers every answer carries: no referrer leaves the site, no content is sniffed into another
+/// type, and no API answer (tokens, hazards, names) is kept by a cache. A handler that chose its
+/// own `Cache-Control` (photos, static assets) keeps it.
+async fn security_headers<B>(mut response: Response<B>) -> Response<B> {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Gives an error response that is not JSON (axum's 404/405, the timeout's 408, ...) the API's error

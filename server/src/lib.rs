@@ -18,6 +18,7 @@ pub mod http;
 pub mod model;
 pub mod photos;
 pub mod projection;
+pub mod reconcile;
 pub mod scope;
 pub mod web;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub photos: photos::PhotoStore,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    /// Wakes the read-model reconciler when a projection failed.
+    pub reconciler: Arc<reconcile::Reconciler>,
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -94,6 +97,7 @@ pub async fn build_state_with_clock(
         db,
         clock,
         config: Arc::new(config),
+        reconciler: Arc::default(),
     })
 }
 
@@ -119,15 +123,30 @@ async fn not_found() -> ApiError {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// The read-model reconciler ([`reconcile::spawn`]) and the sweeper of abandoned partial photo
+/// uploads ([`photos::spawn_upload_sweeper`]) run meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
+    let reconciler = reconcile::spawn(state.clone(), state.config.reconcile_interval);
+    let idle = state.config.upload_idle_expiry;
+    let sweeper = photos::spawn_upload_sweeper(
+        state.photos.clone(),
+        idle,
+        (idle / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(3600),
+        ),
+    );
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("HTTP server failed")
+        .context("HTTP server failed");
+    reconciler.abort();
+    sweeper.abort();
+    served
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM.

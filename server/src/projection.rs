@@ -59,24 +59,52 @@ pub async fn project_current(
         .await
         .map_err(|e| ProjectionError::Doc(e.to_string()))?
         .ok_or_else(|| ProjectionError::Doc(format!("document {id} is not in the store")))?;
+    let heads = doc.get_heads();
     match hydrated {
-        Some((heads, typed)) if doc.get_heads() == heads => project(db, typed, now_ms).await,
+        Some((h, typed)) if heads == h => project(db, typed, &heads, now_ms).await,
         _ => {
             let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
-            project(db, &typed, now_ms).await
+            project(db, &typed, &heads, now_ms).await
         }
     }
 }
 
-/// Projects one document. `now_ms` is when the server saw it (major-hazard report time).
-pub async fn project(db: &Db, typed: &TypedDoc, now_ms: i64) -> Result<(), ProjectionError> {
+/// Projects one document, read from a copy with `heads`, which the read model records
+/// (`documents.projected_heads`) in the same transaction: where they differ from the stored
+/// heads the reconciler ([`crate::reconcile`]) projects the document again. `now_ms` is when the
+/// server saw it (major-hazard report time).
+pub async fn project(
+    db: &Db,
+    typed: &TypedDoc,
+    heads: &[sync_core::automerge::ChangeHash],
+    now_ms: i64,
+) -> Result<(), ProjectionError> {
+    let mut plan = Plan::default();
+    plan.rebuildable();
+    // First, so that the document's row is locked before any read-model row: a projection
+    // waits here behind an append of the same document, never while it holds tally rows.
+    plan.push(
+        "UPDATE documents SET projected_heads = $1 WHERE id = $2",
+        vec![
+            Arg::from(crate::db::heads_text(heads.iter().map(|h| &h.0))),
+            Arg::from(typed_id(typed)),
+        ],
+    );
     match typed {
-        TypedDoc::Visit(v) => project_visit(db, v, now_ms).await,
-        TypedDoc::Hazard(h) => project_hazard(db, h, now_ms).await,
+        TypedDoc::Visit(v) => plan_visit(&mut plan, v, now_ms),
+        TypedDoc::Hazard(h) => plan_hazard(&mut plan, h, now_ms)?,
+    }
+    Ok(plan.run(db).await?)
+}
+
+fn typed_id(typed: &TypedDoc) -> &str {
+    match typed {
+        TypedDoc::Visit(v) => &v.id,
+        TypedDoc::Hazard(h) => &h.id,
     }
 }
 
-async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), ProjectionError> {
+fn plan_visit(plan: &mut Plan, v: &VisitDoc, now_ms: i64) {
     let total = v.checklist.len() as i64;
     let failed = v
         .checklist
@@ -90,7 +118,6 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         sync_core::doc::visit::VisitKind::Reinspection => "reinspection",
     };
     let signed_by = v.signature.as_ref().map(|s| s.signer_name.clone());
-    let mut plan = Plan::default();
     plan.push(
         "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
          started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
@@ -117,8 +144,7 @@ async fn project_visit(db: &Db, v: &VisitDoc, now_ms: i64) -> Result<(), Project
         ],
     );
     let refs: Vec<&PhotoRef> = v.signature.iter().map(|s| &s.image).collect();
-    plan_photo_refs(&mut plan, &v.id, &v.enterprise_id, &refs);
-    Ok(plan.run(db).await?)
+    plan_photo_refs(plan, &v.id, &v.enterprise_id, &refs);
 }
 
 /// Records which photos a document references: who may see a photo follows from it. The
@@ -153,7 +179,7 @@ fn hazard_photos(h: &HazardDoc) -> Vec<&PhotoRef> {
     out
 }
 
-async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), ProjectionError> {
+fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), ProjectionError> {
     let header = h
         .header()
         .map_err(|e| ProjectionError::Doc(e.to_string()))?;
@@ -164,7 +190,6 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
         &h.events,
     );
     let current_deadline = status.deadline.map(|d| d.to_string());
-    let mut plan = Plan::default();
     plan.push(
         "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \
          category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, \
@@ -235,8 +260,8 @@ async fn project_hazard(db: &Db, h: &HazardDoc, now_ms: i64) -> Result<(), Proje
             ],
         );
     }
-    plan_photo_refs(&mut plan, &h.id, &h.enterprise_id, &hazard_photos(h));
-    Ok(plan.run(db).await?)
+    plan_photo_refs(plan, &h.id, &h.enterprise_id, &hazard_photos(h));
+    Ok(())
 }
 
 /// A JSON rendering of an event's payload for the history view.
@@ -276,6 +301,7 @@ pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
         "DELETE FROM visits_view",
         "DELETE FROM hazards_view",
         "DELETE FROM hazard_events_view",
+        "UPDATE documents SET projected_heads = NULL",
     ] {
         clear.push(sql, Vec::new());
     }
@@ -291,7 +317,7 @@ pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
         };
         let doc = loaded.into_automerge()?;
         let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
-        project(db, &typed, now_ms).await?;
+        project(db, &typed, &doc.get_heads(), now_ms).await?;
         n += 1;
     }
     Ok(n)

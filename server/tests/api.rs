@@ -167,6 +167,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     health_check_answers_ok,
+    every_answer_carries_the_security_headers,
     login_with_the_right_password_returns_tokens_and_the_user,
     login_with_a_wrong_password_is_refused_with_401,
     login_as_an_unknown_user_is_refused_like_a_wrong_password,
@@ -381,6 +382,42 @@ async fn health_check_answers_ok(app: TestApp) {
         .expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().contains_key("x-request-id"));
+}
+
+/// API answers (success and error) are never cached or sniffed; no page leaks its address as a
+/// referrer (issue #19, item 10).
+async fn every_answer_carries_the_security_headers(app: TestApp) {
+    app.seed().await;
+    let token = app.access_token("inspector").await;
+    let json_answers = [
+        app.get("/api/v1/me", &token).await,
+        app.get("/api/v1/hazards", &token).await,
+        app.get(
+            "/api/v1/hazards/00000000-0000-4000-8000-000000000000",
+            &token,
+        )
+        .await,
+        app.login_response("inspector", "wrong").await,
+        app.post("/api/v1/auth/login", None, &serde_json::json!({"bad": 1}))
+            .await,
+    ];
+    for response in json_answers {
+        let h = response.headers();
+        assert!(
+            h[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{h:?}"
+        );
+        assert_eq!(h["cache-control"], "no-store", "{}", response.url());
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+    }
+    let page = app.client.get(app.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
 }
 
 async fn login_with_the_right_password_returns_tokens_and_the_user(app: TestApp) {

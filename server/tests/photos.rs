@@ -682,3 +682,51 @@ async fn uploads_idle_longer_than_the_limit_are_discarded_and_fresh_ones_kept() 
         }
     );
 }
+
+/// The sweeper runs `discard_idle_uploads` on its own schedule: an abandoned partial upload is
+/// gone after a tick without anyone calling it (issue #19, item 4), a live one stays.
+#[tokio::test]
+async fn the_sweeper_discards_abandoned_uploads_on_its_schedule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).await;
+    let stale = PhotoHash::of(b"abandoned");
+    let fresh = PhotoHash::of(b"in progress");
+    for hash in [stale, fresh] {
+        store.begin_upload(hash, 10, None).await.expect("begin");
+        store
+            .write_chunk(hash, 0, body(vec![b"abc".to_vec()]))
+            .await
+            .expect("write");
+    }
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("uploads").join(format!("{stale}.part")))
+        .and_then(|f| f.set_modified(long_ago))
+        .expect("age the partial file");
+
+    let sweeper = server::photos::spawn_upload_sweeper(
+        store.clone(),
+        std::time::Duration::from_secs(86_400),
+        std::time::Duration::from_millis(50),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.upload_status(stale).await.expect("status") != UploadStatus::NotStarted {
+        assert!(std::time::Instant::now() < deadline, "never swept");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sweeper.abort();
+    assert!(
+        !dir.path()
+            .join("uploads")
+            .join(format!("{stale}.part"))
+            .exists()
+    );
+    assert_eq!(
+        store.upload_status(fresh).await.expect("status"),
+        UploadStatus::InProgress {
+            received: 3,
+            expected_size: 10
+        }
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
 pub mod fieldsim;
+pub mod scenario;
 pub mod world;
 
 use std::sync::Arc;
@@ -128,6 +129,41 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         shutdown: Some(tx),
         _postgres: pg,
     })
+}
+
+impl TestApp {
+    /// Deadlocks PostgreSQL detected in this server's database since it was created
+    /// (`pg_stat_database.deadlocks`); `None` on SQLite. A backend reports its statistics when
+    /// it goes idle or exits, so call this after closing the server's pool
+    /// (`app.state.db.close()`), which makes every backend of the server exit.
+    pub async fn postgres_deadlocks(&self) -> Option<i64> {
+        use sqlx::Connection as _;
+        let pg = self._postgres.as_ref()?;
+        let mut conn = sqlx::PgConnection::connect(&pg.admin_url)
+            .await
+            .expect("connect to postgres");
+        // Statistics of exited backends reach the shared counters at once; poll briefly in
+        // case one is still on its way out.
+        let mut last = 0;
+        for _ in 0..20 {
+            sqlx::query("SELECT pg_stat_clear_snapshot()")
+                .execute(&mut conn)
+                .await
+                .expect("clear stats snapshot");
+            let n: Option<i64> =
+                sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = $1")
+                    .bind(&pg.name)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .expect("read pg_stat_database");
+            last = n.unwrap_or(0);
+            if last > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Some(last)
+    }
 }
 
 impl Drop for TestApp {

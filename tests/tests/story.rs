@@ -5,101 +5,16 @@
 #![allow(clippy::unwrap_used)]
 
 use reqwest::StatusCode;
-use sync_core::doc::visit::VisitKind;
-use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
-use sync_core::domain::{Deadline, Grade};
+use sync_core::doc::{DocKind, HazardDoc};
+use sync_core::domain::Grade;
 use sync_core::edit;
 use sync_core::engine::ReplicaDoc;
-use sync_core::ids::{AgencyId, EnterpriseId, EventId, HazardId, TownshipId, VisitId};
+use sync_core::ids::EventId;
 use sync_core::protocol;
 use sync_core::rectification::EventKind;
-use tests::{Phone, Seed, TestApp, users};
+use tests::{TestApp, users};
 
-const T: i64 = 1_773_108_000_000; // 2026-03-10
-
-fn header(seed: &Seed, kind: DocKind, id: uuid::Uuid, phone: &Phone) -> Header {
-    Header {
-        kind,
-        id,
-        schema: sync_core::doc::SCHEMA_VERSION,
-        enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
-        agency: AgencyId::parse(&seed.agency).unwrap(),
-        township: TownshipId::parse(&seed.township).unwrap(),
-        created_by: phone.author.user,
-        created_at: T,
-    }
-}
-
-/// The inspector records a visit with a hazard on the phone (offline: nothing is sent).
-fn record_visit(
-    seed: &Seed,
-    phone: &mut Phone,
-    grade: Grade,
-    deadline: &str,
-) -> (VisitId, HazardId) {
-    let vid = VisitId::new_random();
-    let mut visit = VisitDoc::new(
-        &header(seed, DocKind::Visit, *vid.as_uuid(), phone),
-        VisitKind::Routine,
-        T,
-    );
-    visit.place = "一号车间".into();
-    let v = edit::new_visit(&visit, &phone.author, T).unwrap();
-    phone.replica.docs.insert(
-        *vid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Visit,
-            doc: v.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
-
-    let hid = HazardId::new_random();
-    let mut hazard = HazardDoc::new(
-        &header(seed, DocKind::Hazard, *hid.as_uuid(), phone),
-        vid,
-        grade,
-        Deadline::parse(deadline).unwrap(),
-    );
-    hazard.location = "冲压车间".into();
-    hazard.description = "冲床光电保护装置失效".into();
-    hazard.category = "machinery".into();
-    hazard.criterion = "工贸企业重大事故隐患判定标准 第十条".into();
-    hazard.measure = "立即停用并修复光电保护装置".into();
-    hazard.responsible_person = "王厂长".into();
-    let h = edit::new_hazard(&hazard, &phone.author, T).unwrap();
-    let h = edit::record_event(
-        &h.doc,
-        &phone.author,
-        EventId::new_random(),
-        T,
-        EventKind::Notified,
-    )
-    .unwrap();
-    phone.replica.docs.insert(
-        *hid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Hazard,
-            doc: h.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
-    (vid, hid)
-}
-
-fn event(phone: &mut Phone, hid: HazardId, kind: EventKind) {
-    let d = &phone.replica.docs[hid.as_uuid()].doc;
-    let e = edit::record_event(d, &phone.author, EventId::new_random(), T, kind).unwrap();
-    phone.replica.docs.get_mut(hid.as_uuid()).unwrap().doc = e.doc;
-}
-
-async fn hazard_state(app: &TestApp, token: &str, hid: HazardId) -> String {
-    let (status, body) = app.get(token, &format!("/api/v1/hazards/{hid}")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["hazard"]["state"].as_str().unwrap().to_owned()
-}
+use tests::scenario::{T, event, hazard_state, record_visit};
 
 async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
     let seed = app.seed().await;

@@ -264,9 +264,15 @@ pub async fn record(
         })?;
     let heads = accepted.doc.get_heads();
     let hydrated = Some((heads.as_slice(), &accepted.typed));
-    projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?;
+    if let Err(e) =
+        projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
+            .await
+    {
+        // The event is durable: answering 500 would make the user record it again. The
+        // reconciler brings the lists level with the document.
+        tracing::error!(error = %e, doc = %accepted.header.id, "projection failed");
+        state.reconciler.nudge();
+    }
     let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
     let history = crate::api::hazards::history(&state, &id).await?;
     let photos = match &accepted.typed {

@@ -49,14 +49,15 @@ pub async fn sync(
         })?;
     let now_ms = crate::clock::to_millis(state.clock.now());
     for applied in &outcome.applied {
-        // The changes are durable already; a projection failure is logged and repaired by a
-        // rebuild, never reported as a failed sync (the phone would resend what is stored).
+        // The changes are durable already; a projection failure is logged and repaired by the
+        // reconciler, never reported as a failed sync (the phone would resend what is stored).
         let hydrated = Some((applied.heads.as_slice(), &applied.typed));
         if let Err(e) =
             projection::project_current(&state.hub, &state.db, applied.header.id, hydrated, now_ms)
                 .await
         {
             tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
+            state.reconciler.nudge();
         }
     }
     if !outcome.response.refused.is_empty() {

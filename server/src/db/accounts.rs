@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 
+use super::retry::with_pool_retry;
 use super::{Db, DbError, DbResult, with_pool};
 use crate::clock::{from_millis, to_millis};
 use crate::model::{OrgKind, Role, Uscc};
@@ -274,7 +275,7 @@ impl Db {
         now: Timestamp,
     ) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'township', $2, $3)")
                 .bind(&id)
@@ -315,7 +316,7 @@ impl Db {
         now: Timestamp,
     ) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'enterprise', $2, $3)")
                 .bind(&id)
@@ -523,7 +524,7 @@ impl Db {
     /// Revokes a device and every token bound to it. Revoking twice keeps the first time.
     pub async fn revoke_device(&self, device_id: &str, now: Timestamp) -> DbResult<()> {
         let now = to_millis(now);
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
@@ -542,7 +543,7 @@ impl Db {
 
     /// Stores newly issued tokens.
     pub async fn insert_tokens(&self, tokens: &[NewToken], now: Timestamp) -> DbResult<()> {
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             let mut tx = pool.begin().await?;
             for token in tokens {
                 insert_token!(&mut *tx, token, now)?;
@@ -611,7 +612,7 @@ impl Db {
         now: Timestamp,
     ) -> DbResult<bool> {
         let millis = to_millis(now);
-        Ok(with_pool!(self, pool => {
+        Ok(with_pool_retry!(self, "accounts", pool => {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
                 "UPDATE tokens SET revoked_at = $1 \

@@ -43,12 +43,46 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(",")
 }
 
-const SELECT_DOC: &str = "SELECT kind, enterprise_id, last_seq FROM documents WHERE id = $1";
+/// A document's heads as the change log and the read models record them: the change hashes in
+/// hex, sorted, joined by commas. The projection writes the same text for the copy it
+/// projected (`documents.projected_heads`), so the two compare as strings in SQL.
+pub fn heads_text<'a>(heads: impl IntoIterator<Item = &'a [u8; 32]>) -> String {
+    let mut hex: Vec<String> = heads.into_iter().map(hex::encode).collect();
+    hex.sort_unstable();
+    hex.dedup();
+    hex.join(",")
+}
+
+/// The heads after an append: the heads before, plus the changes this append inserted, less
+/// every change those depend on (a stored change never depends on a newer one, so the order
+/// of `inserted` does not matter). `None` when the heads before are unknown (a document
+/// stored before migration 0009, until the reconciler fills them in) or a change cannot be
+/// read.
+fn heads_after(before: Option<&str>, inserted: &[&[u8]], hashes: &[[u8; 32]]) -> Option<String> {
+    let mut heads: std::collections::BTreeSet<[u8; 32]> = std::collections::BTreeSet::new();
+    for h in before?.split(',').filter(|h| !h.is_empty()) {
+        heads.insert(hex::decode(h).ok()?.try_into().ok()?);
+    }
+    heads.extend(hashes.iter().copied());
+    for bytes in inserted {
+        let change = sync_core::automerge::Change::from_bytes(bytes.to_vec()).ok()?;
+        for dep in change.deps() {
+            heads.remove(&dep.0);
+        }
+    }
+    Some(heads_text(&heads))
+}
+
+const SELECT_DOC: &str = "SELECT kind, enterprise_id, last_seq, heads FROM documents WHERE id = $1";
+/// PostgreSQL's: the row stays locked until the append commits, so the heads read here are
+/// the ones the append replaces.
+const SELECT_DOC_FOR_UPDATE: &str =
+    "SELECT kind, enterprise_id, last_seq, heads FROM documents WHERE id = $1 FOR UPDATE";
 const INSERT_DOC: &str =
     "INSERT INTO documents (id, kind, enterprise_id, last_seq) VALUES ($1, $2, $3, 0)";
 const INSERT_CHANGE: &str = "INSERT INTO changes (doc_id, enterprise_id, hash, bytes) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (doc_id, hash) DO NOTHING RETURNING seq";
-const UPDATE_LAST_SEQ: &str = "UPDATE documents SET last_seq = $1 WHERE id = $2";
+const UPDATE_LAST_SEQ: &str = "UPDATE documents SET last_seq = $1, heads = $2 WHERE id = $3";
 const COMPACT: &str =
     "UPDATE documents SET snapshot = $1, snapshot_seq = $2 WHERE id = $3 AND snapshot_seq <= $2";
 const PUT_KV: &str = "INSERT INTO sync_kv (key, value) VALUES ($1, $2) \
@@ -88,23 +122,26 @@ fn append_sqlite(
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, i64>(2)?,
+                row.get::<_, Option<String>>(3)?,
             ))
         })
         .optional()?;
-    let mut last_seq = match existing {
-        Some((k, e, seq)) => {
+    let (mut last_seq, heads_before) = match existing {
+        Some((k, e, seq, heads)) => {
             if k != kind || e != enterprise {
                 return Ok(None);
             }
-            seq
+            (seq, heads)
         }
         None => {
             conn.prepare_cached(INSERT_DOC)?
                 .execute(rusqlite::params![id, kind, enterprise])?;
-            0
+            (0, Some(String::new()))
         }
     };
     let mut insert = conn.prepare_cached(INSERT_CHANGE)?;
+    let mut inserted: Vec<&[u8]> = Vec::new();
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
     for (hash, bytes) in changes {
         let seq: Option<i64> = insert
             .query_row(
@@ -114,64 +151,86 @@ fn append_sqlite(
             .optional()?;
         if let Some(seq) = seq {
             last_seq = seq;
+            inserted.push(bytes);
+            hashes.push(*hash);
         }
     }
+    let heads = if inserted.is_empty() {
+        heads_before
+    } else {
+        heads_after(heads_before.as_deref(), &inserted, &hashes)
+    };
     conn.prepare_cached(UPDATE_LAST_SEQ)?
-        .execute(rusqlite::params![last_seq, id])?;
+        .execute(rusqlite::params![last_seq, heads, id])?;
     Ok(Some(last_seq))
 }
 
-/// PostgreSQL's append, inside the caller's transaction.
-macro_rules! append_in_tx {
-    ($tx:expr, $id:expr, $kind:expr, $enterprise:expr, $changes:expr) => {{
-        let id_s = $id.to_string();
-        let ent_s = $enterprise.to_string();
-        let existing = sqlx::query(SELECT_DOC)
-            .bind(&id_s)
-            .fetch_optional(&mut *$tx)
-            .await
-            .map_err(backend)?;
-        let mut last_seq: i64 = match existing {
-            Some(row) => {
-                let k: String = row.get(0);
-                let e: String = row.get(1);
-                if k != $kind.as_str() || e != ent_s {
-                    return Err(StoreError::Conflict($id));
-                }
-                row.get(2)
+/// PostgreSQL's append, as one transaction. `Ok(None)`: the id belongs to another kind or
+/// enterprise.
+async fn append_postgres(
+    pool: &sqlx::PgPool,
+    id: &str,
+    kind: &str,
+    enterprise: &str,
+    changes: &[([u8; 32], Vec<u8>)],
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let existing = sqlx::query(SELECT_DOC_FOR_UPDATE)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (mut last_seq, heads_before): (i64, Option<String>) = match existing {
+        Some(row) => {
+            let k: String = row.get(0);
+            let e: String = row.get(1);
+            if k != kind || e != enterprise {
+                return Ok(None);
             }
-            None => {
-                sqlx::query(INSERT_DOC)
-                    .bind(&id_s)
-                    .bind($kind.as_str())
-                    .bind(&ent_s)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(backend)?;
-                0
-            }
-        };
-        for (hash, bytes) in $changes {
-            let inserted = sqlx::query(INSERT_CHANGE)
-                .bind(&id_s)
-                .bind(&ent_s)
-                .bind(&hash[..])
-                .bind(&bytes[..])
-                .fetch_optional(&mut *$tx)
-                .await
-                .map_err(backend)?;
-            if let Some(row) = inserted {
-                last_seq = row.get(0);
-            }
+            (row.get(2), row.get(3))
         }
-        sqlx::query(UPDATE_LAST_SEQ)
-            .bind(last_seq)
-            .bind(&id_s)
-            .execute(&mut *$tx)
-            .await
-            .map_err(backend)?;
-        last_seq
-    }};
+        None => {
+            sqlx::query(INSERT_DOC)
+                .bind(id)
+                .bind(kind)
+                .bind(enterprise)
+                .execute(&mut *tx)
+                .await?;
+            (0, Some(String::new()))
+        }
+    };
+    let mut inserted: Vec<&[u8]> = Vec::new();
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
+    for (hash, bytes) in changes {
+        let row = sqlx::query(INSERT_CHANGE)
+            .bind(id)
+            .bind(enterprise)
+            .bind(&hash[..])
+            .bind(&bytes[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = row {
+            last_seq = row.get(0);
+            inserted.push(bytes);
+            hashes.push(*hash);
+        }
+    }
+    let heads = if inserted.is_empty() {
+        heads_before
+    } else {
+        heads_after(heads_before.as_deref(), &inserted, &hashes)
+    };
+    sqlx::query(UPDATE_LAST_SEQ)
+        .bind(last_seq)
+        .bind(heads)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(last_seq))
 }
 
 impl DocumentStore for Db {
@@ -200,15 +259,13 @@ impl DocumentStore for Db {
                 seq
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(backend)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                let seq = append_in_tx!(tx, id, kind, enterprise, changes);
-                tx.commit().await.map_err(backend)?;
-                seq
+                let (id_s, ent_s) = (id.to_string(), enterprise.to_string());
+                super::retry::retry_transient("append", || {
+                    append_postgres(pool, &id_s, kind.as_str(), &ent_s, changes)
+                })
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::Conflict(id))?
             }
         };
         Ok(u64::try_from(seq).unwrap_or(0))
@@ -444,5 +501,41 @@ impl DeliveryLog for Db {
             );
         }
         plan.run(self).await.map_err(plan_failed)
+    }
+}
+
+/// Finding and repairing read models that are behind their documents (`crate::reconcile`).
+impl Db {
+    /// Up to `limit` documents, in id order after `after`, whose read model was not built from
+    /// their stored heads (never projected, projected from an older copy, or heads unknown).
+    /// Served by the partial index `documents_unprojected` (migration 0009).
+    pub async fn unprojected_docs(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> super::DbResult<Vec<(String, Option<String>, i64)>> {
+        Ok(super::with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, heads, last_seq FROM documents \
+                 WHERE (heads IS NULL OR projected_heads IS NULL OR projected_heads <> heads) AND id > $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Records the heads of a document stored before migration 0009, read from the document as
+    /// it was at `last_seq`. Does nothing when an append changed the document meanwhile (that
+    /// append left the heads unknown too; the next pass reads them again).
+    pub async fn fill_heads(&self, id: &str, last_seq: i64, heads: String) -> super::DbResult<()> {
+        let mut plan = Plan::default();
+        plan.push(
+            "UPDATE documents SET heads = $1 WHERE id = $2 AND last_seq = $3 AND heads IS NULL",
+            vec![Arg::from(heads), Arg::from(id), Arg::from(last_seq)],
+        );
+        plan.run(self).await
     }
 }

@@ -16,12 +16,14 @@ mod accounts;
 mod docs;
 pub mod inline;
 pub mod plan;
+pub mod retry;
 pub mod writer;
 
 pub use accounts::{
     AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,
     NewUser, ScopeRule, TokenKind, User,
 };
+pub use docs::heads_text;
 
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -49,12 +49,25 @@ impl rusqlite::ToSql for Arg {
 /// Statements run in order in one transaction. The SQL numbers its parameters `$1`, `$2`…;
 /// both backends bind them by number ([`super::inline::bind_numbered`] on SQLite).
 #[derive(Debug, Default)]
-pub struct Plan(Vec<(&'static str, Vec<Arg>)>);
+pub struct Plan {
+    statements: Vec<(&'static str, Vec<Arg>)>,
+    rebuildable: bool,
+}
 
 impl Plan {
     /// Adds a statement.
     pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
-        self.0.push((sql, args));
+        self.statements.push((sql, args));
+    }
+
+    /// Marks the plan as writing only what can be rebuilt from the change log and whose loss
+    /// is detected (a projection records the heads it was built from in the same transaction,
+    /// and the reconciler projects again where they are behind, ADR 0008). On PostgreSQL its
+    /// commit then does not wait for the WAL to reach the disk (`synchronous_commit = off`
+    /// for this transaction): a crash can lose the last projections, never a change, and
+    /// the reconciler redoes them at start-up. SQLite's writer commits in groups anyway.
+    pub fn rebuildable(&mut self) {
+        self.rebuildable = true;
     }
 
     /// Runs every statement in one transaction, committed when this returns `Ok`.
@@ -64,7 +77,7 @@ impl Plan {
                 sqlite
                     .writer
                     .call(move |conn| {
-                        for (sql, args) in &self.0 {
+                        for (sql, args) in &self.statements {
                             let mut stmt = conn.prepare_cached(sql)?;
                             super::inline::bind_numbered(&mut stmt, args)?;
                             stmt.raw_execute()?;
@@ -74,19 +87,28 @@ impl Plan {
                     .await?;
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for (sql, args) in self.0 {
-                    let mut q = sqlx::query(sql);
-                    for arg in args {
-                        q = match arg {
-                            Arg::Int(v) => q.bind(v),
-                            Arg::Text(v) => q.bind(v),
-                            Arg::Blob(v) => q.bind(v),
-                        };
+                // A deadlock or serialization failure aborts the whole transaction: run it again.
+                super::retry::retry_transient("plan", || async {
+                    let mut tx = pool.begin().await?;
+                    if self.rebuildable {
+                        sqlx::query("SET LOCAL synchronous_commit = off")
+                            .execute(&mut *tx)
+                            .await?;
                     }
-                    q.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                    for (sql, args) in &self.statements {
+                        let mut q = sqlx::query(*sql);
+                        for arg in args {
+                            q = match arg {
+                                Arg::Int(v) => q.bind(*v),
+                                Arg::Text(v) => q.bind(v.clone()),
+                                Arg::Blob(v) => q.bind(v.clone()),
+                            };
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                    tx.commit().await
+                })
+                .await?;
             }
         }
         Ok(())

@@ -63,3 +63,25 @@ pub use process::{EncodedJpeg, ProcessedPhoto, ProcessingLimits, make_thumbnail,
 pub use store::{
     BeginOutcome, FinishOutcome, PhotoConfig, PhotoStore, UploadStatus, Variant, WriteOutcome,
 };
+
+/// Discards abandoned partial uploads (no byte received for `idle`) every `every`, for the life
+/// of the runtime, so that phones that never came back do not fill the disk. A phone that comes
+/// back after that starts the upload again from its own copy. Failures are logged.
+pub fn spawn_upload_sweeper(
+    store: PhotoStore,
+    idle: std::time::Duration,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.discard_idle_uploads(idle).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(discarded = n, "abandoned partial uploads discarded"),
+                Err(error) => tracing::warn!(%error, "cannot sweep partial uploads"),
+            }
+        }
+    })
+}

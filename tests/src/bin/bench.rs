@@ -1,7 +1,7 @@
 //! The benchmark suite: one command prints a short table and writes the same figures as JSON.
 //!
 //! ```sh
-//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick] [--only sync,memory,thumbnail,dashboard,phone]
+//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick] [--only sync,memory,thumbnail,dashboard,phone,fieldsim]
 //! ```
 //!
 //! The phone figures come from `mobile-bridge`'s `bridgebench`, which this command builds in
@@ -647,6 +647,44 @@ fn bench_phone() -> Value {
     v
 }
 
+/// The field simulator (issue #21's run: 8 phones, 100 edits each, no photos) on one backend:
+/// its figures, whether its check passed, and on PostgreSQL the deadlocks counted in the
+/// server's database. `Null` when the backend is not available.
+async fn bench_fieldsim(backend: Backend, phones: usize, edits: usize) -> Value {
+    let Some(app) = spawn_app(backend).await else {
+        return Value::Null;
+    };
+    let accounts = tests::fieldsim::prepare_world(&app, phones).await.unwrap();
+    let target = tests::fieldsim::Target {
+        base: app.base.clone(),
+        accounts,
+        server: Some(tests::fieldsim::ServerHandle {
+            state: app.state.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        }),
+    };
+    let opts = tests::fieldsim::Options {
+        phones,
+        edits,
+        seed: 6,
+        photos: 0.0,
+        quiet: true,
+    };
+    let (figures, report) =
+        tokio::task::spawn_blocking(move || tests::fieldsim::simulate(opts, target))
+            .await
+            .unwrap()
+            .unwrap();
+    let mut v = figures.to_json();
+    v["check_passed"] = report.passed().into();
+    v["checked"] = report.checked.into();
+    app.state.db.close().await;
+    if let Some(n) = app.postgres_deadlocks().await {
+        v["deadlocks"] = n.into();
+    }
+    v
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -687,6 +725,14 @@ async fn main() {
     let (mut s200, mut s1000, mut mem, mut thumb) =
         (Value::Null, Value::Null, Value::Null, Value::Null);
     let (mut dash_sqlite, mut dash_pg, mut phone) = (Value::Null, Value::Null, Value::Null);
+    let (mut sim_sqlite, mut sim_pg) = (Value::Null, Value::Null);
+    if want("fieldsim") {
+        let edits = if quick { 30 } else { 100 };
+        eprintln!("field simulator on SQLite…");
+        sim_sqlite = bench_fieldsim(Backend::Sqlite, 8, edits).await;
+        eprintln!("field simulator on PostgreSQL…");
+        sim_pg = bench_fieldsim(Backend::Postgres, 8, edits).await;
+    }
     if want("sync") {
         eprintln!("sync, 200 documents…");
         s200 = bench_sync(200, phones, rounds, passes).await;
@@ -725,6 +771,8 @@ async fn main() {
         "dashboard_sqlite": dash_sqlite,
         "dashboard_postgres": dash_pg,
         "phone": phone,
+        "fieldsim_sqlite": sim_sqlite,
+        "fieldsim_postgres": sim_pg,
     });
     std::fs::write(&out_path, serde_json::to_string_pretty(&figures).unwrap()).unwrap();
 
@@ -868,6 +916,33 @@ async fn main() {
     println!("{:<42} {:>12}  target", "figure", "value");
     for (name, v, target) in rows_out {
         println!("{name:<42} {:>12}  {target}", f(v));
+    }
+    if want("fieldsim") {
+        // Side by side: the same scenario (seed, phones, edits) on both backends.
+        let (s, p) = (&figures["fieldsim_sqlite"], &figures["fieldsim_postgres"]);
+        let ratio = match (
+            s["edits_per_sync_s"].as_f64(),
+            p["edits_per_sync_s"].as_f64(),
+        ) {
+            (Some(s), Some(p)) if s > 0.0 => Value::from(p / s),
+            _ => Value::Null,
+        };
+        println!();
+        println!(
+            "{:<42} {:>12} {:>12}  target",
+            "field simulator (8 phones)", "SQLite", "PostgreSQL"
+        );
+        for (name, key, target) in [
+            ("check passed", "check_passed", "both"),
+            ("edits/s during sync", "edits_per_sync_s", "PG ≥ ½ SQLite"),
+            ("sync_now p50 ms", "sync_p50_ms", ""),
+            ("sync_now p90 ms", "sync_p90_ms", "PG < 250"),
+            ("sync_now max ms", "sync_max_ms", ""),
+            ("PostgreSQL deadlocks", "deadlocks", "0"),
+        ] {
+            println!("{name:<42} {:>12} {:>12}  {target}", f(&s[key]), f(&p[key]));
+        }
+        println!("{:<42} {:>25}", "PostgreSQL / SQLite edits/s", f(&ratio));
     }
     println!("figures written to {out_path}");
 }

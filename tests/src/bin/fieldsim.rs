@@ -165,7 +165,16 @@ fn run(args: Args) -> anyhow::Result<bool> {
             println!("    - {f}");
         }
     }
-    drop(app);
+    let mut passed = report.passed();
+    if let Some(app) = app.take() {
+        rt.block_on(app.state.db.close());
+        if let Some(deadlocks) = rt.block_on(app.postgres_deadlocks()) {
+            // PostgreSQL resolves a deadlock by killing a transaction; the server retries it,
+            // but a deadlock at all means the lock order is broken (issue #21).
+            println!("  PostgreSQL deadlocks {deadlocks}");
+            passed &= deadlocks == 0;
+        }
+    }
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    Ok(report.passed())
+    Ok(passed)
 }
