@@ -406,7 +406,7 @@ async fn every_answer_carries_the_security_headers(app: TestApp) {
         assert!(
             h[reqwest::header::CONTENT_TYPE]
                 .to_str()
-                .unwrap()
+                .expect("ascii content type")
                 .starts_with("application/json"),
             "{h:?}"
         );
