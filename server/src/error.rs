@@ -29,6 +29,9 @@ pub enum ApiError {
     TokenRevoked,
     #[error("device revoked")]
     DeviceRevoked,
+    /// Too many failed logins for this account or from this address (`crate::throttle`).
+    #[error("too many login attempts; retry after {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     /// The route needs a session bound to an enrolled device.
     #[error("device required")]
     DeviceRequired,
@@ -134,6 +137,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Json(rejection) => rejection.status(),
             ApiError::Status { status } => *status,
             ApiError::Db(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -177,6 +181,11 @@ impl ApiError {
                 "device_required",
                 "请先登记设备并以该设备登录".into(),
                 "enrol this device and log in with its device_id first".into(),
+            ),
+            ApiError::TooManyAttempts { retry_after } => (
+                "too_many_attempts",
+                format!("登录失败次数过多，请 {retry_after} 秒后再试").into(),
+                format!("too many failed logins: try again in {retry_after} s").into(),
             ),
             ApiError::Forbidden { zh, en } => ("forbidden", zh.clone(), en.clone()),
             ApiError::NotFound { zh, en } => ("not_found", zh.clone(), en.clone()),
@@ -268,6 +277,11 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, %status, "request refused");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::TooManyAttempts { retry_after } = &self
+            && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if matches!(
             self,
             ApiError::MissingToken

@@ -20,6 +20,7 @@ pub mod photos;
 pub mod projection;
 pub mod reconcile;
 pub mod scope;
+pub mod throttle;
 pub mod web;
 
 use std::future::Future;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Wakes the read-model reconciler when a projection failed.
     pub reconciler: Arc<reconcile::Reconciler>,
+    /// Failed logins per account and client address.
+    pub login_throttle: Arc<throttle::LoginThrottle>,
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -98,6 +101,7 @@ pub async fn build_state_with_clock(
         clock,
         config: Arc::new(config),
         reconciler: Arc::default(),
+        login_throttle: Arc::default(),
     })
 }
 
@@ -140,7 +144,9 @@ pub async fn serve(
             std::time::Duration::from_secs(3600),
         ),
     );
-    let served = axum::serve(listener, router(state))
+    // The client's address reaches the handlers (login throttling, `api::auth::ClientAddr`).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed");

@@ -168,6 +168,8 @@ macro_rules! on_every_backend {
 on_every_backend!(
     health_check_answers_ok,
     every_answer_carries_the_security_headers,
+    repeated_failed_logins_lock_the_account_with_429_until_the_lockout_ends,
+    a_burst_of_parallel_guesses_is_cut_off_at_the_limit,
     login_with_the_right_password_returns_tokens_and_the_user,
     login_with_a_wrong_password_is_refused_with_401,
     login_as_an_unknown_user_is_refused_like_a_wrong_password,
@@ -418,6 +420,81 @@ async fn every_answer_carries_the_security_headers(app: TestApp) {
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["referrer-policy"], "same-origin");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
+
+/// 40 wrong passwords then the right one no longer succeed (issue #19, item 3): after five
+/// failures the account answers 429 with `Retry-After`, even for the right password, until the
+/// lockout has passed. An unknown username is locked the same way, so the answers do not tell
+/// which accounts exist.
+async fn repeated_failed_logins_lock_the_account_with_429_until_the_lockout_ends(app: TestApp) {
+    app.seed().await;
+    for username in ["inspector", "nobody"] {
+        for _ in 0..5 {
+            let response = app.login_response(username, "not the password").await;
+            assert_eq!(
+                error_code(response, StatusCode::UNAUTHORIZED).await,
+                "invalid_credentials"
+            );
+        }
+        let response = app.login_response(username, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert_eq!(retry_after, 15 * 60);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"], "too_many_attempts");
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("秒后再试")
+        );
+    }
+    // Another account from the same address is not locked.
+    assert_eq!(
+        app.login_response("manager", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    app.clock.advance(SignedDuration::from_mins(15));
+    assert_eq!(
+        app.login_response("inspector", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// 80 parallel guesses at one account: at most five are checked, the rest answer 429 at once,
+/// and the server stays responsive.
+async fn a_burst_of_parallel_guesses_is_cut_off_at_the_limit(app: TestApp) {
+    app.seed().await;
+    let guesses = (0..80).map(|i| {
+        let app = &app;
+        async move {
+            app.login_response("inspector", &format!("guess {i}"))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{checked} guesses were checked");
+    assert_eq!(checked + refused, 80, "{statuses:?}");
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), StatusCode::OK);
 }
 
 async fn login_with_the_right_password_returns_tokens_and_the_user(app: TestApp) {

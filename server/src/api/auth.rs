@@ -47,14 +47,59 @@ impl SessionResponse {
 /// Passwords longer than this are refused before hashing, so nobody can make Argon2 chew megabytes.
 const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The address of the client, when the server was started with connection info (`serve`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     if request.username.len() > 256 || request.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::InvalidCredentials);
     }
-    let user = auth::authenticate(&state, &request.username, &request.password).await?;
+    // Counted before the password is checked, so that parallel guesses stop at the limit.
+    let mut keys = vec![crate::throttle::Key::account(&request.username)];
+    keys.extend(addr.map(crate::throttle::Key::Address));
+    let now_ms = crate::clock::to_millis(state.clock.now());
+    let attempt = state
+        .login_throttle
+        .attempt(keys, now_ms)
+        .map_err(|retry_after| {
+            tracing::warn!(client = ?addr, retry_after, "login refused: too many failed attempts");
+            ApiError::TooManyAttempts { retry_after }
+        })?;
+    let user = match auth::authenticate(&state, &request.username, &request.password).await {
+        Ok(user) => {
+            state.login_throttle.succeeded(attempt);
+            user
+        }
+        Err(ApiError::InvalidCredentials) => {
+            state.login_throttle.failed(attempt, now_ms);
+            return Err(ApiError::InvalidCredentials);
+        }
+        Err(other) => {
+            state.login_throttle.abandoned(attempt);
+            return Err(other);
+        }
+    };
     if let Some(device_id) = &request.device_id {
         let device = state.db.device_by_id(device_id).await?;
         match device {
