@@ -80,7 +80,6 @@ pub async fn project(
     now_ms: i64,
 ) -> Result<(), ProjectionError> {
     let mut plan = Plan::default();
-    plan.rebuildable();
     // First, so that the document's row is locked before any read-model row: a projection
     // waits here behind an append of the same document, never while it holds tally rows.
     plan.push(

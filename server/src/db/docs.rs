@@ -3,9 +3,7 @@
 //!
 //! Sequence numbers must become visible in increasing order (see `sync_core::store`). SQLite
 //! gives that by having one writer at a time; on PostgreSQL `append` takes a transaction-scoped
-//! advisory lock before drawing sequence numbers, so appends commit in sequence order. Its
-//! commit does not wait for the disk under the lock; the append waits for the WAL flush right
-//! after, before anyone is answered (ADR 0008).
+//! advisory lock before drawing sequence numbers, so appends commit in sequence order.
 //!
 //! On SQLite the writes run on the writer thread ([`super::writer`]) through `rusqlite`; on
 //! PostgreSQL through sqlx. Both run the same SQL text (the constants below): SQLite reads
@@ -177,13 +175,6 @@ async fn append_postgres(
     changes: &[([u8; 32], Vec<u8>)],
 ) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // The commit below does not wait for the disk: the advisory lock is released at commit, and
-    // waiting for the WAL flush while holding it made every append of the server queue behind
-    // one fsync after another. `flush_wal` waits for the disk after the lock is gone, where
-    // concurrent appends share one flush (ADR 0008). Nobody is answered before it returns.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPEND_LOCK)
         .execute(&mut *tx)
@@ -242,18 +233,6 @@ async fn append_postgres(
     Ok(Some(last_seq))
 }
 
-/// Waits until everything committed so far on PostgreSQL is on disk: a transaction that takes
-/// a transaction id commits with `synchronous_commit = on`, which flushes the WAL up to its
-/// own commit record, after every earlier commit (PostgreSQL gathers concurrent flushes into
-/// one).
-async fn flush_wal(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
-}
-
 impl DocumentStore for Db {
     async fn append(
         &self,
@@ -281,15 +260,12 @@ impl DocumentStore for Db {
             }
             Db::Postgres(pool) => {
                 let (id_s, ent_s) = (id.to_string(), enterprise.to_string());
-                let seq = super::retry::retry_transient("append", || {
+                super::retry::retry_transient("append", || {
                     append_postgres(pool, &id_s, kind.as_str(), &ent_s, changes)
                 })
                 .await
                 .map_err(backend)?
-                .ok_or(StoreError::Conflict(id))?;
-                // Durable before acknowledged.
-                flush_wal(pool).await.map_err(backend)?;
-                seq
+                .ok_or(StoreError::Conflict(id))?
             }
         };
         Ok(u64::try_from(seq).unwrap_or(0))

@@ -51,23 +51,12 @@ impl rusqlite::ToSql for Arg {
 #[derive(Debug, Default)]
 pub struct Plan {
     statements: Vec<(&'static str, Vec<Arg>)>,
-    rebuildable: bool,
 }
 
 impl Plan {
     /// Adds a statement.
     pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
         self.statements.push((sql, args));
-    }
-
-    /// Marks the plan as writing only what can be rebuilt from the change log and whose loss
-    /// is detected (a projection records the heads it was built from in the same transaction,
-    /// and the reconciler projects again where they are behind, ADR 0008). On PostgreSQL its
-    /// commit then does not wait for the WAL to reach the disk (`synchronous_commit = off`
-    /// for this transaction): a crash can lose the last projections, never a change, and
-    /// the reconciler redoes them at start-up. SQLite's writer commits in groups anyway.
-    pub fn rebuildable(&mut self) {
-        self.rebuildable = true;
     }
 
     /// Runs every statement in one transaction, committed when this returns `Ok`.
@@ -90,11 +79,6 @@ impl Plan {
                 // A deadlock or serialization failure aborts the whole transaction: run it again.
                 super::retry::retry_transient("plan", || async {
                     let mut tx = pool.begin().await?;
-                    if self.rebuildable {
-                        sqlx::query("SET LOCAL synchronous_commit = off")
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                     for (sql, args) in &self.statements {
                         let mut q = sqlx::query(*sql);
                         for arg in args {
