@@ -111,6 +111,10 @@ pub async fn put_chunk(
     let store = &state.photos;
     match store.begin_upload(hash, size, hint).await {
         Ok(BeginOutcome::AlreadyStored) => {
+            // Read the body the phone is sending before answering: answering first left the
+            // connection to be closed under the client, whose next request on it failed
+            // (issue #19). Bounded by the declared size and the photo limit.
+            drain(body, size.min(store.config().max_photo_bytes)).await;
             return axum::Json(Progress {
                 received: size,
                 size,
@@ -153,6 +157,20 @@ pub async fn put_chunk(
             .into_response()
         }
         Err(e) => photo_error(e),
+    }
+}
+
+/// Reads and discards up to `limit` bytes of `body`; stops at the first error or past the limit
+/// (the connection then closes, as before).
+async fn drain(body: Body, limit: u64) {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > limit {
+            break;
+        }
     }
 }
 
