@@ -54,22 +54,26 @@ pub fn heads_text<'a>(heads: impl IntoIterator<Item = &'a [u8; 32]>) -> String {
 }
 
 /// The heads after an append: the heads before, plus the changes this append inserted, less
-/// every change those depend on (a stored change never depends on a newer one, so the order
-/// of `inserted` does not matter). `None` when the heads before are unknown (a document
-/// stored before migration 0009, until the reconciler fills them in) or a change cannot be
-/// read.
-fn heads_after(before: Option<&str>, inserted: &[&[u8]], hashes: &[[u8; 32]]) -> Option<String> {
+/// every change those depend on (a stored change never depends on a newer one; the
+/// dependencies are removed after all are added, so the order of `inserted` does not matter).
+/// Nothing inserted: the heads before. `None` when the heads
+/// before are unknown (a document stored before migration 0009, until the reconciler fills
+/// them in) or a change cannot be read.
+fn heads_after(before: Option<String>, inserted: &[&([u8; 32], Vec<u8>)]) -> Option<String> {
+    if inserted.is_empty() {
+        return before;
+    }
     let mut heads: std::collections::BTreeSet<[u8; 32]> = std::collections::BTreeSet::new();
     for h in before?.split(',').filter(|h| !h.is_empty()) {
         heads.insert(hex::decode(h).ok()?.try_into().ok()?);
     }
-    heads.extend(hashes.iter().copied());
-    for bytes in inserted {
-        let change = sync_core::automerge::Change::from_bytes(bytes.to_vec()).ok()?;
-        for dep in change.deps() {
-            heads.remove(&dep.0);
-        }
+    let mut deps = std::collections::HashSet::new();
+    for (hash, bytes) in inserted {
+        heads.insert(*hash);
+        let change = sync_core::automerge::Change::from_bytes(bytes.clone()).ok()?;
+        deps.extend(change.deps().iter().map(|d| d.0));
     }
+    heads.retain(|h| !deps.contains(h));
     Some(heads_text(&heads))
 }
 
@@ -140,9 +144,9 @@ fn append_sqlite(
         }
     };
     let mut insert = conn.prepare_cached(INSERT_CHANGE)?;
-    let mut inserted: Vec<&[u8]> = Vec::new();
-    let mut hashes: Vec<[u8; 32]> = Vec::new();
-    for (hash, bytes) in changes {
+    let mut inserted = Vec::new();
+    for change in changes {
+        let (hash, bytes) = change;
         let seq: Option<i64> = insert
             .query_row(
                 rusqlite::params![id, enterprise, &hash[..], &bytes[..]],
@@ -151,15 +155,10 @@ fn append_sqlite(
             .optional()?;
         if let Some(seq) = seq {
             last_seq = seq;
-            inserted.push(bytes);
-            hashes.push(*hash);
+            inserted.push(change);
         }
     }
-    let heads = if inserted.is_empty() {
-        heads_before
-    } else {
-        heads_after(heads_before.as_deref(), &inserted, &hashes)
-    };
+    let heads = heads_after(heads_before, &inserted);
     conn.prepare_cached(UPDATE_LAST_SEQ)?
         .execute(rusqlite::params![last_seq, heads, id])?;
     Ok(Some(last_seq))
@@ -202,9 +201,9 @@ async fn append_postgres(
             (0, Some(String::new()))
         }
     };
-    let mut inserted: Vec<&[u8]> = Vec::new();
-    let mut hashes: Vec<[u8; 32]> = Vec::new();
-    for (hash, bytes) in changes {
+    let mut inserted = Vec::new();
+    for change in changes {
+        let (hash, bytes) = change;
         let row = sqlx::query(INSERT_CHANGE)
             .bind(id)
             .bind(enterprise)
@@ -214,15 +213,10 @@ async fn append_postgres(
             .await?;
         if let Some(row) = row {
             last_seq = row.get(0);
-            inserted.push(bytes);
-            hashes.push(*hash);
+            inserted.push(change);
         }
     }
-    let heads = if inserted.is_empty() {
-        heads_before
-    } else {
-        heads_after(heads_before.as_deref(), &inserted, &hashes)
-    };
+    let heads = heads_after(heads_before, &inserted);
     sqlx::query(UPDATE_LAST_SEQ)
         .bind(last_seq)
         .bind(heads)
@@ -537,5 +531,49 @@ impl Db {
             vec![Arg::from(heads), Arg::from(id), Arg::from(last_seq)],
         );
         plan.run(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::automerge::transaction::Transactable as _;
+
+    /// Three changes in a chain, a → b → c, as (hash, bytes) rows.
+    fn chain() -> Vec<([u8; 32], Vec<u8>)> {
+        let mut doc = sync_core::automerge::AutoCommit::new();
+        let mut rows = Vec::new();
+        for i in 0..3i64 {
+            doc.put(sync_core::automerge::ROOT, "n", i).expect("put");
+            doc.commit();
+            let change = doc.get_last_local_change().expect("a change").clone();
+            rows.push((change.hash().0, change.raw_bytes().to_vec()));
+        }
+        rows
+    }
+
+    #[test]
+    fn the_heads_after_an_append_do_not_depend_on_the_order_of_its_changes() {
+        let rows = chain();
+        let last = heads_text([&rows[2].0]);
+        let forwards: Vec<_> = rows.iter().collect();
+        let backwards: Vec<_> = rows.iter().rev().collect();
+        assert_eq!(
+            heads_after(Some(String::new()), &forwards),
+            Some(last.clone())
+        );
+        assert_eq!(
+            heads_after(Some(String::new()), &backwards),
+            Some(last.clone())
+        );
+        // On top of stored heads: the first change stored, the other two appended.
+        let first = heads_text([&rows[0].0]);
+        assert_eq!(
+            heads_after(Some(first.clone()), &backwards[..2]),
+            Some(last)
+        );
+        // Nothing inserted keeps what was there, and unknown heads stay unknown.
+        assert_eq!(heads_after(Some(first.clone()), &[]), Some(first));
+        assert_eq!(heads_after(None, &forwards), None);
     }
 }
