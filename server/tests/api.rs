@@ -169,6 +169,7 @@ on_every_backend!(
     health_check_answers_ok,
     every_answer_carries_the_security_headers,
     repeated_failed_logins_lock_the_account_with_429_until_the_lockout_ends,
+    a_forged_forwarded_for_header_does_not_escape_the_address_limit,
     a_burst_of_parallel_guesses_is_cut_off_at_the_limit,
     login_with_the_right_password_returns_tokens_and_the_user,
     login_with_a_wrong_password_is_refused_with_401,
@@ -429,8 +430,17 @@ async fn every_answer_carries_the_security_headers(app: TestApp) {
 async fn repeated_failed_logins_lock_the_account_with_429_until_the_lockout_ends(app: TestApp) {
     app.seed().await;
     for username in ["inspector", "nobody"] {
-        for _ in 0..5 {
-            let response = app.login_response(username, "not the password").await;
+        for spelling in [
+            username.to_owned(),
+            username.to_uppercase(),
+            format!(" {username} "),
+        ]
+        .iter()
+        .cycle()
+        .take(5)
+        {
+            // Other spellings of the name are the same account to the throttle.
+            let response = app.login_response(spelling, "not the password").await;
             assert_eq!(
                 error_code(response, StatusCode::UNAUTHORIZED).await,
                 "invalid_credentials"
@@ -462,6 +472,37 @@ async fn repeated_failed_logins_lock_the_account_with_429_until_the_lockout_ends
     assert_eq!(
         app.login_response("inspector", PASSWORD).await.status(),
         StatusCode::OK
+    );
+}
+
+/// An attacker spreading guesses over many accounts and naming a new client address in
+/// `X-Forwarded-For` each time is still one address to the server: after 50 failures from it,
+/// the next attempt (another account, the right password even) answers 429.
+async fn a_forged_forwarded_for_header_does_not_escape_the_address_limit(app: TestApp) {
+    app.seed().await;
+    for i in 0..50 {
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .header("x-real-ip", format!("198.51.100.{i}"))
+            .json(&json!({"username": format!("guess{i}"), "password": "x"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "192.0.2.77")
+        .json(&json!({"username": "manager", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        error_code(response, StatusCode::TOO_MANY_REQUESTS).await,
+        "too_many_attempts"
     );
 }
 

@@ -644,12 +644,13 @@ async fn the_original_is_never_a_servable_variant_and_unknown_photos_are_not_fou
     assert_eq!(err.code(), "photo_not_found");
 }
 
-#[tokio::test]
-async fn uploads_idle_longer_than_the_limit_are_discarded_and_fresh_ones_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path()).await;
-    let stale = PhotoHash::of(b"stale");
-    let fresh = PhotoHash::of(b"fresh");
+/// Two partial uploads of three bytes each: `stale`, last written two days ago, and `fresh`.
+async fn a_stale_and_a_fresh_upload(
+    dir: &std::path::Path,
+    store: &PhotoStore,
+    stale: PhotoHash,
+    fresh: PhotoHash,
+) {
     for hash in [stale, fresh] {
         store.begin_upload(hash, 10, None).await.expect("begin");
         store
@@ -660,9 +661,18 @@ async fn uploads_idle_longer_than_the_limit_are_discarded_and_fresh_ones_kept() 
     let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
     std::fs::File::options()
         .write(true)
-        .open(dir.path().join("uploads").join(format!("{stale}.part")))
+        .open(dir.join("uploads").join(format!("{stale}.part")))
         .and_then(|f| f.set_modified(two_days_ago))
         .expect("age the partial file");
+}
+
+#[tokio::test]
+async fn uploads_idle_longer_than_the_limit_are_discarded_and_fresh_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).await;
+    let stale = PhotoHash::of(b"stale");
+    let fresh = PhotoHash::of(b"fresh");
+    a_stale_and_a_fresh_upload(dir.path(), &store, stale, fresh).await;
 
     let discarded = store
         .discard_idle_uploads(std::time::Duration::from_secs(86_400))
@@ -691,19 +701,7 @@ async fn the_sweeper_discards_abandoned_uploads_on_its_schedule() {
     let store = open(dir.path()).await;
     let stale = PhotoHash::of(b"abandoned");
     let fresh = PhotoHash::of(b"in progress");
-    for hash in [stale, fresh] {
-        store.begin_upload(hash, 10, None).await.expect("begin");
-        store
-            .write_chunk(hash, 0, body(vec![b"abc".to_vec()]))
-            .await
-            .expect("write");
-    }
-    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
-    std::fs::File::options()
-        .write(true)
-        .open(dir.path().join("uploads").join(format!("{stale}.part")))
-        .and_then(|f| f.set_modified(long_ago))
-        .expect("age the partial file");
+    a_stale_and_a_fresh_upload(dir.path(), &store, stale, fresh).await;
 
     let sweeper = server::photos::spawn_upload_sweeper(
         store.clone(),

@@ -475,3 +475,23 @@ pub struct Phone {
     pub author: Author,
     pub replica: Replica,
 }
+
+impl Phone {
+    /// Keeps a document made on this phone, not yet sent to the server.
+    pub fn hold(
+        &mut self,
+        kind: sync_core::doc::DocKind,
+        id: uuid::Uuid,
+        doc: sync_core::automerge::Automerge,
+    ) {
+        self.replica.docs.insert(
+            id,
+            sync_core::engine::ReplicaDoc {
+                kind,
+                doc,
+                synced: vec![],
+                refused: None,
+            },
+        );
+    }
+}

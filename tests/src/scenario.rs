@@ -7,8 +7,7 @@ use sync_core::doc::visit::VisitKind;
 use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
 use sync_core::domain::{Deadline, Grade};
 use sync_core::edit;
-use sync_core::engine::ReplicaDoc;
-use sync_core::ids::{AgencyId, EnterpriseId, EventId, HazardId, TownshipId, VisitId};
+use sync_core::ids::{AgencyId, EnterpriseId, EventId, HazardId, TownshipId, UserId, VisitId};
 use sync_core::rectification::EventKind;
 
 use crate::{Phone, Seed, TestApp};
@@ -16,7 +15,14 @@ use crate::{Phone, Seed, TestApp};
 /// The time the scenarios record at: 2026-03-10.
 pub const T: i64 = 1_773_108_000_000; // 2026-03-10
 
+/// The header of a document of the seed's enterprise, agency and township, created by
+/// `phone`'s user at [`T`].
 pub fn header(seed: &Seed, kind: DocKind, id: uuid::Uuid, phone: &Phone) -> Header {
+    header_by(seed, kind, id, phone.author.user)
+}
+
+/// [`header`] for a document created by `created_by`.
+pub fn header_by(seed: &Seed, kind: DocKind, id: uuid::Uuid, created_by: UserId) -> Header {
     Header {
         kind,
         id,
@@ -24,7 +30,7 @@ pub fn header(seed: &Seed, kind: DocKind, id: uuid::Uuid, phone: &Phone) -> Head
         enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
         agency: AgencyId::parse(&seed.agency).unwrap(),
         township: TownshipId::parse(&seed.township).unwrap(),
-        created_by: phone.author.user,
+        created_by,
         created_at: T,
     }
 }
@@ -44,15 +50,7 @@ pub fn record_visit(
     );
     visit.place = "一号车间".into();
     let v = edit::new_visit(&visit, &phone.author, T).unwrap();
-    phone.replica.docs.insert(
-        *vid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Visit,
-            doc: v.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Visit, *vid.as_uuid(), v.doc);
 
     let hid = HazardId::new_random();
     let mut hazard = HazardDoc::new(
@@ -76,15 +74,7 @@ pub fn record_visit(
         EventKind::Notified,
     )
     .unwrap();
-    phone.replica.docs.insert(
-        *hid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Hazard,
-            doc: h.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Hazard, *hid.as_uuid(), h.doc);
     (vid, hid)
 }
 

@@ -8,7 +8,6 @@ use sync_core::doc::visit::{CheckResult, ChecklistItem, Signature, VisitKind};
 use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
 use sync_core::domain::{Deadline, Grade, PhotoRef};
 use sync_core::edit;
-use sync_core::engine::ReplicaDoc;
 use sync_core::ids::{AgencyId, EnterpriseId, EventId, HazardId, TownshipId, VisitId};
 use sync_core::rectification::EventKind;
 
@@ -187,15 +186,7 @@ fn add_hazard(phone: &mut Phone, p: &Place<'_>, visit: VisitId, n: NewHazard<'_>
         EventKind::Notified,
     )
     .expect("notified");
-    phone.replica.docs.insert(
-        *hid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Hazard,
-            doc: notified.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Hazard, *hid.as_uuid(), notified.doc);
     hid
 }
 
@@ -244,15 +235,7 @@ fn add_visit_at(
     ];
     visit.signature = signature;
     let v = edit::new_visit(&visit, &phone.author, FOUND).expect("new visit");
-    phone.replica.docs.insert(
-        *vid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Visit,
-            doc: v.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Visit, *vid.as_uuid(), v.doc);
     vid
 }
 

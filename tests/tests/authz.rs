@@ -7,7 +7,6 @@ use sync_core::doc::visit::VisitKind;
 use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
 use sync_core::domain::{Deadline, Grade};
 use sync_core::edit;
-use sync_core::engine::ReplicaDoc;
 use sync_core::ids::{AgencyId, EnterpriseId, HazardId, TownshipId, VisitId};
 use tests::{Phone, TestApp, users};
 
@@ -129,6 +128,7 @@ async fn record(
     agency: &str,
     township: &str,
 ) -> Tenant {
+    let creator = phone.author.user;
     let h = |kind, id: uuid::Uuid| Header {
         kind,
         id,
@@ -136,7 +136,7 @@ async fn record(
         enterprise: EnterpriseId::parse(enterprise).unwrap(),
         agency: AgencyId::parse(agency).unwrap(),
         township: TownshipId::parse(township).unwrap(),
-        created_by: phone.author.user,
+        created_by: creator,
         created_at: T,
     };
     let vid = VisitId::new_random();
@@ -146,15 +146,7 @@ async fn record(
         T,
     )
     .unwrap();
-    phone.replica.docs.insert(
-        *vid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Visit,
-            doc: v.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Visit, *vid.as_uuid(), v.doc);
     // A photo of the hazard, uploaded by this tenant's inspector.
     let mut img = std::io::Cursor::new(Vec::new());
     let shade = (uuid::Uuid::new_v4().as_u128() % 200) as u8;
@@ -194,15 +186,7 @@ async fn record(
         original_sha256: None,
     });
     let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
-    phone.replica.docs.insert(
-        *hid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Hazard,
-            doc: hz.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Hazard, *hid.as_uuid(), hz.doc);
     let resp = app.sync(phone).await;
     assert!(resp.refused.is_empty());
     Tenant {

@@ -6,11 +6,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Digest;
 use sync_core::doc::visit::VisitKind;
-use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
+use sync_core::doc::{DocKind, HazardDoc, VisitDoc};
 use sync_core::domain::{Deadline, Grade, PhotoRef};
 use sync_core::edit;
-use sync_core::engine::ReplicaDoc;
-use sync_core::ids::{AgencyId, EnterpriseId, HazardId, TownshipId, VisitId};
+use sync_core::ids::{HazardId, VisitId};
 use tests::{TestApp, users};
 
 const T: i64 = 1_773_108_000_000;
@@ -70,16 +69,8 @@ fn camera_original() -> String {
 /// syncs it.
 async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) -> HazardId {
     let mut phone = app.phone(users::INSPECTOR).await;
-    let header = |kind, id: uuid::Uuid| Header {
-        kind,
-        id,
-        schema: sync_core::doc::SCHEMA_VERSION,
-        enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
-        agency: AgencyId::parse(&seed.agency).unwrap(),
-        township: TownshipId::parse(&seed.township).unwrap(),
-        created_by: phone.author.user,
-        created_at: T,
-    };
+    let creator = phone.author.user;
+    let header = |kind, id| tests::scenario::header_by(seed, kind, id, creator);
     let vid = VisitId::new_random();
     let v = edit::new_visit(
         &VisitDoc::new(
@@ -91,15 +82,7 @@ async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) ->
         T,
     )
     .unwrap();
-    phone.replica.docs.insert(
-        *vid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Visit,
-            doc: v.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Visit, *vid.as_uuid(), v.doc);
     let hid = HazardId::new_random();
     let mut hz = HazardDoc::new(
         &header(DocKind::Hazard, *hid.as_uuid()),
@@ -117,15 +100,7 @@ async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) ->
         original_sha256: Some(camera_original()),
     });
     let e = edit::new_hazard(&hz, &phone.author, T).unwrap();
-    phone.replica.docs.insert(
-        *hid.as_uuid(),
-        ReplicaDoc {
-            kind: DocKind::Hazard,
-            doc: e.doc,
-            synced: vec![],
-            refused: None,
-        },
-    );
+    phone.hold(DocKind::Hazard, *hid.as_uuid(), e.doc);
     let resp = app.sync(&mut phone).await;
     assert!(resp.refused.is_empty(), "{:?}", resp.refused);
     hid

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use server::db::Db;
 use server::reconcile::reconcile_once;
-use sync_core::doc::{DocKind, HazardDoc, Header, TypedDoc};
+use sync_core::doc::{DocKind, HazardDoc, TypedDoc};
 use sync_core::domain::{Deadline, Grade, Role};
 use sync_core::edit;
-use sync_core::ids::{AgencyId, EnterpriseId, HazardId, TownshipId, UserId, VisitId};
+use sync_core::ids::{HazardId, UserId, VisitId};
 use sync_core::rectification::{Event, EventKind};
-use tests::scenario::{T, hazard_state, record_visit};
+use tests::scenario::{T, hazard_state, header_by, record_visit};
 use tests::{Phone, TestApp, on_every_backend, users};
 
 async fn exec(db: &Db, sql: &str) {
@@ -143,6 +143,42 @@ async fn a_projection_that_fails_midway_is_caught_up_by_the_reconciler(app: Test
     );
 }
 
+async fn history_len(app: &TestApp, token: &str, hid: HazardId) -> usize {
+    let (status, body) = app.get(token, &format!("/api/v1/hazards/{hid}")).await;
+    assert!(status.is_success(), "{body}");
+    body["history"].as_array().unwrap().len()
+}
+
+/// A web action whose projection fails is still recorded, once: it answers success (before,
+/// a 500 made the user record the event again), and the lists catch up.
+async fn a_web_action_whose_projection_fails_is_recorded_once_and_caught_up(app: TestApp) {
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let manager = app.login(users::MANAGER).await;
+    let (_, hid) = record_visit(&seed, &mut inspector, Grade::General, "2026-03-20");
+    app.sync(&mut inspector).await;
+    assert_eq!(history_len(&app, &manager.token, hid).await, 1);
+
+    break_hazards_view(&app.state.db).await;
+    tests::world::act(
+        &app,
+        &manager.token,
+        &hid.to_string(),
+        serde_json::json!({"kind": "signed_for", "signer": "王厂长"}),
+    )
+    .await;
+    assert_eq!(
+        history_len(&app, &manager.token, hid).await,
+        1,
+        "lists behind"
+    );
+
+    repair_hazards_view(&app.state.db).await;
+    let pass = reconcile_once(&app.state).await.unwrap();
+    assert_eq!((pass.projected, pass.failed), (1, 0), "{pass:?}");
+    assert_eq!(history_len(&app, &manager.token, hid).await, 2);
+}
+
 async fn the_background_reconciler_catches_up_after_a_failure(app: TestApp) {
     let seed = app.seed().await;
     let mut inspector = app.phone(users::INSPECTOR).await;
@@ -218,16 +254,8 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
     const HAZARDS: usize = 3;
     const ROUNDS: usize = 40;
     let seed = app.seed().await;
-    let header = |id: uuid::Uuid| Header {
-        kind: DocKind::Hazard,
-        id,
-        schema: sync_core::doc::SCHEMA_VERSION,
-        enterprise: EnterpriseId::parse(&seed.enterprise).unwrap(),
-        agency: AgencyId::parse(&seed.agency).unwrap(),
-        township: TownshipId::parse(&seed.township).unwrap(),
-        created_by: UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
-        created_at: T,
-    };
+    let creator = UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    let header = |id| header_by(&seed, DocKind::Hazard, id, creator);
     let notified = Event {
         id: uuid::Uuid::new_v4().to_string(),
         at: T,
@@ -305,6 +333,7 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
 
 on_every_backend!(
     a_projection_that_fails_midway_is_caught_up_by_the_reconciler,
+    a_web_action_whose_projection_fails_is_recorded_once_and_caught_up,
     the_background_reconciler_catches_up_after_a_failure,
     a_document_stored_before_heads_were_recorded_is_projected,
     concurrent_projections_of_one_township_and_month_never_deadlock,

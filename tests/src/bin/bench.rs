@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sync_core::doc::visit::VisitKind;
 use sync_core::doc::{DocKind, Header, VisitDoc};
 use sync_core::edit;
-use sync_core::engine::{Hub, HubLimits, ReplicaDoc};
+use sync_core::engine::{Hub, HubLimits};
 use sync_core::ids::{AgencyId, EnterpriseId, TownshipId, VisitId};
 use sync_core::protocol;
 use tests::{Backend, Phone, Seed, TestApp, spawn_app, users};
@@ -76,15 +76,7 @@ fn create_visits(seed: &Seed, phone: &mut Phone, n: usize) -> Vec<VisitId> {
             let mut v = VisitDoc::new(&h, VisitKind::Routine, T);
             v.place = "一号车间".into();
             let e = edit::new_visit(&v, &phone.author, T).unwrap();
-            phone.replica.docs.insert(
-                *vid.as_uuid(),
-                ReplicaDoc {
-                    kind: DocKind::Visit,
-                    doc: e.doc,
-                    synced: vec![],
-                    refused: None,
-                },
-            );
+            phone.hold(DocKind::Visit, *vid.as_uuid(), e.doc);
             vid
         })
         .collect()
