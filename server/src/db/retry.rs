@@ -35,41 +35,23 @@ pub fn backoff(attempt: u32) -> Duration {
 /// Runs `transaction` until it succeeds, fails for another reason, or has run
 /// [`MAX_ATTEMPTS`] times. `transaction` must be a whole transaction (begin to commit): an
 /// aborted PostgreSQL transaction cannot be continued.
-pub async fn retry_transient<T, E, F, Fut>(what: &'static str, mut transaction: F) -> Result<T, E>
+pub async fn retry_transient<T, F, Fut>(
+    what: &'static str,
+    mut transaction: F,
+) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: AsSqlx,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
 {
     let mut attempt = 1;
     loop {
         match transaction().await {
-            Err(e) if attempt < MAX_ATTEMPTS && e.as_sqlx().is_some_and(is_transient) => {
-                tracing::info!(what, attempt, error = %e.as_sqlx().map(|e| e.to_string()).unwrap_or_default(), "transaction retried");
+            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                tracing::info!(what, attempt, error = %e, "transaction retried");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
             other => return other,
-        }
-    }
-}
-
-/// An error that may wrap a sqlx error (to tell whether PostgreSQL asked for a retry).
-pub trait AsSqlx: std::fmt::Display {
-    fn as_sqlx(&self) -> Option<&sqlx::Error>;
-}
-
-impl AsSqlx for sqlx::Error {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        Some(self)
-    }
-}
-
-impl AsSqlx for super::DbError {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        match self {
-            super::DbError::Sqlx(e) => Some(e),
-            _ => None,
         }
     }
 }
