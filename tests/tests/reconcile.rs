@@ -338,3 +338,49 @@ on_every_backend!(
     a_document_stored_before_heads_were_recorded_is_projected,
     concurrent_projections_of_one_township_and_month_never_deadlock,
 );
+
+/// Two transactions take two rows in opposite orders and wait in between: PostgreSQL kills one
+/// of them (40P01, after `deadlock_timeout`), and the plan runs it again instead of failing.
+/// Both commit, each update counted once. (SQLite has one writer: nothing to deadlock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_postgresql_kills_in_a_deadlock_is_run_again() {
+    use server::db::plan::{Arg, Plan};
+    let Some(app) = tests::spawn_app(tests::Backend::Postgres).await else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL test not run");
+        return;
+    };
+    let db = &app.state.db;
+    exec(
+        db,
+        "CREATE TABLE retry_probe (k BIGINT PRIMARY KEY, v BIGINT NOT NULL); \
+         INSERT INTO retry_probe VALUES (1, 0), (2, 0);",
+    )
+    .await;
+    let crossing = |first: i64, second: i64| {
+        let mut plan = Plan::default();
+        plan.push(
+            "UPDATE retry_probe SET v = v + 1 WHERE k = $1",
+            vec![Arg::from(first)],
+        );
+        plan.push("SELECT pg_sleep(0.3)", Vec::new());
+        plan.push(
+            "UPDATE retry_probe SET v = v + 1 WHERE k = $1",
+            vec![Arg::from(second)],
+        );
+        plan
+    };
+    let (a, b) = tokio::join!(crossing(1, 2).run(db), crossing(2, 1).run(db));
+    a.unwrap();
+    b.unwrap();
+    let Db::Postgres(pool) = db else {
+        unreachable!("a PostgreSQL app")
+    };
+    let values: Vec<(i64, i64)> = sqlx::query_as("SELECT k, v FROM retry_probe ORDER BY k")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(values, vec![(1, 2), (2, 2)]);
+    app.state.db.close().await;
+    // The deadlock did happen: the retry is what made both commit.
+    assert!(app.postgres_deadlocks().await.unwrap() >= 1);
+}

@@ -187,7 +187,7 @@ async fn record_meta(
         .map(|g| (Some(g.latitude), Some(g.longitude)))
         .unwrap_or((None, None));
     let now = crate::clock::to_millis(state.clock.now());
-    with_pool!(&state.db, pool => {
+    crate::db::retry::with_pool_retry!(&state.db, "photo metadata", pool => {
         sqlx::query(
             "INSERT INTO photos (sha256, byte_size, media_type, width, height, captured_at, gps_lat, gps_lon, uploaded_by, uploaded_at, meta) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (sha256) DO NOTHING",
@@ -197,15 +197,14 @@ async fn record_meta(
         .bind(meta.media_type.mime())
         .bind(i64::from(meta.width))
         .bind(i64::from(meta.height))
-        .bind(captured)
+        .bind(&captured)
         .bind(lat)
         .bind(lon)
         .bind(&user.user_id)
         .bind(now)
-        .bind(json)
+        .bind(&json)
         .execute(pool)
-        .await
-        .map_err(crate::db::DbError::from)?;
+        .await?;
     });
     Ok(())
 }

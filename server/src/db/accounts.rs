@@ -298,7 +298,7 @@ impl Db {
     /// Creates an agency; returns its id.
     pub async fn create_agency(&self, name: &str, now: Timestamp) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'agency', $2, $3)")
                 .bind(&id)
                 .bind(name)
@@ -404,7 +404,7 @@ impl Db {
     /// database checks it again). Returns the user id.
     pub async fn create_user(&self, user: &NewUser, now: Timestamp) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             sqlx::query(
                 "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -456,7 +456,7 @@ impl Db {
         now: Timestamp,
     ) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             sqlx::query(
                 "INSERT INTO contracts (id, agency_id, enterprise_id, starts_on, ends_on, filed_with_township, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -477,7 +477,7 @@ impl Db {
     /// Enrols a device; returns its id.
     pub async fn create_device(&self, device: &NewDevice, now: Timestamp) -> DbResult<String> {
         let id = new_id();
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             sqlx::query(
                 "INSERT INTO devices (id, user_id, name, platform, actor_id, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -590,7 +590,7 @@ impl Db {
 
     /// Revokes every live token of a session (logout, or refresh-token reuse).
     pub async fn revoke_session(&self, session_id: &str, now: Timestamp) -> DbResult<()> {
-        with_pool!(self, pool => {
+        with_pool_retry!(self, "accounts", pool => {
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
                 .bind(to_millis(now))
                 .bind(session_id)

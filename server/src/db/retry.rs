@@ -57,17 +57,21 @@ where
 }
 
 /// Runs `$body` (a whole transaction on `$pool`, whose `?`s return `sqlx::Error`) with
-/// [`retry_transient`] on PostgreSQL and once on SQLite. The value is the body's.
+/// [`retry_transient`] on PostgreSQL and once on SQLite. The value is the body's; a failure
+/// becomes a [`super::DbError`].
 macro_rules! with_pool_retry {
     ($db:expr, $what:literal, $pool:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite(sqlite) => {
                 let $pool = &sqlite.pool;
-                $body
+                async { Ok::<_, sqlx::Error>($body) }
+                    .await
+                    .map_err($crate::db::DbError::from)?
             }
             $crate::db::Db::Postgres($pool) => {
                 $crate::db::retry::retry_transient($what, || async { Ok::<_, sqlx::Error>($body) })
-                    .await?
+                    .await
+                    .map_err($crate::db::DbError::from)?
             }
         }
     };
