@@ -122,12 +122,16 @@ impl From<sync_core::ids::IdError> for BridgeError {
 impl From<EditError> for BridgeError {
     fn from(e: EditError) -> Self {
         match e {
-            EditError::Refused(reasons) => BridgeError::Refused {
-                reason: reasons
-                    .iter()
-                    .map(|r| format!("{}（{}）", r.code.message(), r.detail))
-                    .collect::<Vec<_>>()
-                    .join("；"),
+            EditError::Refused(reasons) => {
+                // One line per distinct rule, in words a user knows.
+                let mut lines: Vec<String> = reasons.iter().map(|r| r.message()).collect();
+                lines.dedup();
+                BridgeError::Refused {
+                    reason: lines.join("；"),
+                }
+            }
+            EditError::NotNow(why) => BridgeError::Refused {
+                reason: why.message().to_owned(),
             },
             EditError::Doc(d) => BridgeError::storage(d),
             EditError::Write(w) => BridgeError::storage(w),

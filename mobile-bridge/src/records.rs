@@ -395,6 +395,10 @@ pub struct EventRecord {
 fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
     let (text, photos) = match &e.kind {
         EventKind::Notified => (String::new(), vec![]),
+        EventKind::NoticeIssued { grade, deadline } => {
+            (format!("{} {deadline}", grade.label_zh()), vec![])
+        }
+        EventKind::Regraded { grade, reason } => (format!("{} {reason}", grade.label_zh()), vec![]),
         EventKind::SignedFor { signer } => (signer.clone(), vec![]),
         EventKind::ExtensionRequested { until, reason } => (format!("{until} {reason}"), vec![]),
         EventKind::ExtensionGranted { until, .. } => (until.clone(), vec![]),
@@ -422,7 +426,7 @@ fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
             .outcomes
             .iter()
             .find(|o| o.event == e.id)
-            .and_then(|o| o.ignored.map(str::to_owned)),
+            .and_then(|o| o.ignored.map(|w| w.message().to_owned())),
     }
 }
 

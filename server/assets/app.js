@@ -44,6 +44,9 @@ const DICT = {
   'act.refuse': ['不批准延期', 'Refuse extension'], 'request': ['延期申请', 'Request'],
   'act.report': ['报告监管部门', 'Report to regulator'], 'report.to': ['报告对象', 'Reported to'],
   'act.supervise': ['挂牌督办', 'Put under supervision'], 'act.lift': ['解除督办', 'Lift supervision'],
+  'act.upgrade': ['升为重大事故隐患', 'Upgrade to major'], 'act.downgrade': ['降为一般隐患', 'Downgrade to general'],
+  'conflict': ['该字段有两个同时填写的值，请选择一个', 'Two values were set at once: pick one'], 'pick': ['采用此值', 'Use this value'],
+  'signed.signed': ['已签字', 'Signed'], 'signed.changed_since_signing': ['签字后有修改', 'Changed since signing'], 'signed.not_signed': ['未签字', 'Not signed'],
   'act.close': ['验收销号', 'Close'], 'act.reopen': ['重新打开', 'Reopen'], 'submit': ['提交', 'Submit'],
   'done': ['已提交', 'Done'], 'uploading': ['正在上传照片…', 'Uploading photos…'],
   'reported': ['已报告', 'Reported'], 'supervised': ['督办中', 'Under supervision'],
@@ -411,7 +414,7 @@ pages.visit = async (app, id) => {
       h('tr', {}, h('td', {}, c.title), h('td', {}, t('res.' + c.result)), h('td', {}, c.note))))) : h('p', { class: 'muted' }, t('none'))),
     h('h2', {}, t('hazards')),
     h('div', { id: 'visit-hazards' }, r.hazards.map((hz) => h('div', { class: 'card hz', 'data-hazard': hz.id },
-      h('p', {}, gradeBadge(hz.grade), ' ', stateBadge(hz.state), ' ', h('a', { href: '#/hazard/' + hz.id }, hz.description)),
+      h('p', {}, gradeBadge(hz.grade), ' ', stateBadge(hz.state), ' ', h('span', { class: 'badge signed-' + hz.signed, 'data-signed': hz.signed }, t('signed.' + hz.signed)), ' ', h('a', { href: '#/hazard/' + hz.id }, hz.description)),
       h('p', { class: 'muted' }, hz.location, ' · ', t('deadline'), ' ', hz.deadline || '—'),
       photoStrip(hz.photos)))),
     h('h2', {}, t('signature')),
@@ -420,7 +423,6 @@ pages.visit = async (app, id) => {
 };
 
 function actionForms(hz, onDone) {
-  const role = session.me.role;
   const forms = [];
   const form = (title, fields, build, cls) => {
     const f = h('form', { 'data-action': cls }, h('strong', {}, title), fields, h('button', { class: 'act' + (cls === 'reject' ? ' danger' : ''), type: 'submit' }, t('submit')));
@@ -435,46 +437,56 @@ function actionForms(hz, onDone) {
     });
     forms.push(f);
   };
-  const st = hz.hazard.state;
+  // The forms come from the server's `actions` alone (sync_core::actions::allowed_actions):
+  // a page never offers what the server would refuse, nor hides what it would accept.
   const text = (name, label, req) => h('label', {}, t(label), h('textarea', { name, required: req }));
-  if (role === 'enterprise_manager') {
-    if (['notified', 'open'].includes(st)) form(t('act.signed_for'), h('label', {}, t('signer'), h('input', { name: 'signer', required: true, value: session.me.display_name || '' })), (fd) => ({ kind: 'signed_for', signer: fd.get('signer') }), 'signed_for');
-    if (['notified', 'in_progress', 'open'].includes(st)) {
-      form(t('act.submit'), [text('note', 'note', true), h('label', {}, t('photos'), h('input', { type: 'file', name: 'photos', accept: 'image/jpeg,image/png', multiple: true }))], async (fd) => {
-        const files = fd.getAll('photos').filter((f) => f && f.size);
-        if (files.length) message(t('uploading'));
-        const photos = [];
-        for (const file of files) photos.push(await uploadPhoto(file));
-        return { kind: 'rectification_submitted', note: fd.get('note'), photos };
-      }, 'submit');
-      form(t('act.extension'), [h('label', {}, t('until'), h('input', { type: 'date', name: 'until', required: true })), text('reason', 'reason', true)],
-        (fd) => ({ kind: 'extension_requested', until: fd.get('until'), reason: fd.get('reason') }), 'extension');
-    }
-  }
-  if (role === 'inspector') {
-    if (st === 'open') form(t('act.notified'), [], () => ({ kind: 'notified' }), 'notified');
-    if (st === 'submitted') {
-      form(t('act.verify') + ' · ' + t('accept'), text('note', 'note', false), (fd) => ({ kind: 'verified', accepted: true, note: fd.get('note') || '' }), 'accept');
-      form(t('act.verify') + ' · ' + t('reject'), text('note', 'note', true), (fd) => ({ kind: 'verified', accepted: false, note: fd.get('note') }), 'reject');
-    }
-    const pending = hz.history.filter((e) => e.kind === 'extension_requested' && !e.ignored);
-    const answered = new Set(hz.history.filter((e) => e.kind === 'extension_granted' || e.kind === 'extension_refused').map((e) => e.detail && e.detail.request));
-    for (const p of pending.filter((p) => !answered.has(p.event_id))) {
-      form(t('act.grant') + ' (' + p.detail.until + ')', [], () => ({ kind: 'extension_granted', request: p.event_id, until: p.detail.until }), 'grant');
-      form(t('act.refuse'), text('reason', 'reason', false), (fd) => ({ kind: 'extension_refused', request: p.event_id, reason: fd.get('reason') || '' }), 'refuse');
-    }
-    if (st === 'accepted' && hz.hazard.grade !== 'major') form(t('act.close'), text('note', 'note', false), (fd) => ({ kind: 'closed', note: fd.get('note') || '' }), 'close');
-    if (hz.hazard.grade === 'major' && !hz.hazard.reported_at) form(t('act.report'), h('label', {}, t('report.to'), h('input', { name: 'to', required: true })), (fd) => ({ kind: 'reported_to_regulator', to: fd.get('to') }), 'report');
-  }
-  if (role === 'supervisor') {
-    if (st === 'accepted') form(t('act.close'), text('note', 'note', false), (fd) => ({ kind: 'closed', note: fd.get('note') || '' }), 'close');
-    if (hz.hazard.grade === 'major' && st !== 'closed') {
-      if (!hz.hazard.under_supervision) form(t('act.supervise'), text('note', 'note', false), (fd) => ({ kind: 'supervision_put', note: fd.get('note') || '' }), 'supervise');
-      else form(t('act.lift'), text('note', 'note', false), (fd) => ({ kind: 'supervision_lifted', note: fd.get('note') || '' }), 'lift');
-    }
-    if (st === 'closed') form(t('act.reopen'), text('reason', 'reason', true), (fd) => ({ kind: 'reopened', reason: fd.get('reason') }), 'reopen');
-  }
+  const note = (fd) => fd.get('note') || '';
+  const pend = hz.pending_extension;
+  const builders = {
+    notify: () => form(t('act.notified'), [], () => ({ kind: 'notified' }), 'notified'),
+    sign_for: () => form(t('act.signed_for'), h('label', {}, t('signer'), h('input', { name: 'signer', required: true, maxlength: 50, value: session.me.display_name || '' })), (fd) => ({ kind: 'signed_for', signer: fd.get('signer') }), 'signed_for'),
+    submit_rectification: () => form(t('act.submit'), [text('note', 'note', hz.hazard.grade !== 'major'), h('label', {}, t('photos'), h('input', { type: 'file', name: 'photos', accept: 'image/jpeg,image/png', multiple: true, required: hz.hazard.grade === 'major' }))], async (fd) => {
+      const files = fd.getAll('photos').filter((f) => f && f.size);
+      if (files.length) message(t('uploading'));
+      const photos = [];
+      for (const file of files) photos.push(await uploadPhoto(file));
+      return { kind: 'rectification_submitted', note: note(fd), photos };
+    }, 'submit'),
+    request_extension: () => form(t('act.extension'), [h('label', {}, t('until'), h('input', { type: 'date', name: 'until', required: true, min: hz.hazard.deadline || '' })), text('reason', 'reason', true)],
+      (fd) => ({ kind: 'extension_requested', until: fd.get('until'), reason: fd.get('reason') }), 'extension'),
+    accept: () => form(t('act.verify') + ' · ' + t('accept'), text('note', 'note', false), (fd) => ({ kind: 'verified', accepted: true, note: note(fd) }), 'accept'),
+    reject: () => form(t('act.verify') + ' · ' + t('reject'), text('note', 'note', true), (fd) => ({ kind: 'verified', accepted: false, note: note(fd) }), 'reject'),
+    grant_extension: () => pend && form(t('act.grant') + ' (' + pend.until + ')', [], () => ({ kind: 'extension_granted', request: pend.request, until: pend.until }), 'grant'),
+    refuse_extension: () => pend && form(t('act.refuse'), text('reason', 'reason', true), (fd) => ({ kind: 'extension_refused', request: pend.request, reason: fd.get('reason') }), 'refuse'),
+    report_to_regulator: () => form(t('act.report'), h('label', {}, t('report.to'), h('input', { name: 'to', required: true, maxlength: 200 })), (fd) => ({ kind: 'reported_to_regulator', to: fd.get('to') }), 'report'),
+    put_under_supervision: () => form(t('act.supervise'), text('note', 'note', false), (fd) => ({ kind: 'supervision_put', note: note(fd) }), 'supervise'),
+    lift_supervision: () => form(t('act.lift'), text('note', 'note', false), (fd) => ({ kind: 'supervision_lifted', note: note(fd) }), 'lift'),
+    close: () => form(t('act.close'), text('note', 'note', false), (fd) => ({ kind: 'closed', note: note(fd) }), 'close'),
+    reopen: () => form(t('act.reopen'), text('reason', 'reason', true), (fd) => ({ kind: 'reopened', reason: fd.get('reason') }), 'reopen'),
+    upgrade: () => form(t('act.upgrade'), text('reason', 'reason', true), (fd) => ({ kind: 'regraded', grade: 'major', reason: fd.get('reason') }), 'upgrade'),
+    downgrade: () => form(t('act.downgrade'), text('reason', 'reason', true), (fd) => ({ kind: 'regraded', grade: 'general', reason: fd.get('reason') }), 'downgrade'),
+  };
+  for (const a of hz.actions || []) if (a.allowed && builders[a.action]) builders[a.action]();
   return forms.length ? h('div', { class: 'actions' }, forms) : null;
+}
+
+// Fields two people set at once: every value is shown; whoever may edit the details picks one.
+function conflictCards(hz, onDone) {
+  if (!(hz.conflicts || []).length) return null;
+  const mayEdit = (hz.actions || []).some((a) => a.action === 'edit_details' && a.allowed);
+  return h('div', { class: 'card conflicts', id: 'hazard-conflicts' }, hz.conflicts.map((c) => h('div', { 'data-field': c.field },
+    h('p', {}, h('strong', {}, c.label), ' · ', t('conflict')),
+    h('ul', {}, c.values.map((v) => h('li', {}, v || '—', mayEdit ? [' ', (() => {
+      const b = h('button', { class: 'act', type: 'button', 'data-value': v }, t('pick'));
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          await api('/api/v1/hazards/' + hz.hazard.id + '/resolve', { method: 'POST', json: { field: c.field, value: v } });
+          message(t('done')); onDone();
+        } catch (e) { message(e.message, true); b.disabled = false; }
+      });
+      return b;
+    })()] : null))))));
 }
 
 async function sha256Hex(buf) {
@@ -503,6 +515,7 @@ pages.hazard = async (app, id) => {
         ['responsible', x.responsible_person], ['reported', x.reported_at ? fmtTime(x.reported_at) : '—'], ['closed_at', fmtTime(x.closed_at)]]
         .map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v)])),
     h('p', {}, h('a', { href: '#/visit/' + x.visit_id }, t('visit')), ' · ', h('a', { href: '#/file/' + x.enterprise_id }, t('file')))),
+    conflictCards(hz, again),
     actionForms(hz, again),
     h('h2', {}, t('photos')), h('div', { class: 'card', id: 'hazard-photos' }, photoStrip([...hz.photos, ...evidence])),
     h('h2', {}, t('history')), h('div', { class: 'card', id: 'hazard-history' }, eventsTable(hz.history)),

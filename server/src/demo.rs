@@ -566,7 +566,8 @@ pub async fn fill(state: &AppState) -> anyhow::Result<()> {
                     )
                     .await?;
                 }
-                if stage >= 3 {
+                // Re-inspection follows the enterprise's submission (ADR 0009).
+                if stage >= 3 && manager.is_some() {
                     at += day * 2;
                     doc = commit(
                         state,
@@ -587,7 +588,7 @@ pub async fn fill(state: &AppState) -> anyhow::Result<()> {
                     )
                     .await?;
                 }
-                if stage >= 4 {
+                if stage >= 4 && manager.is_some() {
                     at += day;
                     let closer = if major { &supervisor } else { insp };
                     doc = commit(

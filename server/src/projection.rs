@@ -116,7 +116,7 @@ fn plan_visit(plan: &mut Plan, v: &VisitDoc, now_ms: i64) {
         sync_core::doc::visit::VisitKind::Routine => "routine",
         sync_core::doc::visit::VisitKind::Reinspection => "reinspection",
     };
-    let signed_by = v.signature.as_ref().map(|s| s.signer_name.clone());
+    let signed_by = v.latest_signature().map(|s| s.signer_name);
     plan.push(
         "INSERT INTO visits_view (id, enterprise_id, agency_id, township_id, visit_kind, created_by, inspectors, \
          started_at, ended_at, place, checklist_total, checklist_failed, signed_by, updated_at) \
@@ -209,7 +209,8 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
             Arg::from(&h.location),
             Arg::from(h.description.as_str()),
             Arg::from(&h.category),
-            Arg::from(h.grade.as_str()),
+            // The grade in force: the notice's and later regrades', not an edited field.
+            Arg::from(status.grade.as_str()),
             Arg::from(h.criterion.clone()),
             Arg::from(h.measure.as_str()),
             Arg::from(&h.deadline),
@@ -242,11 +243,11 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
                 Arg::from(&ev.device),
                 Arg::from(ev.kind.name()),
                 Arg::from(event_detail(&ev.kind)),
-                Arg::from(outcome.ignored),
+                Arg::from(outcome.ignored.map(|w| w.message())),
             ],
         );
     }
-    if h.grade == sync_core::domain::Grade::Major {
+    if status.grade == sync_core::domain::Grade::Major {
         // Reported to the township the first time the server sees the hazard as major.
         plan.push(
             "INSERT INTO major_hazard_reports (hazard_id, township_id, enterprise_id, reported_at) VALUES ($1,$2,$3,$4) \
@@ -268,6 +269,12 @@ pub fn event_detail(kind: &sync_core::rectification::EventKind) -> String {
     use sync_core::rectification::EventKind::*;
     let v = match kind {
         Notified => serde_json::json!({}),
+        NoticeIssued { grade, deadline } => {
+            serde_json::json!({ "grade": grade.as_str(), "deadline": deadline })
+        }
+        Regraded { grade, reason } => {
+            serde_json::json!({ "grade": grade.as_str(), "reason": reason })
+        }
         SignedFor { signer } => serde_json::json!({ "signer": signer }),
         ExtensionRequested { until, reason } => {
             serde_json::json!({ "until": until, "reason": reason })

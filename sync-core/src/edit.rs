@@ -1,16 +1,22 @@
 //! Making edits: the typed way phones, the web and tests change documents.
 //!
-//! An edit hydrates the typed document, lets the caller change it, and reconciles it back as one
-//! Automerge change made by the author's actor. [`checked`] then runs the very validation the
-//! server will run ([`crate::validate`]), so an edit the policy forbids is refused before it is
-//! committed locally.
+//! An edit hydrates the typed document, lets the caller change it, and writes back as one
+//! Automerge change made by the author's actor *only the fields the caller changed*: a detail
+//! edit touches the keys whose value differs, an event is one insertion at the end of the
+//! events list and touches nothing else. So a field that holds two concurrent values (two
+//! inspectors set it offline) stays as it is until someone who may edit it picks one
+//! ([`resolve_conflict`]), and a manager's event on such a hazard is not mistaken for an edit of
+//! that field. [`checked`] then runs the very validation the server will run
+//! ([`crate::validate`]), so an edit the policy forbids is refused before it is committed
+//! locally.
 
-use automerge::{ActorId, Automerge, ReadDoc, transaction::CommitOptions};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ObjType, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, Reconcile};
 
 use crate::doc::{DocError, DocKind, HazardDoc, Header, VisitDoc};
 use crate::domain::Author;
-use crate::rectification::{Event, EventKind};
+use crate::rectification::{Event, EventKind, RULES_VERSION, Why};
 use crate::validate::{self, ChangeRefusal};
 
 /// An edit that could not be made.
@@ -25,6 +31,10 @@ pub enum EditError {
     /// The policy refuses the edit.
     #[error("refused: {}", .0.iter().map(|r| format!("{} ({})", r.code.message(), r.detail)).collect::<Vec<_>>().join("; "))]
     Refused(Vec<ChangeRefusal>),
+    /// The event is allowed to the author but would have no effect where the hazard stands
+    /// (closing before acceptance, verifying before a submission): refused before recording.
+    #[error("{0}")]
+    NotNow(Why),
 }
 
 /// The result of an edit: the new document and the change it made (none if nothing changed).
@@ -59,19 +69,122 @@ pub fn write<T: Reconcile>(
     Ok(Edited { doc: fork, change })
 }
 
-/// Hydrates `T` from `doc`, applies `f`, and writes it back as one change.
-pub fn modify<T: Reconcile + Hydrate>(
+/// A typed document whose top-level fields can be written one by one.
+pub trait Fields: Reconcile + Hydrate + Clone {
+    /// Writes into `tx` every root key whose value differs between `before` and `after`.
+    fn write_changed(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        before: &Self,
+        after: &Self,
+    ) -> Result<(), autosurgeon::ReconcileError>;
+}
+
+macro_rules! write_changed_fields {
+    ($tx:ident, $before:ident, $after:ident, $($field:ident),+ $(,)?) => {
+        $(
+            if $before.$field != $after.$field {
+                autosurgeon::reconcile_prop($tx, automerge::ROOT, stringify!($field), &$after.$field)?;
+            }
+        )+
+    };
+}
+
+impl Fields for HazardDoc {
+    fn write_changed(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        b: &Self,
+        a: &Self,
+    ) -> Result<(), autosurgeon::ReconcileError> {
+        write_changed_fields!(
+            tx,
+            b,
+            a,
+            schema,
+            kind,
+            id,
+            visit_id,
+            enterprise_id,
+            agency_id,
+            township_id,
+            created_by,
+            created_at,
+            location,
+            description,
+            category,
+            grade,
+            criterion,
+            measure,
+            deadline,
+            responsible_person,
+            funds_yuan,
+            emergency_plan,
+            photos,
+            events,
+        );
+        Ok(())
+    }
+}
+
+impl Fields for VisitDoc {
+    fn write_changed(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        b: &Self,
+        a: &Self,
+    ) -> Result<(), autosurgeon::ReconcileError> {
+        write_changed_fields!(
+            tx,
+            b,
+            a,
+            schema,
+            kind,
+            id,
+            enterprise_id,
+            agency_id,
+            township_id,
+            created_by,
+            created_at,
+            visit_kind,
+            inspectors,
+            started_at,
+            ended_at,
+            place,
+            gps,
+            checklist,
+            service_plan,
+            overall_assessment,
+            notes,
+            signature,
+            signatures,
+        );
+        Ok(())
+    }
+}
+
+/// Hydrates `T` from `doc`, applies `f`, and writes back as one change only the fields `f`
+/// changed.
+pub fn modify<T: Fields>(
     doc: &Automerge,
     actor: &ActorId,
     at_ms: i64,
     f: impl FnOnce(&mut T),
 ) -> Result<Edited, EditError> {
-    let mut value: T = autosurgeon::hydrate(doc).map_err(|e| DocError::Shape {
+    let before: T = autosurgeon::hydrate(doc).map_err(|e| DocError::Shape {
         kind: "document",
         detail: e.to_string(),
     })?;
-    f(&mut value);
-    write(Some(doc), actor, &value, at_ms)
+    let mut after = before.clone();
+    f(&mut after);
+    let mut fork = doc.clone().with_actor(actor.clone());
+    let heads = fork.get_heads();
+    let mut tx = fork.transaction();
+    T::write_changed(&mut tx, &before, &after).map_err(|e| EditError::Write(e.to_string()))?;
+    tx.commit_with(CommitOptions::default().with_time(at_ms / 1000));
+    let change = if fork.get_heads() == heads {
+        None
+    } else {
+        fork.get_last_local_change().map(|c| c.raw_bytes().to_vec())
+    };
+    Ok(Edited { doc: fork, change })
 }
 
 /// Validates an edit exactly as the server will, before it is committed locally.
@@ -136,7 +249,13 @@ pub fn edit_hazard(
     checked(Some(doc), edited, &header, author, true)
 }
 
-/// Appends a rectification event recorded by `author`, checked against the policy.
+/// Appends a rectification event recorded by `author`, checked against the policy and against
+/// where the hazard stands: an event the fold would ignore is refused with the rule
+/// ([`EditError::NotNow`]), so the user learns it now and not after the next sync.
+///
+/// The change is one insertion at the end of the events list; nothing else in the document is
+/// written. [`EventKind::Notified`] is written as [`EventKind::NoticeIssued`] with the grade
+/// and deadline the hazard holds now ([`notice_for`]).
 pub fn record_event(
     doc: &Automerge,
     author: &Author,
@@ -152,6 +271,12 @@ pub fn record_event(
         }
         .into());
     }
+    let hazard = HazardDoc::hydrate_from(doc)?;
+    // Asked to notify, the event written is the notice with the terms the hazard holds now.
+    let kind = match kind {
+        EventKind::Notified => notice_for(&hazard),
+        other => other,
+    };
     let event = Event {
         id: event_id.to_string(),
         at: at_ms,
@@ -160,8 +285,207 @@ pub fn record_event(
         org: author.org.hyphenated().to_string(),
         device: author.device.to_string(),
         kind,
+        rules: Some(RULES_VERSION),
     };
-    let edited = modify::<HazardDoc>(doc, first_actor(author)?, at_ms, |h| h.events.push(event))?;
+    let edited = append_event(doc, first_actor(author)?, at_ms, &event)?;
+    let edited = checked(Some(doc), edited, &header, author, true)?;
+    let mut status = hazard.status()?;
+    crate::rectification::step(&mut status, &header, &event).map_err(EditError::NotNow)?;
+    Ok(edited)
+}
+
+/// Records the enterprise head's signature on a visit's hazard list: a new record beside any
+/// earlier one, naming each of `hazards` with the digest of the content it has now.
+pub fn sign_hazard_list(
+    visit: &Automerge,
+    hazards: &[HazardDoc],
+    author: &Author,
+    signature_id: uuid::Uuid,
+    signer_name: &str,
+    image: crate::domain::PhotoRef,
+    at_ms: i64,
+) -> Result<Edited, EditError> {
+    let signature = crate::doc::visit::ListSignature {
+        id: signature_id.hyphenated().to_string(),
+        signer_name: signer_name.to_owned(),
+        image,
+        signed_at: at_ms,
+        hazards: hazards
+            .iter()
+            .map(|h| crate::doc::visit::SignedHazard {
+                hazard: h.id.clone(),
+                digest: h.content_digest(),
+            })
+            .collect(),
+    };
+    edit_visit(visit, author, at_ms, |v| v.signatures.push(signature))
+}
+
+/// The notice for a hazard with the terms its details hold now (grade and deadline).
+pub fn notice_for(hazard: &HazardDoc) -> EventKind {
+    EventKind::NoticeIssued {
+        grade: hazard.grade,
+        deadline: hazard.deadline.clone(),
+    }
+}
+
+/// Issues the rectification notice of a hazard with the terms its details hold now.
+pub fn notify(
+    doc: &Automerge,
+    author: &Author,
+    event_id: crate::ids::EventId,
+    at_ms: i64,
+) -> Result<Edited, EditError> {
+    let hazard = HazardDoc::hydrate_from(doc)?;
+    record_event(doc, author, event_id, at_ms, notice_for(&hazard))
+}
+
+/// Writes one event at the end of the events list, and nothing else.
+fn append_event(
+    doc: &Automerge,
+    actor: &ActorId,
+    at_ms: i64,
+    event: &Event,
+) -> Result<Edited, EditError> {
+    let mut fork = doc.clone().with_actor(actor.clone());
+    let list = match fork.get(automerge::ROOT, "events") {
+        Ok(Some((Value::Object(ObjType::List), id))) => id,
+        _ => {
+            return Err(DocError::Shape {
+                kind: "hazard",
+                detail: "no events list".into(),
+            }
+            .into());
+        }
+    };
+    let len = fork.length(&list);
+    let mut tx = fork.transaction();
+    autosurgeon::reconcile_insert(&mut tx, list.clone(), len, event)
+        .map_err(|e| EditError::Write(e.to_string()))?;
+    tx.commit_with(CommitOptions::default().with_time(at_ms / 1000));
+    let change = fork.get_last_local_change().map(|c| c.raw_bytes().to_vec());
+    Ok(Edited { doc: fork, change })
+}
+
+/// A detail field that holds more than one value: two people set it concurrently, offline.
+/// Automerge keeps every value; one shows until someone who may edit the field picks one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldConflict {
+    /// The field's key.
+    pub field: &'static str,
+    /// Every concurrent value, as text; the first is the one shown until resolved.
+    pub values: Vec<String>,
+}
+
+/// Detail fields that hold a single value (texts that merge character by character cannot
+/// conflict this way).
+const SCALAR_FIELDS: &[&str] = &[
+    "location",
+    "category",
+    "grade",
+    "criterion",
+    "deadline",
+    "responsible_person",
+    "funds_yuan",
+    "emergency_plan",
+    "place",
+    "visit_kind",
+    "started_at",
+    "ended_at",
+];
+
+fn scalar_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Str(s) => s.to_string(),
+        ScalarValue::Int(i) => i.to_string(),
+        ScalarValue::Uint(u) => u.to_string(),
+        ScalarValue::F64(f) => f.to_string(),
+        ScalarValue::Boolean(b) => b.to_string(),
+        ScalarValue::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The detail fields of a document that hold concurrent values.
+pub fn conflicts(doc: &Automerge) -> Vec<FieldConflict> {
+    let mut out = Vec::new();
+    for field in SCALAR_FIELDS {
+        let Ok(all) = doc.get_all(automerge::ROOT, *field) else {
+            continue;
+        };
+        if all.len() < 2 {
+            continue;
+        }
+        // `get` answers the value Automerge shows; list it first.
+        let shown = doc
+            .get(automerge::ROOT, *field)
+            .ok()
+            .flatten()
+            .map(|(_, id)| id);
+        let mut values: Vec<(bool, String)> = all
+            .iter()
+            .map(|(v, id)| {
+                let text = match v {
+                    Value::Scalar(s) => scalar_text(s),
+                    Value::Object(_) => doc.text(id).unwrap_or_default(),
+                };
+                (Some(id) != shown.as_ref(), text)
+            })
+            .collect();
+        values.sort();
+        values.dedup_by(|a, b| a.1 == b.1);
+        out.push(FieldConflict {
+            field,
+            values: values.into_iter().map(|(_, t)| t).collect(),
+        });
+    }
+    out
+}
+
+/// Resolves a field that holds concurrent values by writing `value` over all of them (a text
+/// field's value; `funds_yuan` as a number, empty for none). Checked against the policy like
+/// any detail edit.
+pub fn resolve_conflict(
+    doc: &Automerge,
+    author: &Author,
+    at_ms: i64,
+    field: &str,
+    value: &str,
+) -> Result<Edited, EditError> {
+    let header = crate::doc::read_header(doc)?;
+    let Some(field) = SCALAR_FIELDS.iter().find(|f| **f == field) else {
+        return Err(EditError::Write(format!(
+            "{field} is not a field that can be resolved"
+        )));
+    };
+    let mut fork = doc.clone().with_actor(first_actor(author)?.clone());
+    let mut tx = fork.transaction();
+    let put = match *field {
+        "funds_yuan" if value.trim().is_empty() => {
+            tx.put(automerge::ROOT, *field, ScalarValue::Null)
+        }
+        "funds_yuan" => {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| EditError::Write("funds must be a whole number of yuan".into()))?;
+            tx.put(automerge::ROOT, *field, n)
+        }
+        "started_at" | "ended_at" => {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| EditError::Write("a time in milliseconds".into()))?;
+            tx.put(automerge::ROOT, *field, n)
+        }
+        _ => tx.put(automerge::ROOT, *field, value),
+    };
+    put.map_err(|e| EditError::Write(e.to_string()))?;
+    tx.commit_with(CommitOptions::default().with_time(at_ms / 1000));
+    let change = fork.get_last_local_change().map(|c| c.raw_bytes().to_vec());
+    let edited = Edited { doc: fork, change };
+    // The result must still read as the schema says (a grade is `general` or `major`, ...).
+    crate::doc::TypedDoc::hydrate(&edited.doc)?;
     checked(Some(doc), edited, &header, author, true)
 }
 

@@ -6,11 +6,13 @@
 //! It is *sans I/O*: no runtime, no database, no HTTP. The phone (`mobile-bridge`) and the
 //! server run exactly this code, so the rules live once.
 
+pub mod actions;
 pub mod doc;
 pub mod domain;
 pub mod edit;
 pub mod engine;
 pub mod ids;
+pub mod limits;
 pub mod policy;
 pub mod protocol;
 pub mod rectification;

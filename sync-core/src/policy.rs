@@ -1,12 +1,16 @@
-//! Who may change what. The one place these rules live: the phone runs them before it commits
-//! an edit, the server before it accepts a batch, the web before it offers an action, and the
-//! rectification fold before it lets an event take effect.
+//! Who may change what at all. The phone runs these rules before it commits an edit, the server
+//! before it accepts a batch, [`crate::actions::allowed_actions`] before an interface offers an
+//! action, and the rectification fold before it lets an event take effect; *when* an event
+//! takes effect (state, grade, pending request) is the fold's (`rectification::apply_v2`, ADR
+//! 0009).
 //!
 //! | part of a document            | who may write it                                        |
 //! |-------------------------------|---------------------------------------------------------|
 //! | header (ids, kind, creator)   | written once by the creating inspector, then nobody     |
 //! | visit and hazard details      | inspectors of the agency under contract                 |
 //! | hazard events                 | appended only; which kinds by whom: [`may_record`]      |
+//! | grade and deadline            | details until the notice; then only by events           |
+//! | visit signatures              | appended only, by inspectors of the agency              |
 //!
 //! Relationship to a document comes from the author's organisation and the document's header:
 //! an inspector's agency must be the document's agency (and the enterprise in its contracted
@@ -83,6 +87,8 @@ pub fn may_record(role: Role, relation: Relation, kind: &EventKind) -> bool {
         (Role::Inspector, Relation::Agency) => matches!(
             kind,
             Notified
+                | NoticeIssued { .. }
+                | Regraded { .. }
                 | ExtensionGranted { .. }
                 | ExtensionRefused { .. }
                 | Verified { .. }
@@ -100,6 +106,7 @@ pub fn may_record(role: Role, relation: Relation, kind: &EventKind) -> bool {
             kind,
             ExtensionGranted { .. }
                 | ExtensionRefused { .. }
+                | Regraded { .. }
                 | SupervisionPut { .. }
                 | SupervisionLifted { .. }
                 | Closed { .. }
@@ -124,6 +131,14 @@ pub fn sample_kinds() -> Vec<EventKind> {
     use EventKind::*;
     vec![
         Notified,
+        NoticeIssued {
+            grade: crate::domain::Grade::General,
+            deadline: String::new(),
+        },
+        Regraded {
+            grade: crate::domain::Grade::General,
+            reason: String::new(),
+        },
         SignedFor {
             signer: String::new(),
         },

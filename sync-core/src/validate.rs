@@ -77,6 +77,20 @@ pub enum RefusalCode {
     EventForged,
     /// The author's role may not record this kind of event.
     EventNotPermitted,
+    /// Written by an app older than the rules: update the app.
+    Outdated,
+    /// The grade or deadline after the notice: they change only by a regrade or an extension.
+    TermsFixed,
+    /// The enterprise head's signature may not change once given.
+    SignatureImmutable,
+    /// A major hazard's notice before 五落实 is complete.
+    FiveInPlaceMissing,
+    /// A rectification submitted without any evidence.
+    EvidenceMissing,
+    /// A text or list above its limit ([`crate::limits`]).
+    TooLong,
+    /// A text that must be given is empty.
+    Required,
 }
 
 impl RefusalCode {
@@ -94,6 +108,13 @@ impl RefusalCode {
             RefusalCode::EventsAppendOnly => "events_append_only",
             RefusalCode::EventForged => "event_forged",
             RefusalCode::EventNotPermitted => "event_not_permitted",
+            RefusalCode::Outdated => "outdated",
+            RefusalCode::TermsFixed => "terms_fixed",
+            RefusalCode::SignatureImmutable => "signature_immutable",
+            RefusalCode::FiveInPlaceMissing => "five_in_place_missing",
+            RefusalCode::EvidenceMissing => "evidence_missing",
+            RefusalCode::TooLong => "too_long",
+            RefusalCode::Required => "required",
         }
     }
 
@@ -119,6 +140,51 @@ impl RefusalCode {
             RefusalCode::EventNotPermitted => {
                 "您的角色无权进行此操作 / your role may not record this event"
             }
+            RefusalCode::Outdated => {
+                "应用版本过旧，请更新后再同步 / this app is outdated, update it and sync again"
+            }
+            RefusalCode::TermsFixed => {
+                "整改通知下达后，等级只能通过变更等级、期限只能通过批准延期修改 / after the notice, the grade changes only by a regrade and the deadline only by a granted extension"
+            }
+            RefusalCode::SignatureImmutable => {
+                "企业负责人签字后不可修改 / the enterprise head's signature cannot change once given"
+            }
+            RefusalCode::FiveInPlaceMissing => {
+                "重大事故隐患须先落实责任人、措施、资金、期限和应急预案 / a major hazard needs responsible person, measure, funds, deadline and emergency plan before its notice"
+            }
+            RefusalCode::EvidenceMissing => {
+                "提交整改须附照片或说明 / a rectification needs a photo or a note"
+            }
+            RefusalCode::TooLong => "内容超过长度限制 / text or list above its limit",
+            RefusalCode::Required => "必填内容为空 / a required text is empty",
+        }
+    }
+}
+
+impl ChangeRefusal {
+    /// The message for people: the rule, and which field when one is named, in Simplified
+    /// Chinese first with English beside it. Never a raw key or id.
+    pub fn message(&self) -> String {
+        let field = crate::limits::field_label_zh(&self.detail);
+        match self.code {
+            RefusalCode::NotPermitted
+            | RefusalCode::TermsFixed
+            | RefusalCode::UnknownField
+            | RefusalCode::HeaderImmutable
+                if field != "字段" =>
+            {
+                let (zh, en) = self
+                    .code
+                    .message()
+                    .split_once(" / ")
+                    .unwrap_or((self.code.message(), ""));
+                format!(
+                    "{zh}（{field}） / {en} ({})",
+                    crate::limits::field_label_en(&self.detail)
+                )
+            }
+            RefusalCode::TooLong | RefusalCode::Required => self.detail.clone(),
+            _ => self.code.message().to_owned(),
         }
     }
 }
@@ -266,6 +332,7 @@ pub fn validate_batch(
         }
     }
 
+    let prior = Prior::of(before);
     check_ops(
         &fork,
         &changes,
@@ -274,20 +341,24 @@ pub fn validate_batch(
         author,
         scope_ok,
         created,
+        &prior,
         &mut refusals,
     );
-    if let TypedDoc::Hazard(h) = &typed {
-        check_events(
-            before,
-            &fork,
-            &changes,
-            &header,
-            &h.events,
-            author,
-            &mut refusals,
-        );
-        if let Err(detail) = check_hazard_content(h) {
-            refusals.push(whole(RefusalCode::Malformed, detail));
+    match &typed {
+        TypedDoc::Hazard(h) => {
+            check_events(before, &fork, &changes, &header, h, author, &mut refusals);
+            if let Err(detail) = check_hazard_content(h) {
+                refusals.push(whole(RefusalCode::Malformed, detail));
+            }
+            if let Err(e) = crate::limits::check_hazard(h) {
+                refusals.push(whole(RefusalCode::TooLong, e.message()));
+            }
+        }
+        TypedDoc::Visit(v) => {
+            check_signatures(&prior, v, &mut refusals);
+            if let Err(e) = crate::limits::check_visit(v) {
+                refusals.push(whole(RefusalCode::TooLong, e.message()));
+            }
         }
     }
     if !refusals.is_empty() {
@@ -369,6 +440,58 @@ impl<'a> Origins<'a> {
     }
 }
 
+/// What the document held before the batch that the rules depend on.
+#[derive(Default)]
+struct Prior {
+    /// The hazard's grade and deadline are fixed by a notice.
+    terms_fixed: bool,
+    /// The visit bears the legacy single signature.
+    signature: Option<doc::visit::Signature>,
+    /// The visit's signatures list exists.
+    has_signatures_list: bool,
+    /// Ids of the signatures already recorded.
+    signature_ids: Vec<doc::visit::ListSignature>,
+}
+
+impl Prior {
+    fn of(before: Option<&Automerge>) -> Self {
+        let Some(before) = before else {
+            return Self::default();
+        };
+        match TypedDoc::hydrate(before) {
+            Ok(TypedDoc::Hazard(h)) => Self {
+                terms_fixed: h.status().is_ok_and(|s| s.terms_fixed),
+                ..Self::default()
+            },
+            Ok(TypedDoc::Visit(v)) => Self {
+                signature: v.signature.clone(),
+                has_signatures_list: crate::edit::has_root_key(before, "signatures"),
+                signature_ids: v.signatures.clone(),
+                ..Self::default()
+            },
+            Err(_) => Self::default(),
+        }
+    }
+}
+
+/// Whether the notice was in the causal history of `change`: the document at the change's
+/// dependencies already had its terms fixed.
+fn saw_notice(fork: &Automerge, change: &Change) -> bool {
+    let at = fork.fork_at(change.deps());
+    at.ok()
+        .and_then(|d| doc::HazardDoc::hydrate_from(&d).ok())
+        .and_then(|h| h.status().ok())
+        .is_some_and(|s| s.terms_fixed)
+}
+
+/// The append-only lists of each kind of document: items are inserted, never edited or removed.
+fn append_only(kind: DocKind, top: &str) -> bool {
+    matches!(
+        (kind, top),
+        (DocKind::Hazard, "events") | (DocKind::Visit, "signatures")
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_ops(
     fork: &Automerge,
@@ -378,6 +501,7 @@ fn check_ops(
     author: &Author,
     scope_ok: bool,
     created: bool,
+    prior: &Prior,
     refusals: &mut Vec<ChangeRefusal>,
 ) {
     let origins = Origins::new(changes);
@@ -411,12 +535,23 @@ fn check_ops(
                 if !created {
                     reasons.insert((RefusalCode::HeaderImmutable, top), ());
                 }
-            } else if top == "events" && kind == DocKind::Hazard {
+            } else if append_only(kind, &top) {
+                // Signatures are the agency's to record (the head signs on the inspector's
+                // device); events are checked one by one in `check_events`.
+                if top == "signatures" && !may_edit {
+                    reasons.insert((RefusalCode::NotPermitted, top), ());
+                    continue;
+                }
                 if on_root {
-                    // Creating the list with the document; replacing it later would drop history.
-                    if !created {
+                    // Creating the list with the document (or, for signatures, on a document
+                    // written before the list existed); replacing it later would drop history.
+                    let first_list = top == "signatures" && !prior.has_signatures_list;
+                    if !created && !first_list {
                         reasons.insert(
-                            (RefusalCode::EventsAppendOnly, "events list replaced".into()),
+                            (
+                                RefusalCode::EventsAppendOnly,
+                                format!("{top} list replaced"),
+                            ),
                             (),
                         );
                     }
@@ -432,14 +567,14 @@ fn check_ops(
                             );
                         if !is_insert_of_map {
                             reasons
-                                .insert((RefusalCode::EventsAppendOnly, "events list".into()), ());
+                                .insert((RefusalCode::EventsAppendOnly, format!("{top} list")), ());
                         }
                     }
                     // Inside an event object: only one created by this batch.
                     Some(ev) => {
                         if origins.change_of(&ev).is_none() {
                             reasons.insert(
-                                (RefusalCode::EventsAppendOnly, format!("event object {ev}")),
+                                (RefusalCode::EventsAppendOnly, format!("{top} item {ev}")),
                                 (),
                             );
                         }
@@ -448,6 +583,15 @@ fn check_ops(
             } else if details.contains(&top.as_str()) {
                 if !may_edit {
                     reasons.insert((RefusalCode::NotPermitted, top), ());
+                } else if prior.terms_fixed
+                    && matches!(top.as_str(), "grade" | "deadline")
+                    && saw_notice(fork, c)
+                {
+                    // Refused only when the author saw the notice: an edit made offline
+                    // concurrently with it is kept, and the fold reads the notice's terms.
+                    reasons.insert((RefusalCode::TermsFixed, top), ());
+                } else if top == "signature" && prior.signature.is_some() {
+                    reasons.insert((RefusalCode::SignatureImmutable, top), ());
                 }
             } else {
                 reasons.insert((RefusalCode::UnknownField, top), ());
@@ -477,7 +621,11 @@ fn resolve(doc: &Automerge, obj: &str) -> Result<(String, Option<ObjId>), String
                 automerge::Prop::Seq(_) => return Err("sequence under root".into()),
             };
             // `child` is the root-level object; `below_child` the object directly inside it.
-            let event_obj = if top == "events" { below_child } else { None };
+            let event_obj = if top == "events" || top == "signatures" {
+                below_child
+            } else {
+                None
+            };
             return Ok((top, event_obj));
         }
         below_child = Some(child);
@@ -491,10 +639,11 @@ fn check_events(
     fork: &Automerge,
     changes: &[Change],
     header: &Header,
-    after: &[Event],
+    hazard: &doc::HazardDoc,
     author: &Author,
     refusals: &mut Vec<ChangeRefusal>,
 ) {
+    let after = hazard.events.as_slice();
     let before_events: Vec<Event> = before
         .and_then(|d| doc::HazardDoc::hydrate_from(d).ok())
         .map(|h| h.events)
@@ -547,11 +696,105 @@ fn check_events(
                 format!("{} may not record {}", author.role, ev.kind.name()),
             ));
         }
-        if let crate::rectification::EventKind::RectificationSubmitted { photos, .. } = &ev.kind {
-            for p in photos {
-                if let Err(e) = p.validate() {
-                    refusals.push(refuse(RefusalCode::Malformed, e.to_string()));
+        if ev.rules != Some(crate::rectification::RULES_VERSION) {
+            refusals.push(refuse(RefusalCode::Outdated, format!("event {}", ev.id)));
+            continue;
+        }
+        use crate::rectification::EventKind as K;
+        let required = match &ev.kind {
+            K::SignedFor { signer } => Some(("signer", signer)),
+            K::ExtensionRequested { reason, .. }
+            | K::ExtensionRefused { reason, .. }
+            | K::Reopened { reason }
+            | K::Regraded { reason, .. } => Some(("reason", reason)),
+            K::ReportedToRegulator { to } => Some(("to", to)),
+            _ => None,
+        };
+        if let Some((field, value)) = required
+            && value.trim().is_empty()
+        {
+            refusals.push(refuse(
+                RefusalCode::Required,
+                format!(
+                    "{}不能为空 / the {} is required",
+                    crate::limits::field_label_zh(field),
+                    crate::limits::field_label_en(field)
+                ),
+            ));
+        }
+        match &ev.kind {
+            K::Notified => refusals.push(refuse(RefusalCode::Outdated, format!("event {}", ev.id))),
+            K::NoticeIssued { grade, deadline } => {
+                if Deadline::parse(deadline).is_err() {
+                    refusals.push(refuse(RefusalCode::Malformed, "notice deadline".into()));
                 }
+                if *grade == crate::domain::Grade::Major
+                    && !hazard.missing_five_in_place().is_empty()
+                {
+                    refusals.push(refuse(
+                        RefusalCode::FiveInPlaceMissing,
+                        hazard.missing_five_in_place().join(","),
+                    ));
+                }
+            }
+            K::RectificationSubmitted { note, photos } => {
+                for p in photos {
+                    if let Err(e) = p.validate() {
+                        refusals.push(refuse(RefusalCode::Malformed, e.to_string()));
+                    }
+                }
+                if photos.is_empty() && note.trim().is_empty() {
+                    refusals.push(refuse(
+                        RefusalCode::EvidenceMissing,
+                        format!("event {}", ev.id),
+                    ));
+                }
+            }
+            K::ExtensionRequested { until, .. } | K::ExtensionGranted { until, .. } => {
+                if Deadline::parse(until).is_err() {
+                    refusals.push(refuse(RefusalCode::Malformed, "extension date".into()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The legacy single signature is set once and never changed or removed; recorded signatures
+/// stay exactly as they were; a new one names real hazards by digest and carries a valid image.
+fn check_signatures(prior: &Prior, v: &doc::VisitDoc, refusals: &mut Vec<ChangeRefusal>) {
+    if let Some(old) = &prior.signature
+        && v.signature.as_ref() != Some(old)
+    {
+        refusals.push(whole(RefusalCode::SignatureImmutable, "signature".into()));
+    }
+    for old in &prior.signature_ids {
+        if !v.signatures.iter().any(|s| s == old) {
+            refusals.push(whole(RefusalCode::SignatureImmutable, "signatures".into()));
+        }
+    }
+    let mut ids = HashSet::new();
+    for s in &v.signatures {
+        if !ids.insert(s.id.as_str()) || uuid::Uuid::parse_str(&s.id).is_err() {
+            refusals.push(whole(RefusalCode::Malformed, "signature id".into()));
+        }
+        if prior.signature_ids.iter().any(|o| o.id == s.id) {
+            continue;
+        }
+        if s.signer_name.trim().is_empty() {
+            refusals.push(whole(
+                RefusalCode::Required,
+                "签字人姓名不能为空 / the signer's name is required".into(),
+            ));
+        }
+        if let Err(e) = s.image.validate() {
+            refusals.push(whole(RefusalCode::Malformed, e.to_string()));
+        }
+        for h in &s.hazards {
+            if uuid::Uuid::parse_str(&h.hazard).is_err()
+                || !crate::domain::is_lowercase_sha256(&h.digest)
+            {
+                refusals.push(whole(RefusalCode::Malformed, "signed hazard".into()));
             }
         }
     }

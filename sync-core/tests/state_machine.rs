@@ -73,6 +73,7 @@ fn build(w: &World, picks: &[(usize, usize, bool)]) -> Vec<Event> {
                 org: author.org.to_string(),
                 device: author.device.to_string(),
                 kind,
+                rules: None,
             }
         })
         .collect()
@@ -135,6 +136,7 @@ fn the_full_path_closes_a_major_hazard_only_through_the_supervisor() {
         org: a.org.to_string(),
         device: a.device.to_string(),
         kind,
+        rules: None,
     };
     let mut evs = vec![
         mk(1, &w.inspector, EventKind::Notified),
@@ -177,7 +179,7 @@ fn the_full_path_closes_a_major_hazard_only_through_the_supervisor() {
     );
     assert_eq!(
         s.outcomes[4].ignored,
-        Some("this role may not close a hazard of this grade")
+        Some(sync_core::rectification::Why::MajorNeedsRegulator)
     );
     evs.push(mk(
         6,
@@ -206,6 +208,7 @@ fn a_granted_extension_moves_the_deadline_and_lifts_overdue() {
         org: a.org.to_string(),
         device: a.device.to_string(),
         kind,
+        rules: None,
     };
     let req = uuid::Uuid::from_u128(1).to_string();
     let evs = vec![

@@ -158,7 +158,12 @@ fn do_edit(p: &mut Phone, vid: VisitId, hid: HazardId, field: u8, v: u16) {
     match r {
         Ok((e, _)) => p.replica.docs.get_mut(id.as_uuid()).expect("doc").doc = e.doc,
         // The local policy check refuses edits this role may not make: nothing is committed.
-        Err(edit::EditError::Refused(_)) => assert!(a.role != sync_core::domain::Role::Inspector),
+        // (An inspector is refused only a deadline edit after the notice.)
+        Err(edit::EditError::Refused(r)) => assert!(
+            a.role != sync_core::domain::Role::Inspector
+                || r.iter()
+                    .all(|r| r.code == sync_core::validate::RefusalCode::TermsFixed)
+        ),
         Err(e) => panic!("edit failed: {e}"),
     }
 }
@@ -166,7 +171,11 @@ fn do_edit(p: &mut Phone, vid: VisitId, hid: HazardId, field: u8, v: u16) {
 fn do_event(p: &mut Phone, hid: HazardId, k: u8, n: u128) {
     let a = p.author.clone();
     let kind = match k {
-        0 => EventKind::Notified,
+        0 => {
+            let d = &p.replica.docs[hid.as_uuid()].doc;
+            let h = sync_core::doc::HazardDoc::hydrate_from(d).expect("hazard");
+            edit::notice_for(&h)
+        }
         1 => EventKind::SignedFor {
             signer: "张三".into(),
         },
@@ -189,13 +198,14 @@ fn do_event(p: &mut Phone, hid: HazardId, k: u8, n: u128) {
             note: String::new(),
         },
         _ => EventKind::Reopened {
-            reason: String::new(),
+            reason: "复查发现问题".into(),
         },
     };
     let d = &p.replica.docs[hid.as_uuid()].doc;
     match edit::record_event(d, &a, EventId::from_uuid(uuid::Uuid::from_u128(n)), T, kind) {
         Ok(e) => p.replica.docs.get_mut(hid.as_uuid()).expect("doc").doc = e.doc,
-        Err(edit::EditError::Refused(_)) => {}
+        // Refused by the policy, or allowed but without effect where the hazard stands now.
+        Err(edit::EditError::Refused(_) | edit::EditError::NotNow(_)) => {}
         Err(e) => panic!("event failed: {e}"),
     }
 }

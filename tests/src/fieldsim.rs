@@ -1281,13 +1281,25 @@ fn extension(p: &mut Phone, hazard: &str, ops: &mut Vec<Op>) -> anyhow::Result<(
         p.rng.random_range(1..=28)
     );
     let h = hazard.to_owned();
-    p.edit("request_extension", |c| {
+    match p.edit("request_extension", |c| {
         c.request_extension(h, until, "设备采购周期长，申请延期".into())
-    })?;
-    ops.push(Op::Event {
-        hazard: hazard.to_owned(),
-        event: Recorded::ExtensionRequested,
-    });
+    }) {
+        Ok(()) => ops.push(Op::Event {
+            hazard: hazard.to_owned(),
+            event: Recorded::ExtensionRequested,
+        }),
+        // One request waits for its answer at a time, and none once the rectification is
+        // submitted (ADR 0009): the phone refuses it, nothing is recorded, the attempt counts.
+        Err(e)
+            if matches!(
+                e.downcast_ref::<BridgeError>(),
+                Some(BridgeError::Refused { .. })
+            ) =>
+        {
+            p.edits += 1;
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 
@@ -1312,7 +1324,11 @@ fn rectify(
             break;
         }
         let state = p.client()?.get_hazard(h.id.clone())?.state;
-        if state == "open" || state == "notified" {
+        // A notice is signed for, and rectification owed, only once it was issued (ADR 0009).
+        if state == "open" {
+            continue;
+        }
+        if state == "notified" {
             let id = h.id.clone();
             p.edit("sign_for", |c| c.sign_for(id, "王厂长".into()))?;
             ops.push(Op::Event {
@@ -1333,9 +1349,23 @@ fn rectify(
                 .map(|_| p.make_photo(work))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let id = h.id.clone();
-            p.edit("submit_rectification", |c| {
+            match p.edit("submit_rectification", |c| {
                 c.submit_rectification(id, "已按要求整改，附整改后照片".into(), paths)
-            })?;
+            }) {
+                Ok(()) => {}
+                // A major hazard's rectification needs a photo (ADR 0009): without one the
+                // phone refuses it, nothing is recorded, the attempt counts.
+                Err(e)
+                    if matches!(
+                        e.downcast_ref::<BridgeError>(),
+                        Some(BridgeError::Refused { .. })
+                    ) =>
+                {
+                    p.edits += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             ops.push(Op::Event {
                 hazard: h.id.clone(),
                 event: Recorded::Submitted,

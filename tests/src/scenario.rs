@@ -65,6 +65,8 @@ pub fn record_visit(
     hazard.criterion = "工贸企业重大事故隐患判定标准 第十条".into();
     hazard.measure = "立即停用并修复光电保护装置".into();
     hazard.responsible_person = "王厂长".into();
+    hazard.funds_yuan = Some(30_000);
+    hazard.emergency_plan = "停用冲床，设置警戒区，专人监护".into();
     let h = edit::new_hazard(&hazard, &phone.author, T).unwrap();
     let h = edit::record_event(
         &h.doc,

@@ -39,14 +39,15 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
 ];
 
 /// Web actions: (role, JSON body, expected on own tenant's hazard, on the other's).
-/// The hazard is freshly notified-less and open; each row runs on a new hazard.
+/// The hazard is fresh and open (not notified yet), with 五落实 in place; each row runs on a new
+/// hazard. What the role may do but the open state does not allow answers 409.
 const ACTIONS: &[(&str, &str, u16, u16)] = &[
     (users::INSPECTOR, r#"{"kind":"notified"}"#, 200, 404),
     (users::MANAGER, r#"{"kind":"notified"}"#, 403, 404),
     (
         users::MANAGER,
         r#"{"kind":"signed_for","signer":"王厂长"}"#,
-        200,
+        409,
         404,
     ),
     (
@@ -58,7 +59,7 @@ const ACTIONS: &[(&str, &str, u16, u16)] = &[
     (
         users::MANAGER,
         r#"{"kind":"extension_requested","until":"2026-05-30","reason":"设备到货需要时间"}"#,
-        200,
+        409,
         404,
     ),
     (
@@ -82,7 +83,7 @@ const ACTIONS: &[(&str, &str, u16, u16)] = &[
     (
         users::INSPECTOR,
         r#"{"kind":"verified","accepted":true,"note":"现场整改"}"#,
-        200,
+        409,
         404,
     ),
     (
@@ -176,6 +177,10 @@ async fn record(
         Grade::Major,
         Deadline::parse("2026-04-01").unwrap(),
     );
+    doc.responsible_person = "王厂长".into();
+    doc.measure = "立即停用并修复光电保护装置".into();
+    doc.funds_yuan = Some(20_000);
+    doc.emergency_plan = "停用冲床，设置警戒区".into();
     doc.photos.push(sync_core::domain::PhotoRef {
         sha256: sha.clone(),
         size: bytes.len() as u64,

@@ -264,6 +264,8 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
         org: seed.agency.clone(),
         device: uuid::Uuid::new_v4().to_string(),
         kind: EventKind::Notified,
+        // A notice as written before rules were versioned: the grade stays the field's.
+        rules: None,
     };
     let mut tasks = Vec::new();
     for w in 0..WRITERS {

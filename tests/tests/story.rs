@@ -65,14 +65,23 @@ async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
         hid,
         EventKind::RectificationSubmitted {
             note: "已更换光电保护装置".into(),
-            photos: vec![],
+            // A major hazard's rectification carries a photo (ADR 0009).
+            photos: vec![sync_core::domain::PhotoRef {
+                sha256: "ab".repeat(32),
+                size: 4096,
+                media_type: "image/jpeg".into(),
+                captured_at: None,
+                gps: None,
+                added_by: String::new(),
+                original_sha256: None,
+            }],
         },
     );
     let resp = app.sync(&mut manager).await;
     assert!(resp.refused.is_empty(), "{:?}", resp.refused);
     assert_eq!(hazard_state(&app, &sup.token, hid).await, "submitted");
 
-    // The inspector verifies; an inspector may not close a major hazard (the fold ignores it).
+    // The inspector verifies; an inspector may not close a major hazard: the phone refuses it.
     app.sync(&mut inspector).await;
     event(
         &mut inspector,
@@ -82,13 +91,21 @@ async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
             note: "复查合格".into(),
         },
     );
-    event(
-        &mut inspector,
-        hid,
+    let close = sync_core::edit::record_event(
+        &inspector.replica.docs[hid.as_uuid()].doc,
+        &inspector.author,
+        sync_core::ids::EventId::new_random(),
+        T,
         EventKind::Closed {
             note: String::new(),
         },
     );
+    assert!(matches!(
+        close,
+        Err(sync_core::edit::EditError::NotNow(
+            sync_core::rectification::Why::MajorNeedsRegulator
+        ))
+    ));
     app.sync(&mut inspector).await;
     assert_eq!(hazard_state(&app, &sup.token, hid).await, "accepted");
 
@@ -116,15 +133,13 @@ async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
             "signed_for",
             "rectification_submitted",
             "verified",
-            "closed",
             "closed"
         ]
     );
     assert!(
-        history[4]["ignored"].is_string(),
-        "the inspector's close had no effect"
+        history.iter().all(|e| e["ignored"].is_null()),
+        "every recorded event took effect: the inspector's close was refused before recording"
     );
-    assert!(history[5]["ignored"].is_null());
 
     // Every phone converges on the server's document.
     for p in [&mut inspector, &mut manager, &mut supervisor] {
@@ -147,7 +162,7 @@ async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(file["visits"].as_array().unwrap().len(), 1);
-    assert_eq!(file["hazards"][0]["history"].as_array().unwrap().len(), 6);
+    assert_eq!(file["hazards"][0]["history"].as_array().unwrap().len(), 5);
 
     // Projections rebuilt from the documents equal the incrementally maintained ones.
     let (_, before) = app.get(&sup.token, "/api/v1/hazards").await;

@@ -52,6 +52,8 @@ pub enum Action {
     Closed { note: String },
     /// Reopen.
     Reopened { reason: String },
+    /// Change the grade after the notice (`general` or `major`), with the reason.
+    Regraded { grade: String, reason: String },
 }
 
 fn text(field: &'static str, v: &str, max: usize) -> Result<(), ApiError> {
@@ -80,7 +82,7 @@ impl Action {
         Ok(match self {
             Action::Notified => EventKind::Notified,
             Action::SignedFor { signer } => {
-                crate::api::check_text("signer", &signer, 50)?;
+                crate::api::check_text("signer", &signer, sync_core::limits::max_chars("signer"))?;
                 EventKind::SignedFor { signer }
             }
             Action::ExtensionRequested { until, reason } => {
@@ -136,6 +138,17 @@ impl Action {
                 crate::api::check_text("reason", &reason, 2000)?;
                 EventKind::Reopened { reason }
             }
+            Action::Regraded { grade, reason } => {
+                let grade = sync_core::domain::Grade::parse(&grade).map_err(|e| {
+                    ApiError::invalid(
+                        "invalid_field",
+                        format!("隐患等级无效：{e}"),
+                        format!("grade: {e}"),
+                    )
+                })?;
+                crate::api::check_text("reason", &reason, sync_core::limits::max_chars("reason"))?;
+                EventKind::Regraded { grade, reason }
+            }
         })
     }
 }
@@ -182,6 +195,53 @@ pub async fn web_author(state: &AppState, user: &AuthUser) -> Result<Author, Api
     })
 }
 
+/// Splits a "中文 / English" message into its two halves.
+fn halves(message: &str) -> (String, String) {
+    match message.split_once(" / ") {
+        Some((zh, en)) => (zh.to_owned(), en.to_owned()),
+        None => (message.to_owned(), message.to_owned()),
+    }
+}
+
+/// A refusal by the policy: 403, each distinct rule once, in words a user knows.
+pub(crate) fn refused(reasons: &[sync_core::validate::ChangeRefusal]) -> ApiError {
+    let mut zh = Vec::new();
+    let mut en = Vec::new();
+    for r in reasons {
+        let (z, e) = halves(&r.message());
+        if !zh.contains(&z) {
+            zh.push(z);
+            en.push(e);
+        }
+    }
+    if zh.is_empty() {
+        return ApiError::forbidden("不允许此操作", "not allowed");
+    }
+    ApiError::forbidden(zh.join("；"), en.join("; "))
+}
+
+/// Why an edit could not be made, as an API error: a rule about the user is 403, a rule about
+/// where the hazard stands is 409 with the rule's code.
+pub(crate) fn edit_error(e: sync_core::edit::EditError) -> ApiError {
+    use sync_core::edit::EditError;
+    match e {
+        EditError::Refused(reasons) => refused(&reasons),
+        EditError::NotNow(why) => {
+            let (zh, en) = halves(why.message());
+            if why.is_role() {
+                ApiError::forbidden(zh, en)
+            } else {
+                ApiError::Conflict {
+                    code: why.code(),
+                    zh: zh.into(),
+                    en: en.into(),
+                }
+            }
+        }
+        other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
+    }
+}
+
 /// Records a rectification event on a hazard as the signed-in user.
 pub async fn record(
     State(state): State<AppState>,
@@ -203,44 +263,103 @@ pub async fn record(
     let now = state.clock.now();
     let now_ms = crate::clock::to_millis(now);
     let edited = sync_core::edit::record_event(&doc, &author, EventId::new_random(), now_ms, kind)
-        .map_err(|e| match e {
-            sync_core::edit::EditError::Refused(reasons) => {
-                let first = reasons
-                    .first()
-                    .map(|r| r.code.message())
-                    .unwrap_or("不允许 / not allowed");
-                ApiError::forbidden(
-                    format!("不允许此操作：{first}"),
-                    format!("not allowed: {first}"),
-                )
-            }
-            other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
-        })?;
-    // Online, the server knows the current state: an action the fold would ignore (closing
-    // before acceptance, verifying nothing) is refused rather than recorded without effect.
-    if let Ok(h) = sync_core::doc::HazardDoc::hydrate_from(&edited.doc)
-        && let Ok(header) = h.header()
-    {
-        let status = sync_core::rectification::fold(
-            &header,
-            h.grade,
-            sync_core::domain::Deadline::parse(&h.deadline).ok(),
-            &h.events,
-        );
-        if let Some(reason) = status.outcomes.last().and_then(|o| o.ignored) {
-            return Err(ApiError::Conflict {
-                code: "not_in_this_state",
-                zh: format!("当前状态下不能进行此操作：{reason}").into(),
-                en: format!("not possible in the current state: {reason}").into(),
-            });
-        }
+        .map_err(edit_error)?;
+    commit(&state, &user, &author, doc_id, &id, edited, now_ms).await
+}
+
+/// A choice between the values of a field two people set concurrently.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    /// The field's key.
+    pub field: String,
+    /// The value chosen (one of the concurrent values, or a new one).
+    pub value: String,
+}
+
+/// `POST /api/v1/hazards/{id}/resolve`: an inspector of the agency picks the value of a field
+/// that holds two concurrent values.
+pub async fn resolve(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(choice): Json<Resolve>,
+) -> Result<Json<crate::api::hazards::HazardDetail>, ApiError> {
+    let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
+    let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
+    let doc_id = uuid::Uuid::parse_str(&hazard.id).map_err(|_| not_found())?;
+    if choice.field.len() > 64 {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "字段无效",
+            "invalid field",
+        ));
     }
+    crate::api::check_text(
+        "value",
+        &choice.value,
+        sync_core::limits::max_chars(&choice.field),
+    )
+    .or_else(|e| {
+        if choice.field == "funds_yuan" {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    let author = web_author(&state, &user).await?;
+    let doc = state
+        .hub
+        .load(doc_id)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
+        .ok_or_else(not_found)?;
+    if !sync_core::edit::conflicts(&doc)
+        .iter()
+        .any(|c| c.field == choice.field)
+    {
+        return Err(ApiError::Conflict {
+            code: "no_conflict",
+            zh: "该字段只有一个值，无需选择".into(),
+            en: "the field holds a single value: nothing to resolve".into(),
+        });
+    }
+    let now_ms = crate::clock::to_millis(state.clock.now());
+    let edited =
+        sync_core::edit::resolve_conflict(&doc, &author, now_ms, &choice.field, &choice.value)
+            .map_err(|e| match e {
+                sync_core::edit::EditError::Write(w) => ApiError::invalid(
+                    "invalid_field",
+                    format!("取值无效：{w}"),
+                    format!("invalid value: {w}"),
+                ),
+                sync_core::edit::EditError::Doc(d) => ApiError::invalid(
+                    "invalid_field",
+                    "取值不符合该字段的格式",
+                    format!("the value does not fit the field: {d}"),
+                ),
+                other => edit_error(other),
+            })?;
+    commit(&state, &user, &author, doc_id, &id, edited, now_ms).await
+}
+
+/// Passes a web edit through the hub's validation and durable append, projects it, and answers
+/// the hazard as it now stands.
+async fn commit(
+    state: &AppState,
+    user: &AuthUser,
+    author: &Author,
+    doc_id: uuid::Uuid,
+    id: &str,
+    edited: sync_core::edit::Edited,
+    now_ms: i64,
+) -> Result<Json<crate::api::hazards::HazardDetail>, ApiError> {
     let Some(change) = edited.change else {
         return Err(ApiError::Internal(anyhow::anyhow!(
-            "an event made no change"
+            "an edit made no change"
         )));
     };
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), user).await?;
     let enterprises: HashSet<EnterpriseId> = scope
         .enterprise_ids()
         .iter()
@@ -248,40 +367,20 @@ pub async fn record(
         .collect();
     let accepted = state
         .hub
-        .ingest(&author, &enterprises, doc_id, DocKind::Hazard, &[change])
+        .ingest(author, &enterprises, doc_id, DocKind::Hazard, &[change])
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
-        .map_err(|refusal| {
-            let first = refusal
-                .reasons
-                .first()
-                .map(|r| r.code.message())
-                .unwrap_or("不允许 / not allowed");
-            ApiError::forbidden(
-                format!("不允许此操作：{first}"),
-                format!("not allowed: {first}"),
-            )
-        })?;
+        .map_err(|refusal| refused(&refusal.reasons))?;
     let heads = accepted.doc.get_heads();
     let hydrated = Some((heads.as_slice(), &accepted.typed));
     if let Err(e) =
         projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
             .await
     {
-        // The event is durable: answering 500 would make the user record it again. The
+        // The edit is durable: answering 500 would make the user make it again. The
         // reconciler brings the lists level with the document.
         tracing::error!(error = %e, doc = %accepted.header.id, "projection failed");
         state.reconciler.nudge();
     }
-    let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
-    let history = crate::api::hazards::history(&state, &id).await?;
-    let photos = match &accepted.typed {
-        sync_core::doc::TypedDoc::Hazard(h) => h.photos.clone(),
-        sync_core::doc::TypedDoc::Visit(_) => Vec::new(),
-    };
-    Ok(Json(crate::api::hazards::HazardDetail {
-        hazard,
-        history,
-        photos,
-    }))
+    crate::api::hazards::detail(state, user, id, Some(&accepted.doc)).await
 }

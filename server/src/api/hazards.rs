@@ -68,12 +68,139 @@ pub struct EventRow {
     pub ignored: Option<String>,
 }
 
+/// Whether the signed-in user may take an action now ([`sync_core::actions`]): the pages
+/// build their forms from this alone.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct ActionView {
+    /// Stable name (`notify`, `close`, ...).
+    pub action: String,
+    /// Label, Chinese first.
+    pub label: String,
+    /// Whether it is possible now.
+    pub allowed: bool,
+    /// When not: the rule's code and message.
+    pub why_not: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A field that holds concurrent values.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct ConflictView {
+    pub field: String,
+    /// The field's name, Chinese first.
+    pub label: String,
+    pub values: Vec<String>,
+}
+
 /// A hazard with its whole history.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HazardDetail {
     pub hazard: HazardRow,
     pub history: Vec<EventRow>,
     pub photos: Vec<sync_core::domain::PhotoRef>,
+    /// What the signed-in user may do now, and why not.
+    #[serde(default)]
+    pub actions: Vec<ActionView>,
+    /// Fields that hold two or more concurrent values.
+    #[serde(default)]
+    pub conflicts: Vec<ConflictView>,
+    /// The extension request waiting for an answer, if any.
+    #[serde(default)]
+    pub pending_extension: Option<PendingExtension>,
+}
+
+/// An extension request waiting for an answer.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct PendingExtension {
+    /// The request's event id.
+    pub request: String,
+    /// The date asked for.
+    pub until: String,
+}
+
+/// The detail of a hazard in scope as the signed-in user sees it, from the projection and, for
+/// the actions and conflicts, the document (`doc` when the caller has it already).
+pub async fn detail(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+    doc: Option<&sync_core::automerge::Automerge>,
+) -> Result<Json<HazardDetail>, ApiError> {
+    let hazard = hazard_in_scope(state, user, id).await?;
+    let history = history(state, id).await?;
+    let loaded;
+    let doc = match doc {
+        Some(d) => Some(d),
+        None => {
+            loaded = match uuid::Uuid::parse_str(id) {
+                Ok(uid) => state.hub.load_shared(uid).await.ok().flatten(),
+                Err(_) => None,
+            };
+            loaded.as_deref()
+        }
+    };
+    let typed = doc.and_then(|d| sync_core::doc::HazardDoc::hydrate_from(d).ok());
+    let (photos, actions) = match &typed {
+        Some(h) => (h.photos.clone(), actions_for(user, h)),
+        None => (Vec::new(), Vec::new()),
+    };
+    let pending_extension = typed
+        .as_ref()
+        .and_then(|h| h.status().ok())
+        .and_then(|s| s.pending_extension)
+        .map(|(request, until)| PendingExtension {
+            request,
+            until: until.to_string(),
+        });
+    let conflicts = doc
+        .map(sync_core::edit::conflicts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| ConflictView {
+            field: c.field.to_owned(),
+            label: format!(
+                "{} / {}",
+                sync_core::limits::field_label_zh(c.field),
+                sync_core::limits::field_label_en(c.field)
+            ),
+            values: c.values,
+        })
+        .collect();
+    Ok(Json(HazardDetail {
+        hazard,
+        history,
+        photos,
+        actions,
+        conflicts,
+        pending_extension,
+    }))
+}
+
+/// `allowed_actions` for the signed-in user (already known to have the hazard in scope).
+fn actions_for(user: &AuthUser, h: &sync_core::doc::HazardDoc) -> Vec<ActionView> {
+    let (Ok(uid), Ok(org)) = (
+        sync_core::ids::UserId::parse(&user.user_id),
+        uuid::Uuid::parse_str(&user.org_id),
+    ) else {
+        return Vec::new();
+    };
+    let author = sync_core::domain::Author {
+        user: uid,
+        role: crate::api::sync::core_role(user.role),
+        org,
+        device: sync_core::ids::DeviceId::from_uuid(uuid::Uuid::nil()),
+        actors: Vec::new(),
+    };
+    sync_core::actions::allowed_actions(&author, h, true)
+        .into_iter()
+        .map(|a| ActionView {
+            action: a.action.as_str().to_owned(),
+            label: a.action.label().to_owned(),
+            allowed: a.allowed(),
+            why_not: a.why_not.map(|w| w.code().to_owned()),
+            reason: a.why_not.map(|w| w.message().to_owned()),
+        })
+        .collect()
 }
 
 fn today(state: &AppState) -> String {
@@ -240,28 +367,14 @@ pub async fn history(state: &AppState, id: &str) -> Result<Vec<EventRow>, ApiErr
     }))
 }
 
-/// `GET /api/v1/hazards/{id}`: one hazard with its whole history.
+/// `GET /api/v1/hazards/{id}`: one hazard with its whole history, what the signed-in user may
+/// do with it now, and the fields that hold concurrent values.
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<HazardDetail>, ApiError> {
-    let hazard = hazard_in_scope(&state, &user, &id).await?;
-    let history = history(&state, &id).await?;
-    let photos = match uuid::Uuid::parse_str(&id) {
-        Ok(uid) => match state.hub.load(uid).await {
-            Ok(Some(doc)) => sync_core::doc::HazardDoc::hydrate_from(&doc)
-                .map(|h| h.photos)
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        },
-        Err(_) => Vec::new(),
-    };
-    Ok(Json(HazardDetail {
-        hazard,
-        history,
-        photos,
-    }))
+    detail(&state, &user, &id, None).await
 }
 
 /// One visit in a list.
@@ -529,6 +642,9 @@ pub async fn enterprise_file(
             hazard,
             history,
             photos: Vec::new(),
+            actions: Vec::new(),
+            conflicts: Vec::new(),
+            pending_extension: None,
         });
     }
     Ok(Json(EnterpriseFile {

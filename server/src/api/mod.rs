@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/hazards", get(hazards::list))
         .route("/hazards/{id}", get(hazards::get))
         .route("/hazards/{id}/events", post(actions::record))
+        .route("/hazards/{id}/resolve", post(actions::resolve))
         .route("/visits", get(hazards::visits))
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))

@@ -48,6 +48,15 @@ pub struct NoticeHazard {
     pub funds_yuan: Option<i64>,
     pub emergency_plan: String,
     pub photos: Vec<PhotoRef>,
+    /// Whether a signature covers the hazard as it is now: a hazard added or changed after
+    /// signing is not covered. A visit signed before signatures named their hazards counts as
+    /// signed for all of them.
+    #[serde(default = "not_signed")]
+    pub signed: sync_core::doc::visit::SignedState,
+}
+
+fn not_signed() -> sync_core::doc::visit::SignedState {
+    sync_core::doc::visit::SignedState::NotSigned
 }
 
 /// A visit's whole record.
@@ -97,7 +106,15 @@ pub async fn visit_record(
         let doc = load(state, &row.id)
             .await
             .and_then(|d| HazardDoc::hydrate_from(&d).ok());
+        let signed = match (&visit_doc, &doc) {
+            (Some(v), Some(_)) if v.signatures.is_empty() && v.signature.is_some() => {
+                sync_core::doc::visit::SignedState::Signed
+            }
+            (Some(v), Some(h)) => v.signed_state(&h.id, &h.content_digest()),
+            _ => sync_core::doc::visit::SignedState::NotSigned,
+        };
         hazards.push(NoticeHazard {
+            signed,
             funds_yuan: doc.as_ref().and_then(|h| h.funds_yuan),
             emergency_plan: doc
                 .as_ref()
@@ -134,11 +151,13 @@ pub async fn visit_record(
             .as_ref()
             .map(|v| v.notes.to_string())
             .unwrap_or_default(),
-        signature: visit_doc.and_then(|v| v.signature).map(|s| SignatureInfo {
-            signer_name: s.signer_name,
-            image: s.image,
-            signed_at: s.signed_at,
-        }),
+        signature: visit_doc
+            .and_then(|v| v.latest_signature())
+            .map(|s| SignatureInfo {
+                signer_name: s.signer_name,
+                image: s.image,
+                signed_at: s.signed_at,
+            }),
         visit,
         hazards,
     })

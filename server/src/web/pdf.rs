@@ -561,6 +561,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &n)| NoticeHazard {
+                signed: sync_core::doc::visit::SignedState::Signed,
                 row: serde_json::from_value(serde_json::json!({
                     "id": format!("h{i}"), "visit_id": "v", "enterprise_id": "e", "enterprise_name": "厂",
                     "agency_id": "a", "township_id": "t", "location": "", "description": "隐患",

@@ -120,6 +120,68 @@ impl HazardDoc {
         .parse()
     }
 
+    /// SHA-256 (hex) of the content the enterprise head signs: the id and every detail a
+    /// rectification notice shows. Each field is length-prefixed, so no two contents collide by
+    /// shifting text between fields.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut d = Sha256::new();
+        let funds = self.funds_yuan.map(|f| f.to_string()).unwrap_or_default();
+        let photos: Vec<&str> = self.photos.iter().map(|p| p.sha256.as_str()).collect();
+        let photos = photos.join(",");
+        for part in [
+            self.id.as_str(),
+            self.location.as_str(),
+            self.description.as_str(),
+            self.category.as_str(),
+            self.grade.as_str(),
+            self.criterion.as_str(),
+            self.measure.as_str(),
+            self.deadline.as_str(),
+            self.responsible_person.as_str(),
+            funds.as_str(),
+            self.emergency_plan.as_str(),
+            photos.as_str(),
+        ] {
+            d.update((part.len() as u64).to_be_bytes());
+            d.update(part.as_bytes());
+        }
+        hex::encode(d.finalize())
+    }
+
+    /// Which of 五落实 (responsible person, measure, funds, deadline, emergency plan) are
+    /// missing, by field key. Empty when all five are in place.
+    pub fn missing_five_in_place(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.responsible_person.trim().is_empty() {
+            missing.push("responsible_person");
+        }
+        if self.measure.as_str().trim().is_empty() {
+            missing.push("measure");
+        }
+        if self.funds_yuan.is_none_or(|f| f <= 0) {
+            missing.push("funds_yuan");
+        }
+        if self.original_deadline().is_none() {
+            missing.push("deadline");
+        }
+        if self.emergency_plan.trim().is_empty() {
+            missing.push("emergency_plan");
+        }
+        missing
+    }
+
+    /// The current state of the hazard, folded from its history.
+    pub fn status(&self) -> Result<crate::rectification::HazardStatus, DocError> {
+        let header = self.header()?;
+        Ok(crate::rectification::fold(
+            &header,
+            self.grade,
+            self.original_deadline(),
+            &self.events,
+        ))
+    }
+
     /// The original deadline, if it parses.
     pub fn original_deadline(&self) -> Option<Deadline> {
         Deadline::parse(&self.deadline).ok()

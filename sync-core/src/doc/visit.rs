@@ -76,6 +76,58 @@ pub struct Signature {
     pub signed_at: i64,
 }
 
+/// One hazard as the enterprise head saw it when signing: its id and the digest of its content
+/// ([`crate::doc::HazardDoc::content_digest`]). A hazard whose content changed since, or that was
+/// added later, is not covered by the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate)]
+pub struct SignedHazard {
+    /// The hazard id.
+    pub hazard: String,
+    /// SHA-256 (hex) of the hazard's content at signing.
+    pub digest: String,
+}
+
+/// The enterprise head's signature on the visit's hazard list. Immutable once recorded: the list
+/// of signatures is append-only, and a new signature (after a hazard was added, say) is a new
+/// record beside the old one.
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+pub struct ListSignature {
+    /// Signature id (UUID string): list items merge by it.
+    #[key]
+    pub id: String,
+    /// The signer's name as written.
+    pub signer_name: String,
+    /// The signature image.
+    pub image: PhotoRef,
+    /// When, ms since the Unix epoch (the device's clock).
+    pub signed_at: i64,
+    /// The hazards the signature covers, with the content they had.
+    pub hazards: Vec<SignedHazard>,
+}
+
+/// Whether a hazard is covered by a visit's signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedState {
+    /// A signature covers the hazard with the content it has now.
+    Signed,
+    /// A signature covers the hazard, but its content changed since.
+    ChangedSinceSigning,
+    /// No signature covers it (added after signing, or not signed yet).
+    NotSigned,
+}
+
+impl SignedState {
+    /// Simplified Chinese label, English beside it.
+    pub const fn label(&self) -> &'static str {
+        match self {
+            SignedState::Signed => "已签字 / signed",
+            SignedState::ChangedSinceSigning => "签字后有修改 / changed since signing",
+            SignedState::NotSigned => "未签字 / not signed",
+        }
+    }
+}
+
 /// A visit document.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
 pub struct VisitDoc {
@@ -117,8 +169,12 @@ pub struct VisitDoc {
     pub overall_assessment: super::TextField,
     /// Free notes.
     pub notes: super::TextField,
-    /// The enterprise head's signature on the hazard list.
+    /// The enterprise head's signature on the hazard list, as written before signatures were
+    /// kept as a list: set once, never changed (the validator refuses any later write).
     pub signature: Option<Signature>,
+    /// Signatures on the hazard list, append-only; each names the hazards it covers.
+    #[autosurgeon(missing = "Vec::new")]
+    pub signatures: Vec<ListSignature>,
 }
 
 impl VisitDoc {
@@ -145,7 +201,49 @@ impl VisitDoc {
             overall_assessment: super::TextField::default(),
             notes: super::TextField::default(),
             signature: None,
+            signatures: Vec::new(),
         }
+    }
+
+    /// Whether the hazard `id`, whose content digest is now `digest`, is covered by a signature.
+    /// The legacy single signature covers nothing by name: it shows as signed for the hazards of
+    /// documents written before signatures named their hazards only through [`Self::signature`].
+    pub fn signed_state(&self, id: &str, digest: &str) -> SignedState {
+        let mut seen = false;
+        for s in &self.signatures {
+            for h in &s.hazards {
+                if h.hazard == id {
+                    if h.digest == digest {
+                        return SignedState::Signed;
+                    }
+                    seen = true;
+                }
+            }
+        }
+        if seen {
+            SignedState::ChangedSinceSigning
+        } else {
+            SignedState::NotSigned
+        }
+    }
+
+    /// The latest signature on the hazard list (a recorded one, else the legacy one), as the
+    /// notice shows it.
+    pub fn latest_signature(&self) -> Option<Signature> {
+        self.signatures
+            .iter()
+            .max_by_key(|s| (s.signed_at, s.id.clone()))
+            .map(|s| Signature {
+                signer_name: s.signer_name.clone(),
+                image: s.image.clone(),
+                signed_at: s.signed_at,
+            })
+            .or_else(|| self.signature.clone())
+    }
+
+    /// Whether the hazard list bears any signature at all (the legacy one or a new one).
+    pub fn is_signed(&self) -> bool {
+        self.signature.is_some() || !self.signatures.is_empty()
     }
 
     /// Hydrates and checks the shape.

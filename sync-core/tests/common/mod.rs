@@ -86,6 +86,18 @@ impl World {
         }
     }
 
+    /// Issues the notice of a hazard as the inspector.
+    pub fn notify(&self, doc: &Automerge) -> (Automerge, Vec<u8>) {
+        let e = sync_core::edit::notify(
+            doc,
+            &self.inspector,
+            EventId::new_random(),
+            1_760_000_050_000,
+        )
+        .expect("notify");
+        (e.doc, e.change.expect("a change"))
+    }
+
     pub fn visit(&self, id: VisitId) -> (VisitDoc, Automerge, Vec<u8>) {
         let h = self.header(DocKind::Visit, *id.as_uuid(), &self.inspector);
         let v = VisitDoc::new(&h, VisitKind::Routine, 1_760_000_000_000);
@@ -104,6 +116,10 @@ impl World {
         );
         doc.location = "一号车间".into();
         doc.category = "electrical".into();
+        doc.responsible_person = "李四".into();
+        doc.measure = "加装漏电保护器".into();
+        doc.funds_yuan = Some(5_000);
+        doc.emergency_plan = "停用该配电箱，设置警示".into();
         let e = sync_core::edit::new_hazard(&doc, &self.inspector, 1_760_000_000_000)
             .expect("create hazard");
         (e.doc, e.change.expect("a change"))
