@@ -750,10 +750,10 @@ fn check_events(
                     ));
                 }
             }
-            K::ExtensionRequested { until, .. } | K::ExtensionGranted { until, .. } => {
-                if Deadline::parse(until).is_err() {
-                    refusals.push(refuse(RefusalCode::Malformed, "extension date".into()));
-                }
+            K::ExtensionRequested { until, .. } | K::ExtensionGranted { until, .. }
+                if Deadline::parse(until).is_err() =>
+            {
+                refusals.push(refuse(RefusalCode::Malformed, "extension date".into()));
             }
             _ => {}
         }

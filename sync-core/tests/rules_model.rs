@@ -341,7 +341,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// The role that records event kind `k` in practice (an index into [`WHO`]).
 fn natural(k: u8, p: u8) -> usize {
-    let agency_or_township = if p % 2 == 0 { 0 } else { 3 };
+    let agency_or_township = if p.is_multiple_of(2) { 0 } else { 3 };
     match k {
         0 | 6 | 7 => 0,
         1 | 2 | 5 => 2,
@@ -396,15 +396,19 @@ fn kind_for(h: &HazardDoc, k: u8, p: u8) -> EventKind {
             reason: "理由不充分".into(),
         },
         5 => EventKind::RectificationSubmitted {
-            note: if p % 2 == 0 {
+            note: if p.is_multiple_of(2) {
                 "已整改".into()
             } else {
                 String::new()
             },
-            photos: if p % 3 == 0 { vec![] } else { vec![photo()] },
+            photos: if p.is_multiple_of(3) {
+                vec![]
+            } else {
+                vec![photo()]
+            },
         },
         6 => EventKind::Verified {
-            accepted: p % 3 != 0,
+            accepted: !p.is_multiple_of(3),
             note: String::new(),
         },
         7 => EventKind::ReportedToRegulator {
@@ -423,7 +427,7 @@ fn kind_for(h: &HazardDoc, k: u8, p: u8) -> EventKind {
             reason: "复查发现问题".into(),
         },
         _ => EventKind::Regraded {
-            grade: if p % 2 == 0 {
+            grade: if p.is_multiple_of(2) {
                 Grade::Major
             } else {
                 Grade::General
@@ -623,7 +627,7 @@ fn run(w: &World, five_in_place: bool, grade: Grade, steps: &[Step]) -> Result<(
                 let result =
                     edit::edit_hazard(d, &on_replica(&w.inspector, *r), at, |h| match field {
                         0 => {
-                            h.grade = if p % 2 == 0 {
+                            h.grade = if p.is_multiple_of(2) {
                                 Grade::Major
                             } else {
                                 Grade::General
@@ -631,7 +635,7 @@ fn run(w: &World, five_in_place: bool, grade: Grade, steps: &[Step]) -> Result<(
                         }
                         1 => h.deadline = DATES[*p as usize % DATES.len()].to_owned(),
                         _ => {
-                            h.emergency_plan = if p % 2 == 0 {
+                            h.emergency_plan = if p.is_multiple_of(2) {
                                 String::new()
                             } else {
                                 "停用设备".into()
