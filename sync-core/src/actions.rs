@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::doc::HazardDoc;
 use crate::domain::{Author, Deadline, Grade, PhotoRef};
 use crate::policy::{self, Relation};
-use crate::rectification::{Event, EventKind, HazardState, RULES_VERSION, Why, step};
+use crate::rectification::{Event, EventKind, HazardState, Why, step};
 
 /// Something a user can do with a hazard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -273,16 +273,7 @@ pub fn allowed_actions(author: &Author, hazard: &HazardDoc, in_scope: bool) -> V
                                 ..
                             }
                         ) && !hazard.missing_five_in_place().is_empty();
-                        let ev = Event {
-                            id: "00000000-0000-7000-8000-000000000000".into(),
-                            at: 0,
-                            author: author.user.to_string(),
-                            role: author.role,
-                            org: author.org.hyphenated().to_string(),
-                            device: author.device.to_string(),
-                            kind,
-                            rules: Some(RULES_VERSION),
-                        };
+                        let ev = Event::by(author, String::new(), 0, kind);
                         let mut s = status.clone();
                         match step(&mut s, &header, &ev) {
                             Err(why) => Some(why),

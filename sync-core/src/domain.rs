@@ -201,13 +201,15 @@ pub struct PhotoRef {
     pub original_sha256: Option<String>,
 }
 
-/// Writes an optional text only when it is present (see [`PhotoRef::original_sha256`]).
-fn reconcile_if_present<R: autosurgeon::Reconciler>(
-    value: &Option<String>,
-    mut reconciler: R,
+/// Writes an optional value only when it is present, never as null: a key added to a type
+/// after documents were written stays absent from them until it has a value, so reconciling an
+/// old value adds nothing (see [`PhotoRef::original_sha256`], `Event::rules`).
+pub(crate) fn reconcile_if_present<T: Reconcile, R: autosurgeon::Reconciler>(
+    value: &Option<T>,
+    reconciler: R,
 ) -> Result<(), R::Error> {
     match value {
-        Some(s) => reconciler.str(s),
+        Some(v) => v.reconcile(reconciler),
         None => Ok(()),
     }
 }

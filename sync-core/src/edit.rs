@@ -16,7 +16,7 @@ use autosurgeon::{Hydrate, Reconcile};
 
 use crate::doc::{DocError, DocKind, HazardDoc, Header, VisitDoc};
 use crate::domain::Author;
-use crate::rectification::{Event, EventKind, RULES_VERSION, Why};
+use crate::rectification::{Event, EventKind, Why};
 use crate::validate::{self, ChangeRefusal};
 
 /// An edit that could not be made.
@@ -79,86 +79,36 @@ pub trait Fields: Reconcile + Hydrate + Clone {
     ) -> Result<(), autosurgeon::ReconcileError>;
 }
 
-macro_rules! write_changed_fields {
-    ($tx:ident, $before:ident, $after:ident, $($field:ident),+ $(,)?) => {
-        $(
-            if $before.$field != $after.$field {
-                autosurgeon::reconcile_prop($tx, automerge::ROOT, stringify!($field), &$after.$field)?;
+/// Implements [`Fields`] for a document type from the list of its root keys.
+macro_rules! fields {
+    ($ty:ty: $($field:ident),+ $(,)?) => {
+        impl Fields for $ty {
+            fn write_changed(
+                tx: &mut automerge::transaction::Transaction<'_>,
+                before: &Self,
+                after: &Self,
+            ) -> Result<(), autosurgeon::ReconcileError> {
+                // Names every field (no `..`): a field added to the type and not to the list
+                // does not compile, so an edit can never drop it silently.
+                let Self { $($field: _),+ } = before;
+                $(
+                    if before.$field != after.$field {
+                        autosurgeon::reconcile_prop(tx, automerge::ROOT, stringify!($field), &after.$field)?;
+                    }
+                )+
+                Ok(())
             }
-        )+
+        }
     };
 }
 
-impl Fields for HazardDoc {
-    fn write_changed(
-        tx: &mut automerge::transaction::Transaction<'_>,
-        b: &Self,
-        a: &Self,
-    ) -> Result<(), autosurgeon::ReconcileError> {
-        write_changed_fields!(
-            tx,
-            b,
-            a,
-            schema,
-            kind,
-            id,
-            visit_id,
-            enterprise_id,
-            agency_id,
-            township_id,
-            created_by,
-            created_at,
-            location,
-            description,
-            category,
-            grade,
-            criterion,
-            measure,
-            deadline,
-            responsible_person,
-            funds_yuan,
-            emergency_plan,
-            photos,
-            events,
-        );
-        Ok(())
-    }
-}
+fields!(HazardDoc: schema, kind, id, visit_id, enterprise_id, agency_id, township_id, created_by,
+    created_at, location, description, category, grade, criterion, measure, deadline,
+    responsible_person, funds_yuan, emergency_plan, photos, events);
 
-impl Fields for VisitDoc {
-    fn write_changed(
-        tx: &mut automerge::transaction::Transaction<'_>,
-        b: &Self,
-        a: &Self,
-    ) -> Result<(), autosurgeon::ReconcileError> {
-        write_changed_fields!(
-            tx,
-            b,
-            a,
-            schema,
-            kind,
-            id,
-            enterprise_id,
-            agency_id,
-            township_id,
-            created_by,
-            created_at,
-            visit_kind,
-            inspectors,
-            started_at,
-            ended_at,
-            place,
-            gps,
-            checklist,
-            service_plan,
-            overall_assessment,
-            notes,
-            signature,
-            signatures,
-        );
-        Ok(())
-    }
-}
+fields!(VisitDoc: schema, kind, id, enterprise_id, agency_id, township_id, created_by, created_at,
+    visit_kind, inspectors, started_at, ended_at, place, gps, checklist, service_plan,
+    overall_assessment, notes, signature, signatures);
 
 /// Hydrates `T` from `doc`, applies `f`, and writes back as one change only the fields `f`
 /// changed.
@@ -277,16 +227,7 @@ pub fn record_event(
         EventKind::Notified => notice_for(&hazard),
         other => other,
     };
-    let event = Event {
-        id: event_id.to_string(),
-        at: at_ms,
-        author: author.user.to_string(),
-        role: author.role,
-        org: author.org.hyphenated().to_string(),
-        device: author.device.to_string(),
-        kind,
-        rules: Some(RULES_VERSION),
-    };
+    let event = Event::by(author, event_id.to_string(), at_ms, kind);
     let edited = append_event(doc, first_actor(author)?, at_ms, &event)?;
     let edited = checked(Some(doc), edited, &header, author, true)?;
     let mut status = hazard.status()?;
@@ -465,17 +406,17 @@ pub fn resolve_conflict(
             tx.put(automerge::ROOT, *field, ScalarValue::Null)
         }
         "funds_yuan" => {
-            let n: i64 = value
-                .trim()
-                .parse()
-                .map_err(|_| EditError::Write("funds must be a whole number of yuan".into()))?;
+            let n: i64 = value.trim().parse().map_err(|_| {
+                EditError::Write(
+                    "整改资金须为整数（元） / funds must be a whole number of yuan".into(),
+                )
+            })?;
             tx.put(automerge::ROOT, *field, n)
         }
         "started_at" | "ended_at" => {
-            let n: i64 = value
-                .trim()
-                .parse()
-                .map_err(|_| EditError::Write("a time in milliseconds".into()))?;
+            let n: i64 = value.trim().parse().map_err(|_| {
+                EditError::Write("时间须为毫秒数 / a time must be in milliseconds".into())
+            })?;
             tx.put(automerge::ROOT, *field, n)
         }
         _ => tx.put(automerge::ROOT, *field, value),

@@ -93,22 +93,22 @@ pub const COUNT_LIMITS: &[(&str, usize)] = &[
     ("service_plan.entries", 50),
 ];
 
-/// The limit for a text field (panics in tests if the key is not in [`TEXT_LIMITS`]).
-pub fn max_chars(field: &str) -> usize {
-    TEXT_LIMITS
+fn lookup(table: &[(&str, usize)], field: &str, otherwise: usize) -> usize {
+    table
         .iter()
         .find(|(k, _)| *k == field)
-        .map(|(_, n)| *n)
-        .unwrap_or(200)
+        .map_or(otherwise, |(_, n)| *n)
 }
 
-/// The limit for a list.
+/// The limit for a text field; 200 for a key not in [`TEXT_LIMITS`] (every key the documents
+/// hold is listed: a test checks each is labelled).
+pub fn max_chars(field: &str) -> usize {
+    lookup(TEXT_LIMITS, field, 200)
+}
+
+/// The limit for a list; 50 for a key not in [`COUNT_LIMITS`].
 pub fn max_items(field: &str) -> usize {
-    COUNT_LIMITS
-        .iter()
-        .find(|(k, _)| *k == field)
-        .map(|(_, n)| *n)
-        .unwrap_or(50)
+    lookup(COUNT_LIMITS, field, 50)
 }
 
 /// Checks one text against its limit.

@@ -41,17 +41,26 @@ pub struct Event {
     /// The rules it was recorded under: [`RULES_VERSION`], or `None` for events written before
     /// rules were versioned. Absent from the document when `None`, so old events read back
     /// unchanged.
-    #[autosurgeon(reconcile = "reconcile_rules", missing = "Option::default")]
+    #[autosurgeon(
+        reconcile = "crate::domain::reconcile_if_present",
+        missing = "Option::default"
+    )]
     pub rules: Option<u64>,
 }
 
-fn reconcile_rules<R: autosurgeon::Reconciler>(
-    value: &Option<u64>,
-    mut reconciler: R,
-) -> Result<(), R::Error> {
-    match value {
-        Some(v) => reconciler.u64(*v),
-        None => Ok(()),
+impl Event {
+    /// A new event recorded by `author` now, under this build's rules.
+    pub fn by(author: &crate::domain::Author, id: String, at: i64, kind: EventKind) -> Self {
+        Self {
+            id,
+            at,
+            author: author.user.to_string(),
+            role: author.role,
+            org: author.org.hyphenated().to_string(),
+            device: author.device.to_string(),
+            kind,
+            rules: Some(RULES_VERSION),
+        }
     }
 }
 

@@ -346,7 +346,7 @@ pub fn validate_batch(
     );
     match &typed {
         TypedDoc::Hazard(h) => {
-            check_events(before, &fork, &changes, &header, h, author, &mut refusals);
+            check_events(&prior, &fork, &changes, &header, h, author, &mut refusals);
             if let Err(detail) = check_hazard_content(h) {
                 refusals.push(whole(RefusalCode::Malformed, detail));
             }
@@ -440,9 +440,11 @@ impl<'a> Origins<'a> {
     }
 }
 
-/// What the document held before the batch that the rules depend on.
+/// What the document held before the batch that the rules depend on, read once per batch.
 #[derive(Default)]
 struct Prior {
+    /// The hazard's recorded events.
+    events: Vec<Event>,
     /// The hazard's grade and deadline are fixed by a notice.
     terms_fixed: bool,
     /// The visit bears the legacy single signature.
@@ -461,6 +463,7 @@ impl Prior {
         match TypedDoc::hydrate(before) {
             Ok(TypedDoc::Hazard(h)) => Self {
                 terms_fixed: h.status().is_ok_and(|s| s.terms_fixed),
+                events: h.events,
                 ..Self::default()
             },
             Ok(TypedDoc::Visit(v)) => Self {
@@ -513,6 +516,8 @@ fn check_ops(
     for c in changes {
         let expanded = c.decode();
         let mut reasons: HashMap<(RefusalCode, String), ()> = HashMap::new();
+        // Computed once per change, and only for a change that touches the terms.
+        let mut saw: Option<bool> = None;
         for op in &expanded.operations {
             let on_root = matches!(op.obj, automerge::legacy::ObjectId::Root);
             let path = match &op.obj {
@@ -585,7 +590,7 @@ fn check_ops(
                     reasons.insert((RefusalCode::NotPermitted, top), ());
                 } else if prior.terms_fixed
                     && matches!(top.as_str(), "grade" | "deadline")
-                    && saw_notice(fork, c)
+                    && *saw.get_or_insert_with(|| saw_notice(fork, c))
                 {
                     // Refused only when the author saw the notice: an edit made offline
                     // concurrently with it is kept, and the fold reads the notice's terms.
@@ -635,7 +640,7 @@ fn resolve(doc: &Automerge, obj: &str) -> Result<(String, Option<ObjId>), String
 }
 
 fn check_events(
-    before: Option<&Automerge>,
+    prior: &Prior,
     fork: &Automerge,
     changes: &[Change],
     header: &Header,
@@ -644,15 +649,12 @@ fn check_events(
     refusals: &mut Vec<ChangeRefusal>,
 ) {
     let after = hazard.events.as_slice();
-    let before_events: Vec<Event> = before
-        .and_then(|d| doc::HazardDoc::hydrate_from(d).ok())
-        .map(|h| h.events)
-        .unwrap_or_default();
+    let before_events = &prior.events;
     let after_by_id: HashMap<&str, &Event> = after.iter().map(|e| (e.id.as_str(), e)).collect();
     if after_by_id.len() != after.len() {
         refusals.push(whole(RefusalCode::EventForged, "duplicate event id".into()));
     }
-    for old in &before_events {
+    for old in before_events {
         match after_by_id.get(old.id.as_str()) {
             Some(new) if *new == old => {}
             _ => refusals.push(whole(

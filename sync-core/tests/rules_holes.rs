@@ -750,3 +750,168 @@ fn refusals_name_the_rule_in_chinese_first_without_keys_or_ids() {
         assert!(en.is_ascii());
     }
 }
+
+#[test]
+fn an_inspector_cannot_claim_to_be_the_regulator_for_a_downgrade() {
+    let w = World::new();
+    let d = accepted(&w, Grade::Major);
+    // The inspector's device writes the regrade in the supervisor's name and role.
+    let e = edit::modify::<HazardDoc>(&d, &w.inspector.actors[0], T, |h| {
+        h.events.push(Event::by(
+            &w.supervisor,
+            EventId::new_random().to_string(),
+            T,
+            EventKind::Regraded {
+                grade: Grade::General,
+                reason: "冒充监管".into(),
+            },
+        ))
+    })
+    .unwrap();
+    let h = sync_core::doc::read_header(&d).unwrap();
+    let all = |_: &sync_core::doc::Header| true;
+    let r = validate_batch(
+        Some(&d),
+        h.id,
+        DocKind::Hazard,
+        &[e.change.unwrap()],
+        &w.inspector,
+        &all,
+    )
+    .unwrap_err();
+    assert_eq!(r[0].code, RefusalCode::EventForged);
+}
+
+#[test]
+fn an_event_that_claims_other_rules_is_refused() {
+    let w = World::new();
+    let d = notified(&w, Grade::General);
+    let h = sync_core::doc::read_header(&d).unwrap();
+    let all = |_: &sync_core::doc::Header| true;
+    // The first rules accepted a verification without a submission; a future version is not
+    // this build's to interpret.
+    for rules in [Some(1), Some(RULES_VERSION + 1), None] {
+        let e = edit::modify::<HazardDoc>(&d, &w.inspector.actors[0], T, |hz| {
+            hz.events.push(Event {
+                rules,
+                ..Event::by(
+                    &w.inspector,
+                    EventId::new_random().to_string(),
+                    T,
+                    EventKind::Verified {
+                        accepted: true,
+                        note: String::new(),
+                    },
+                )
+            })
+        })
+        .unwrap();
+        let r = validate_batch(
+            Some(&d),
+            h.id,
+            DocKind::Hazard,
+            &[e.change.unwrap()],
+            &w.inspector,
+            &all,
+        )
+        .unwrap_err();
+        assert_eq!(r[0].code, RefusalCode::Outdated, "rules {rules:?}");
+    }
+}
+
+#[test]
+fn two_inspectors_notifying_offline_agree_on_one_notice_whatever_the_merge_order() {
+    let w = World::new();
+    let (doc, _) = w.hazard(
+        HazardId::new_random(),
+        VisitId::new_random(),
+        Grade::General,
+    );
+    // Each sets a different deadline, then issues the notice, without seeing the other.
+    let notice = |a: &Author, deadline: &str| {
+        let e = edit::edit_hazard(&doc, a, T, |h| h.deadline = deadline.into()).unwrap();
+        edit::notify(&e.doc, a, EventId::new_random(), T)
+            .unwrap()
+            .doc
+    };
+    let one = notice(&w.inspector, "2026-04-01");
+    let two = notice(&w.inspector2, "2026-05-01");
+    let mut ab = one.clone();
+    ab.merge(&mut two.clone()).unwrap();
+    let mut ba = two.clone();
+    ba.merge(&mut one.clone()).unwrap();
+    let (s_ab, s_ba) = (state(&ab), state(&ba));
+    assert_eq!(s_ab, s_ba);
+    assert_eq!(s_ab.state, HazardState::Notified);
+    let applied = s_ab.outcomes.iter().filter(|o| o.ignored.is_none()).count();
+    assert_eq!(applied, 1, "one notice counts");
+    assert!(
+        s_ab.outcomes
+            .iter()
+            .any(|o| o.ignored == Some(Why::AlreadyNotified))
+    );
+    // The deadline in force is the counted notice's, whichever deadline field won.
+    let counted = HazardDoc::hydrate_from(&ab)
+        .unwrap()
+        .events
+        .into_iter()
+        .zip(&s_ab.outcomes)
+        .find(|(_, o)| o.ignored.is_none())
+        .map(|(e, _)| e.kind)
+        .unwrap();
+    let EventKind::NoticeIssued { deadline, .. } = counted else {
+        panic!("a notice")
+    };
+    assert_eq!(s_ab.deadline.unwrap().to_string(), deadline);
+}
+
+#[test]
+fn a_text_above_its_limit_is_refused_whole_whoever_wrote_it() {
+    let w = World::new();
+    let d = notified(&w, Grade::General);
+    let h = sync_core::doc::read_header(&d).unwrap();
+    let all = |_: &sync_core::doc::Header| true;
+    // A tampered phone skips the local check and sends a description of 50,000 characters.
+    let e = edit::modify::<HazardDoc>(&d, &w.inspector.actors[0], T, |hz| {
+        hz.description = "危".repeat(50_000).into()
+    })
+    .unwrap();
+    let r = validate_batch(
+        Some(&d),
+        h.id,
+        DocKind::Hazard,
+        &[e.change.unwrap()],
+        &w.inspector,
+        &all,
+    )
+    .unwrap_err();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].code, RefusalCode::TooLong);
+    assert!(
+        r[0].message().starts_with("隐患描述不能超过 4000 个字"),
+        "{}",
+        r[0].message()
+    );
+    // And an event's text: a signer's name of 51 characters.
+    let e = edit::modify::<HazardDoc>(&d, &w.manager.actors[0], T, |hz| {
+        hz.events.push(Event::by(
+            &w.manager,
+            EventId::new_random().to_string(),
+            T,
+            EventKind::SignedFor {
+                signer: "张".repeat(51),
+            },
+        ))
+    })
+    .unwrap();
+    let r = validate_batch(
+        Some(&d),
+        h.id,
+        DocKind::Hazard,
+        &[e.change.unwrap()],
+        &w.manager,
+        &all,
+    )
+    .unwrap_err();
+    assert_eq!(r[0].code, RefusalCode::TooLong);
+}

@@ -655,6 +655,23 @@ impl Phone {
         Ok(out)
     }
 
+    /// Like [`Self::edit`] for an edit the rules may refuse where the hazard stands: a refusal
+    /// records nothing and answers `None`; the attempt still counts, as a user's tap would.
+    fn attempt<T>(
+        &mut self,
+        kind: &'static str,
+        f: impl FnOnce(&InspectionClient) -> Result<T, BridgeError>,
+    ) -> anyhow::Result<Option<T>> {
+        match self.edit(kind, f) {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if matches!(e.downcast_ref(), Some(BridgeError::Refused { .. })) => {
+                self.edits += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn chance(&mut self, p: f64) -> bool {
         self.rng.random_bool(p.clamp(0.0, 1.0))
     }
@@ -1281,24 +1298,17 @@ fn extension(p: &mut Phone, hazard: &str, ops: &mut Vec<Op>) -> anyhow::Result<(
         p.rng.random_range(1..=28)
     );
     let h = hazard.to_owned();
-    match p.edit("request_extension", |c| {
+    // One request waits for its answer at a time, and none once the rectification is
+    // submitted (ADR 0009): the phone may refuse it.
+    if p.attempt("request_extension", |c| {
         c.request_extension(h, until, "设备采购周期长，申请延期".into())
-    }) {
-        Ok(()) => ops.push(Op::Event {
+    })?
+    .is_some()
+    {
+        ops.push(Op::Event {
             hazard: hazard.to_owned(),
             event: Recorded::ExtensionRequested,
-        }),
-        // One request waits for its answer at a time, and none once the rectification is
-        // submitted (ADR 0009): the phone refuses it, nothing is recorded, the attempt counts.
-        Err(e)
-            if matches!(
-                e.downcast_ref::<BridgeError>(),
-                Some(BridgeError::Refused { .. })
-            ) =>
-        {
-            p.edits += 1;
-        }
-        Err(e) => return Err(e),
+        });
     }
     Ok(())
 }
@@ -1349,22 +1359,14 @@ fn rectify(
                 .map(|_| p.make_photo(work))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let id = h.id.clone();
-            match p.edit("submit_rectification", |c| {
+            // A major hazard's rectification needs a photo (ADR 0009): without one the phone
+            // refuses it.
+            if p.attempt("submit_rectification", |c| {
                 c.submit_rectification(id, "已按要求整改，附整改后照片".into(), paths)
-            }) {
-                Ok(()) => {}
-                // A major hazard's rectification needs a photo (ADR 0009): without one the
-                // phone refuses it, nothing is recorded, the attempt counts.
-                Err(e)
-                    if matches!(
-                        e.downcast_ref::<BridgeError>(),
-                        Some(BridgeError::Refused { .. })
-                    ) =>
-                {
-                    p.edits += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            })?
+            .is_none()
+            {
+                continue;
             }
             ops.push(Op::Event {
                 hazard: h.id.clone(),

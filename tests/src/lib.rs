@@ -379,6 +379,20 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// POST a JSON body with a token; returns status and JSON body (Null when not JSON).
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Posts raw sync bytes.
     pub async fn post_sync(&self, token: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         let r = self

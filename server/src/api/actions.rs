@@ -249,17 +249,8 @@ pub async fn record(
     Path(id): Path<String>,
     Json(action): Json<Action>,
 ) -> Result<Json<crate::api::hazards::HazardDetail>, ApiError> {
-    let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
-    let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
-    let doc_id = uuid::Uuid::parse_str(&hazard.id).map_err(|_| not_found())?;
     let kind = action.into_kind()?;
-    let author = web_author(&state, &user).await?;
-    let doc = state
-        .hub
-        .load(doc_id)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
-        .ok_or_else(not_found)?;
+    let (doc_id, author, doc) = editable(&state, &user, &id).await?;
     let now = state.clock.now();
     let now_ms = crate::clock::to_millis(now);
     let edited = sync_core::edit::record_event(&doc, &author, EventId::new_random(), now_ms, kind)
@@ -285,35 +276,17 @@ pub async fn resolve(
     Path(id): Path<String>,
     Json(choice): Json<Resolve>,
 ) -> Result<Json<crate::api::hazards::HazardDetail>, ApiError> {
-    let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
-    let hazard = crate::api::hazards::hazard_in_scope(&state, &user, &id).await?;
-    let doc_id = uuid::Uuid::parse_str(&hazard.id).map_err(|_| not_found())?;
-    if choice.field.len() > 64 {
+    if choice.value.chars().count() > sync_core::limits::max_chars(&choice.field) {
         return Err(ApiError::invalid(
             "invalid_field",
-            "字段无效",
-            "invalid field",
+            format!(
+                "取值过长（最多 {} 个字）",
+                sync_core::limits::max_chars(&choice.field)
+            ),
+            "the value is too long",
         ));
     }
-    crate::api::check_text(
-        "value",
-        &choice.value,
-        sync_core::limits::max_chars(&choice.field),
-    )
-    .or_else(|e| {
-        if choice.field == "funds_yuan" {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    let author = web_author(&state, &user).await?;
-    let doc = state
-        .hub
-        .load(doc_id)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
-        .ok_or_else(not_found)?;
+    let (doc_id, author, doc) = editable(&state, &user, &id).await?;
     if !sync_core::edit::conflicts(&doc)
         .iter()
         .any(|c| c.field == choice.field)
@@ -328,11 +301,10 @@ pub async fn resolve(
     let edited =
         sync_core::edit::resolve_conflict(&doc, &author, now_ms, &choice.field, &choice.value)
             .map_err(|e| match e {
-                sync_core::edit::EditError::Write(w) => ApiError::invalid(
-                    "invalid_field",
-                    format!("取值无效：{w}"),
-                    format!("invalid value: {w}"),
-                ),
+                sync_core::edit::EditError::Write(w) => {
+                    let (zh, en) = halves(&w);
+                    ApiError::invalid("invalid_field", zh, en)
+                }
                 sync_core::edit::EditError::Doc(d) => ApiError::invalid(
                     "invalid_field",
                     "取值不符合该字段的格式",
@@ -341,6 +313,26 @@ pub async fn resolve(
                 other => edit_error(other),
             })?;
     commit(&state, &user, &author, doc_id, &id, edited, now_ms).await
+}
+
+/// The hazard `id` if it is in the caller's scope (404 otherwise), as its document, with the
+/// caller's web author: what every web edit starts from.
+async fn editable(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+) -> Result<(uuid::Uuid, Author, sync_core::automerge::Automerge), ApiError> {
+    let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
+    let hazard = crate::api::hazards::hazard_in_scope(state, user, id).await?;
+    let doc_id = uuid::Uuid::parse_str(&hazard.id).map_err(|_| not_found())?;
+    let author = web_author(state, user).await?;
+    let doc = state
+        .hub
+        .load(doc_id)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
+        .ok_or_else(not_found)?;
+    Ok((doc_id, author, doc))
 }
 
 /// Passes a web edit through the hub's validation and durable append, projects it, and answers

@@ -1,0 +1,238 @@
+//! The rules through the server, on SQLite and PostgreSQL: what the hazard detail offers each
+//! role is exactly what the server accepts from it, step by step along a hazard's life; and two
+//! inspectors who set one field offline leave a hazard the manager can still act on, whose two
+//! values the API shows until an inspector picks one.
+#![allow(clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sync_core::domain::Grade;
+use sync_core::edit;
+use tests::scenario::{T, hazard_state, record_visit};
+use tests::{TestApp, users};
+
+/// The web body that takes `action` on a hazard whose detail is `detail`, or `None` for the
+/// actions that are detail edits (the phone's, not the web's).
+fn body(action: &str, detail: &Value) -> Option<Value> {
+    let pending = &detail["pending_extension"];
+    let request = pending["request"]
+        .as_str()
+        .unwrap_or("0195a000-0000-7000-8000-00000000abcd");
+    let until = pending["until"].as_str().unwrap_or("2027-01-01");
+    let photo = json!({
+        "sha256": "ab".repeat(32), "size": 4096, "media_type": "image/jpeg",
+        "captured_at": null, "gps": null, "added_by": ""
+    });
+    Some(match action {
+        "notify" => json!({ "kind": "notified" }),
+        "sign_for" => json!({ "kind": "signed_for", "signer": "王厂长" }),
+        "request_extension" => {
+            json!({ "kind": "extension_requested", "until": "2027-01-01", "reason": "设备到货慢" })
+        }
+        "grant_extension" => {
+            json!({ "kind": "extension_granted", "request": request, "until": until })
+        }
+        "refuse_extension" => {
+            json!({ "kind": "extension_refused", "request": request, "reason": "理由不充分" })
+        }
+        "submit_rectification" => {
+            json!({ "kind": "rectification_submitted", "note": "已整改", "photos": [photo] })
+        }
+        "accept" => json!({ "kind": "verified", "accepted": true, "note": "复查合格" }),
+        "reject" => json!({ "kind": "verified", "accepted": false, "note": "未达标" }),
+        "report_to_regulator" => json!({ "kind": "reported_to_regulator", "to": "镇应急办" }),
+        "put_under_supervision" => json!({ "kind": "supervision_put", "note": "挂牌" }),
+        "lift_supervision" => json!({ "kind": "supervision_lifted", "note": "解除" }),
+        "close" => json!({ "kind": "closed", "note": "销号" }),
+        "reopen" => json!({ "kind": "reopened", "reason": "复查发现问题" }),
+        "upgrade" => json!({ "kind": "regraded", "grade": "major", "reason": "重新判定" }),
+        "downgrade" => json!({ "kind": "regraded", "grade": "general", "reason": "复核" }),
+        _ => return None,
+    })
+}
+
+const ROLES: [&str; 4] = [
+    users::INSPECTOR,
+    users::MANAGER,
+    users::SUPERVISOR,
+    users::AGENCY_ADMIN,
+];
+
+/// At every step of a hazard's life, for every role, each action the detail does not offer is
+/// refused by the server (and changes nothing); then the step's action, which must be offered,
+/// is accepted.
+async fn what_the_detail_offers_is_what_the_server_accepts(app: TestApp) {
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let (_, hid) = record_visit(&seed, &mut inspector, Grade::General, "2026-03-20");
+    assert!(app.sync(&mut inspector).await.refused.is_empty());
+    let mut tokens = Vec::new();
+    for r in ROLES {
+        tokens.push((r, app.login(r).await.token));
+    }
+    let stranger = app.login(users::OTHER_INSPECTOR).await.token;
+    let path = format!("/api/v1/hazards/{hid}");
+    let steps = [
+        (users::MANAGER, "sign_for"),
+        (users::MANAGER, "request_extension"),
+        (users::INSPECTOR, "grant_extension"),
+        (users::INSPECTOR, "upgrade"),
+        (users::SUPERVISOR, "put_under_supervision"),
+        (users::INSPECTOR, "report_to_regulator"),
+        (users::MANAGER, "submit_rectification"),
+        (users::INSPECTOR, "reject"),
+        (users::MANAGER, "submit_rectification"),
+        (users::INSPECTOR, "accept"),
+        (users::SUPERVISOR, "close"),
+        (users::SUPERVISOR, "reopen"),
+    ];
+    for (who, step) in steps {
+        for (role, token) in &tokens {
+            let (status, detail) = app.get(token, &path).await;
+            assert_eq!(status, StatusCode::OK);
+            let history_len = detail["history"].as_array().unwrap().len();
+            for a in detail["actions"].as_array().unwrap() {
+                let name = a["action"].as_str().unwrap();
+                if a["allowed"].as_bool().unwrap() {
+                    assert!(a["why_not"].is_null());
+                    continue;
+                }
+                let reason = a["reason"].as_str().unwrap();
+                assert!(
+                    reason.contains(" / "),
+                    "a reason in both languages: {reason}"
+                );
+                let Some(b) = body(name, &detail) else {
+                    continue;
+                };
+                let (status, refusal) = app.post(token, &format!("{path}/events"), &b).await;
+                assert!(
+                    status == StatusCode::FORBIDDEN || status == StatusCode::CONFLICT,
+                    "{role} {name} before {step}: not offered ({reason}) but answered {status} {refusal}"
+                );
+            }
+            let (_, after) = app.get(token, &path).await;
+            assert_eq!(
+                after["history"].as_array().unwrap().len(),
+                history_len,
+                "a refused action recorded nothing"
+            );
+            // Another agency's inspector gets nothing at all.
+            let (status, _) = app
+                .post(
+                    &stranger,
+                    &format!("{path}/events"),
+                    &json!({ "kind": "notified" }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let token = &tokens.iter().find(|(r, _)| *r == who).unwrap().1;
+        let (_, detail) = app.get(token, &path).await;
+        let offered = detail["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == step)
+            .unwrap();
+        assert_eq!(
+            offered["allowed"], true,
+            "{who} is offered {step}: {offered}"
+        );
+        let (status, answer) = app
+            .post(
+                token,
+                &format!("{path}/events"),
+                &body(step, &detail).unwrap(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{who} {step}: {answer}");
+        let history = answer["history"].as_array().unwrap();
+        assert!(
+            history.last().unwrap()["ignored"].is_null(),
+            "{who} {step} took effect"
+        );
+    }
+    assert_eq!(hazard_state(&app, &tokens[2].1, hid).await, "in_progress");
+}
+
+/// Two inspectors set the responsible person offline and sync. The manager still signs for and
+/// submits on the web; the API shows both values; the manager and the supervisor may not pick
+/// one, another agency's inspector does not see the hazard, and an inspector of the agency
+/// resolves it.
+async fn two_inspectors_set_one_field_offline_and_the_manager_still_acts(app: TestApp) {
+    let seed = app.seed().await;
+    let mut a = app.phone(users::INSPECTOR).await;
+    let mut b = app.phone(users::INSPECTOR2).await;
+    let (_, hid) = record_visit(&seed, &mut a, Grade::General, "2026-03-20");
+    assert!(app.sync(&mut a).await.refused.is_empty());
+    app.sync(&mut b).await;
+    for (phone, name) in [(&mut a, "王五"), (&mut b, "赵六")] {
+        let d = &phone.replica.docs[hid.as_uuid()].doc;
+        let e =
+            edit::edit_hazard(d, &phone.author, T, |h| h.responsible_person = name.into()).unwrap();
+        phone.replica.docs.get_mut(hid.as_uuid()).unwrap().doc = e.doc;
+    }
+    assert!(app.sync(&mut a).await.refused.is_empty());
+    assert!(app.sync(&mut b).await.refused.is_empty());
+
+    let path = format!("/api/v1/hazards/{hid}");
+    let insp = app.login(users::INSPECTOR).await.token;
+    let (_, detail) = app.get(&insp, &path).await;
+    let conflicts = detail["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{detail}");
+    assert_eq!(conflicts[0]["field"], "responsible_person");
+    let mut values: Vec<&str> = conflicts[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["王五", "赵六"]);
+
+    let mgr = app.login(users::MANAGER).await.token;
+    for b in [
+        json!({ "kind": "signed_for", "signer": "王厂长" }),
+        json!({ "kind": "rectification_submitted", "note": "已更换插座", "photos": [] }),
+    ] {
+        let (status, answer) = app.post(&mgr, &format!("{path}/events"), &b).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(hazard_state(&app, &insp, hid).await, "submitted");
+
+    let pick = json!({ "field": "responsible_person", "value": "赵六" });
+    for (who, want) in [
+        (users::MANAGER, StatusCode::FORBIDDEN),
+        (users::SUPERVISOR, StatusCode::FORBIDDEN),
+        (users::OTHER_INSPECTOR, StatusCode::NOT_FOUND),
+    ] {
+        let token = app.login(who).await.token;
+        let (status, answer) = app.post(&token, &format!("{path}/resolve"), &pick).await;
+        assert_eq!(status, want, "{who}: {answer}");
+    }
+    let (status, answer) = app.post(&insp, &format!("{path}/resolve"), &pick).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["conflicts"].as_array().unwrap().is_empty());
+    assert_eq!(answer["hazard"]["responsible_person"], "赵六");
+    let (status, answer) = app.post(&insp, &format!("{path}/resolve"), &pick).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "nothing left to resolve: {answer}"
+    );
+    assert_eq!(answer["error"], "no_conflict");
+    // The phones converge on the chosen value.
+    for p in [&mut a, &mut b] {
+        app.sync(p).await;
+        let h =
+            sync_core::doc::HazardDoc::hydrate_from(&p.replica.docs[hid.as_uuid()].doc).unwrap();
+        assert_eq!(h.responsible_person, "赵六");
+        assert!(edit::conflicts(&p.replica.docs[hid.as_uuid()].doc).is_empty());
+    }
+}
+
+tests::on_every_backend!(
+    what_the_detail_offers_is_what_the_server_accepts,
+    two_inspectors_set_one_field_offline_and_the_manager_still_acts,
+);
