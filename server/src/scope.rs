@@ -5,6 +5,9 @@
 //!   today (in China Standard Time, per the injected clock; both ends of the term included);
 //! - an enterprise manager sees their own enterprise;
 //! - a supervisor sees the enterprises of their township.
+//!
+//! Within an enterprise, agency staff read only their own agency's documents ([`own_agency`];
+//! the sync hub applies the same rule with `sync_core::policy::may_read`).
 
 use std::collections::BTreeSet;
 
@@ -55,6 +58,13 @@ pub fn scope_rule(role: Role, org_id: &str, today: Date) -> ScopeRule {
 
 fn rule_now(clock: &dyn Clock, user: &AuthUser) -> ScopeRule {
     scope_rule(user.role, &user.org_id, china_date(clock.now()))
+}
+
+/// The agency whose work alone `user` may read, for agency staff: another agency serving the
+/// same enterprise keeps its visits and hazards to itself (the enterprise and its township see
+/// both). `None` for every other role.
+pub fn own_agency(user: &AuthUser) -> Option<&str> {
+    matches!(user.role, Role::Inspector | Role::AgencyAdmin).then_some(user.org_id.as_str())
 }
 
 /// The set of enterprise ids `user` may see now.

@@ -324,6 +324,9 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             }
             for meta in self.store.docs_of(std::slice::from_ref(ent)).await? {
                 if let Some(doc) = self.load_shared(meta.id).await? {
+                    if !readable(author, &doc) {
+                        continue;
+                    }
                     let bytes = doc.save();
                     budget = budget.saturating_sub(bytes.len());
                     response.updates.push(DocUpdate {
@@ -366,6 +369,12 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     .push(c.bytes);
             }
             for (id, (kind, changes)) in per_doc {
+                // Reads follow the author's organisation, not only the enterprise: another
+                // agency serving the same enterprise receives nothing of this agency's work.
+                match self.load_shared(id).await? {
+                    Some(doc) if readable(author, &doc) => {}
+                    _ => continue,
+                }
                 response.updates.push(DocUpdate {
                     id,
                     kind,
@@ -379,6 +388,14 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         response.cursor = cursor;
         Ok(SyncOutcome { response, applied })
     }
+}
+
+/// Whether `author` may read `doc`, whose enterprise is in the author's scope already: the
+/// document must be their agency's, their enterprise's or their township's
+/// ([`crate::policy::may_read`]).
+fn readable(author: &Author, doc: &Automerge) -> bool {
+    crate::doc::read_header(doc)
+        .is_ok_and(|h| crate::policy::may_read(author.role, &author.org, &h, true))
 }
 
 /// One document on a client.

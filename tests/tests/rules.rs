@@ -232,7 +232,146 @@ async fn two_inspectors_set_one_field_offline_and_the_manager_still_acts(app: Te
     }
 }
 
+/// A second agency holds a contract with the same enterprise. Neither agency receives or reads
+/// the other's visits and hazards, on the phone or over the API, nor acts on them; the
+/// enterprise and its township see the work of both.
+async fn another_agency_on_the_same_enterprise_reads_none_of_this_agencys_work(app: TestApp) {
+    let seed = app.seed().await;
+    let start: jiff::civil::Date = "2026-01-01".parse().unwrap();
+    let end: jiff::civil::Date = "2026-12-31".parse().unwrap();
+    server::admin::create_contract(
+        &app.state.db,
+        app.clock.as_ref(),
+        &seed.other_agency,
+        &seed.enterprise,
+        start,
+        end,
+        true,
+    )
+    .await
+    .unwrap();
+    let mut one = app.phone(users::INSPECTOR).await;
+    let mut two = app.phone(users::OTHER_INSPECTOR).await;
+    let (v1, h1) = record_visit(&seed, &mut one, Grade::General, "2026-03-20");
+    let seed2 = tests::Seed {
+        agency: seed.other_agency.clone(),
+        ..seed.clone()
+    };
+    let (v2, h2) = record_visit(&seed2, &mut two, Grade::General, "2026-03-25");
+    assert!(app.sync(&mut one).await.refused.is_empty());
+    assert!(app.sync(&mut two).await.refused.is_empty());
+    // Both sync again: each receives only its own agency's documents.
+    app.sync(&mut one).await;
+    app.sync(&mut two).await;
+    for (phone, own, theirs) in [
+        (
+            &one,
+            [v1.as_uuid(), h1.as_uuid()],
+            [v2.as_uuid(), h2.as_uuid()],
+        ),
+        (
+            &two,
+            [v2.as_uuid(), h2.as_uuid()],
+            [v1.as_uuid(), h1.as_uuid()],
+        ),
+    ] {
+        for id in own {
+            assert!(phone.replica.docs.contains_key(id));
+        }
+        for id in theirs {
+            assert!(
+                !phone.replica.docs.contains_key(id),
+                "received another agency's document"
+            );
+        }
+    }
+    // A fresh phone of each agency (a whole-enterprise first sync) gets only its own too.
+    let mut fresh = app.phone(users::OTHER_INSPECTOR).await;
+    app.sync(&mut fresh).await;
+    assert!(fresh.replica.docs.contains_key(h2.as_uuid()));
+    assert!(!fresh.replica.docs.contains_key(h1.as_uuid()));
+    assert!(!fresh.replica.docs.contains_key(v1.as_uuid()));
+
+    let t1 = app.login(users::INSPECTOR).await.token;
+    let t2 = app.login(users::OTHER_INSPECTOR).await.token;
+    for (token, mine, theirs, their_visit) in [(&t1, h1, h2, v2), (&t2, h2, h1, v1)] {
+        let (_, list) = app.get(token, "/api/v1/hazards").await;
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&mine.to_string().as_str()));
+        assert!(!ids.contains(&theirs.to_string().as_str()));
+        let (status, _) = app.get(token, &format!("/api/v1/hazards/{theirs}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = app
+            .get(token, &format!("/api/v1/visits/{their_visit}"))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, visits) = app.get(token, "/api/v1/visits").await;
+        assert!(
+            visits
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v["id"] != their_visit.to_string())
+        );
+        let (status, file) = app
+            .get(
+                token,
+                &format!("/api/v1/enterprises/{}/file", seed.enterprise),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            file["hazards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["hazard"]["id"] != theirs.to_string())
+        );
+        assert!(
+            file["visits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v["id"] != their_visit.to_string())
+        );
+        let (status, _) = app
+            .post(
+                token,
+                &format!("/api/v1/hazards/{theirs}/events"),
+                &json!({ "kind": "verified", "accepted": false, "note": "x" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // The enterprise and its township see both agencies' hazards.
+    for who in [users::MANAGER, users::SUPERVISOR] {
+        let token = app.login(who).await.token;
+        let (_, list) = app.get(&token, "/api/v1/hazards").await;
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        for h in [h1, h2] {
+            assert!(ids.contains(&h.to_string().as_str()), "{who} sees {h}");
+        }
+        let mut phone = app.phone(who).await;
+        app.sync(&mut phone).await;
+        assert!(
+            phone.replica.docs.contains_key(h1.as_uuid())
+                && phone.replica.docs.contains_key(h2.as_uuid())
+        );
+    }
+}
+
 tests::on_every_backend!(
     what_the_detail_offers_is_what_the_server_accepts,
     two_inspectors_set_one_field_offline_and_the_manager_still_acts,
+    another_agency_on_the_same_enterprise_reads_none_of_this_agencys_work,
 );

@@ -275,6 +275,8 @@ pub async fn list(
     };
     add("h.township_id", &f.township, &mut binds, &mut sql);
     add("h.agency_id", &f.agency, &mut binds, &mut sql);
+    let own = scope::own_agency(&user).map(str::to_owned);
+    add("h.agency_id", &own, &mut binds, &mut sql);
     add("h.enterprise_id", &f.enterprise, &mut binds, &mut sql);
     if let Some(g) = &f.grade {
         sync_core::domain::Grade::parse(g).map_err(|e| {
@@ -334,6 +336,9 @@ pub async fn hazard_in_scope(
     });
     let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
     let row = row.ok_or_else(not_found)?;
+    if scope::own_agency(user).is_some_and(|a| a != row.agency_id) {
+        return Err(not_found());
+    }
     if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &row.enterprise_id).await?
     {
         return Err(not_found());
@@ -480,6 +485,7 @@ pub fn started_between(from: Option<&str>, to: Option<&str>) -> Result<StartedBe
 async fn visits_where(
     state: &AppState,
     ids: &[String],
+    own_agency: Option<&str>,
     extra: Option<(&str, &str)>,
     started: StartedBetween,
     limit: u32,
@@ -490,7 +496,10 @@ async fn visits_where(
          checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {}",
         scope_clause(ids, 1)
     );
-    if let Some((col, v)) = extra {
+    for (col, v) in extra
+        .into_iter()
+        .chain(own_agency.map(|a| ("h.agency_id", a)))
+    {
         binds.push(v.to_owned());
         sql.push_str(&format!(" AND {col} = ${}", binds.len()));
     }
@@ -552,6 +561,7 @@ pub async fn visits(
         visits_where(
             &state,
             &ids,
+            scope::own_agency(&user),
             extra,
             started,
             f.limit.unwrap_or(200).min(1000),
@@ -578,6 +588,7 @@ pub async fn visit(
     let visit = visits_where(
         &state,
         &ids,
+        scope::own_agency(&user),
         Some(("h.id", &id)),
         StartedBetween::default(),
         1,
@@ -619,20 +630,25 @@ pub async fn enterprise_file(
         .enterprise_by_id(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("没有这家企业", "no such enterprise"))?;
+    let own = scope::own_agency(&user);
     let visits = visits_where(
         &state,
         std::slice::from_ref(&id),
+        own,
         None,
         StartedBetween::default(),
         10_000,
     )
     .await?;
     let today = today(&state);
+    // Agency staff read their own agency's hazards; everyone else all of the enterprise's.
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.enterprise_id = $1 ORDER BY h.created_at"
+        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id \
+         WHERE h.enterprise_id = $1 AND ($2 = '' OR h.agency_id = $2) ORDER BY h.created_at"
     );
+    let agency = own.unwrap_or("").to_owned();
     let rows = with_pool!(&state.db, pool => {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).bind(&agency).fetch_all(pool).await.map_err(crate::db::DbError::from)?
             .into_iter().map(|r| hazard_row!(r, today.as_str())).collect::<Vec<_>>()
     });
     let mut hazards = Vec::with_capacity(rows.len());
