@@ -306,10 +306,16 @@ async fn another_agency_on_the_same_enterprise_reads_none_of_this_agencys_work(a
         assert!(!ids.contains(&theirs.to_string().as_str()));
         let (status, _) = app.get(token, &format!("/api/v1/hazards/{theirs}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _) = app
-            .get(token, &format!("/api/v1/visits/{their_visit}"))
-            .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        for path in [
+            format!("/api/v1/visits/{their_visit}"),
+            format!("/api/v1/visits/{their_visit}/record"),
+            format!("/api/v1/visits/{their_visit}/notice.pdf"),
+            format!("/api/v1/visits/{their_visit}/history"),
+            format!("/api/v1/hazards/{theirs}/changes"),
+        ] {
+            let (status, _) = app.get(token, &path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
         let (_, visits) = app.get(token, "/api/v1/visits").await;
         assert!(
             visits

@@ -273,9 +273,16 @@ pub async fn status(
 
 /// Whether `user` may see the photo: a document in scope references it, or they uploaded it.
 async fn may_see(state: &AppState, user: &AuthUser, sha: &str) -> Result<bool, ApiError> {
+    let agency = scope::own_agency(user).unwrap_or("").to_owned();
     let (enterprises, uploader): (Vec<String>, Option<String>) = with_pool!(&state.db, pool => {
-        let ents = sqlx::query("SELECT enterprise_id FROM photo_refs WHERE sha256 = $1")
+        // Agency staff see the photos of their own agency's documents only.
+        let ents = sqlx::query(
+            "SELECT r.enterprise_id FROM photo_refs r \
+             LEFT JOIN hazards_view h ON h.id = r.doc_id LEFT JOIN visits_view v ON v.id = r.doc_id \
+             WHERE r.sha256 = $1 AND ($2 = '' OR COALESCE(h.agency_id, v.agency_id) = $2)",
+        )
             .bind(sha)
+            .bind(agency.as_str())
             .fetch_all(pool)
             .await
             .map_err(crate::db::DbError::from)?

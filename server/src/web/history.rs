@@ -143,12 +143,18 @@ pub(crate) async fn load_in_scope(
     if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &enterprise).await? {
         return Err(not_found());
     }
-    state
+    let doc = state
         .hub
         .load(uuid)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    // Agency staff read their own agency's documents only.
+    let agency = sync_core::doc::read_header(&doc).map(|h| h.agency.to_string());
+    if scope::own_agency(user).is_some_and(|own| agency.as_deref() != Ok(own)) {
+        return Err(not_found());
+    }
+    Ok(doc)
 }
 
 pub(crate) fn no_visit() -> ApiError {
