@@ -156,7 +156,7 @@ pub async fn create_user(db: &Db, clock: &dyn Clock, input: &UserInput) -> anyho
             "密码至少 {MIN_PASSWORD_CHARS} 个字符 / the password needs at least {MIN_PASSWORD_CHARS} characters"
         );
     }
-    let needed = input.role.org_kind();
+    let needed = crate::model::org_kind(input.role);
     match db.organisation_kind(&input.org_id).await? {
         None => bail!(
             "组织 {} 不存在 / no organisation {}",

@@ -6,65 +6,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// What a user does; stored as exactly these snake_case strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Agency staff who visit enterprises (inspector, registered safety engineer, ...).
-    Inspector,
-    /// The enterprise's responsible person, who signs hazard lists and rectifies.
-    EnterpriseManager,
-    /// A township, street or development-zone office that oversees its enterprises.
-    Supervisor,
-    /// Runs an agency: staff, contracts, schedule.
-    AgencyAdmin,
-}
+/// What a user does: the one role type, from sync-core (the policy decides by it); stored as
+/// its snake_case text.
+pub use sync_core::domain::Role;
 
-impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Inspector,
-        Role::EnterpriseManager,
-        Role::Supervisor,
-        Role::AgencyAdmin,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Inspector => "inspector",
-            Role::EnterpriseManager => "enterprise_manager",
-            Role::Supervisor => "supervisor",
-            Role::AgencyAdmin => "agency_admin",
-        }
-    }
-
-    /// The kind of organisation a user with this role belongs to.
-    pub fn org_kind(self) -> OrgKind {
-        match self {
-            Role::Inspector | Role::AgencyAdmin => OrgKind::Agency,
-            Role::EnterpriseManager => OrgKind::Enterprise,
-            Role::Supervisor => OrgKind::Township,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected inspector, enterprise_manager, supervisor or agency_admin")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
+/// The kind of organisation a user with `role` belongs to.
+pub fn org_kind(role: Role) -> OrgKind {
+    match role {
+        Role::Inspector | Role::AgencyAdmin => OrgKind::Agency,
+        Role::EnterpriseManager => OrgKind::Enterprise,
+        Role::Supervisor => OrgKind::Township,
     }
 }
 

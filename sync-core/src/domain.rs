@@ -29,6 +29,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [
+        Role::Inspector,
+        Role::EnterpriseManager,
+        Role::Supervisor,
+        Role::AgencyAdmin,
+    ];
+
     /// The stable text form used in databases, tokens and URLs.
     pub const fn as_str(&self) -> &'static str {
         match self {
@@ -58,6 +66,14 @@ impl Role {
             Role::Supervisor => "监管人员",
             Role::AgencyAdmin => "机构管理员",
         }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::parse(s)
     }
 }
 
@@ -292,7 +308,9 @@ impl fmt::Display for Deadline {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// Unknown role text.
-    #[error("unknown role {0:?}")]
+    #[error(
+        "unknown role {0:?}: expected inspector, enterprise_manager, supervisor or agency_admin"
+    )]
     UnknownRole(String),
     /// Unknown grade text.
     #[error("unknown hazard grade {0:?} (expected general or major)")]

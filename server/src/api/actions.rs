@@ -187,7 +187,7 @@ pub async fn web_author(state: &AppState, user: &AuthUser) -> Result<Author, Api
         hex::decode(&device.actor_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
     Ok(Author {
         user: UserId::parse(&user.user_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
-        role: crate::api::sync::core_role(user.role),
+        role: user.role,
         org: uuid::Uuid::parse_str(&user.org_id)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         device: DeviceId::parse(&device.id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,

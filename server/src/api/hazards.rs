@@ -186,7 +186,7 @@ fn actions_for(user: &AuthUser, h: &sync_core::doc::HazardDoc) -> Vec<ActionView
     };
     let author = sync_core::domain::Author {
         user: uid,
-        role: crate::api::sync::core_role(user.role),
+        role: user.role,
         org,
         device: sync_core::ids::DeviceId::from_uuid(uuid::Uuid::nil()),
         actors: Vec::new(),

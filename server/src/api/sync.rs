@@ -95,20 +95,10 @@ pub async fn author_of(
     })?;
     Ok(Author {
         user: UserId::parse(&user.user_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
-        role: core_role(user.role),
+        role: user.role,
         org: uuid::Uuid::parse_str(&user.org_id)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         device: DeviceId::parse(device_id).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         actors: vec![sync_core::automerge::ActorId::from(actor)],
     })
-}
-
-/// The sync-core role of an account role (the same four, by their stable names).
-pub fn core_role(role: crate::model::Role) -> sync_core::domain::Role {
-    match role {
-        crate::model::Role::Inspector => sync_core::domain::Role::Inspector,
-        crate::model::Role::EnterpriseManager => sync_core::domain::Role::EnterpriseManager,
-        crate::model::Role::Supervisor => sync_core::domain::Role::Supervisor,
-        crate::model::Role::AgencyAdmin => sync_core::domain::Role::AgencyAdmin,
-    }
 }

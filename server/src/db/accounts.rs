@@ -415,7 +415,7 @@ impl Db {
             .bind(&user.password_hash)
             .bind(user.role.as_str())
             .bind(&user.org_id)
-            .bind(user.role.org_kind().as_str())
+            .bind(crate::model::org_kind(user.role).as_str())
             .bind(to_millis(now))
             .execute(pool)
             .await?;
