@@ -47,6 +47,9 @@ const DICT = {
   'act.upgrade': ['升为重大事故隐患', 'Upgrade to major'], 'act.downgrade': ['降为一般隐患', 'Downgrade to general'],
   'conflict': ['该字段有两个同时填写的值，请选择一个', 'Two values were set at once: pick one'], 'pick': ['采用此值', 'Use this value'],
   'signed.signed': ['已签字', 'Signed'], 'signed.changed_since_signing': ['签字后有修改', 'Changed since signing'], 'signed.not_signed': ['未签字', 'Not signed'],
+  'found_at': ['发现时间', 'Found'], 'report.claimed': ['上报时间（设备）', 'Reported (device)'], 'report.received': ['收到上报（服务器）', 'Report received (server)'],
+  'report.status': ['上报情况', 'Report'], 'report.on_time': ['按时上报', 'On time'], 'report.late': ['逾期上报', 'Late'], 'report.missing': ['未上报（已超时）', 'Missing'],
+  'report.pending': ['待上报', 'Due'], 'report.not_major': ['已降级', 'Downgraded'], 'report.received_late': ['服务器收到时已超时', 'Received after the window'],
   'act.close': ['验收销号', 'Close'], 'act.reopen': ['重新打开', 'Reopen'], 'submit': ['提交', 'Submit'],
   'done': ['已提交', 'Done'], 'uploading': ['正在上传照片…', 'Uploading photos…'],
   'reported': ['已报告', 'Reported'], 'supervised': ['督办中', 'Under supervision'],
@@ -364,7 +367,12 @@ pages.major = async (app) => {
   await hazardList(app, t('nav.major'), 'grade=major', false);
   const reports = await api('/api/v1/reports/major');
   add(app, h('h2', {}, t('reported')), h('div', { class: 'card' }, reports.length ? h('table', {},
-    h('tbody', {}, reports.map((r) => h('tr', {}, h('td', {}, fmtTime(r.reported_at)), h('td', {}, h('a', { href: '#/hazard/' + r.hazard_id }, r.hazard_id.slice(0, 8))))))) : h('p', { class: 'muted' }, t('none'))));
+    h('thead', {}, h('tr', {}, h('th', {}, t('found_at')), h('th', {}, t('report.claimed')), h('th', {}, t('report.received')), h('th', {}, t('report.status')), h('th', {}, ''))),
+    h('tbody', {}, reports.map((r) => h('tr', { 'data-report': r.report_status },
+      h('td', {}, fmtTime(r.found_at || r.reported_at)), h('td', {}, fmtTime(r.report_claimed_at)), h('td', {}, fmtTime(r.report_received_at)),
+      h('td', {}, h('span', { class: 'badge ' + (['late', 'missing'].includes(r.report_status) ? 'overdue' : '') }, t('report.' + r.report_status)),
+        r.received_late ? [' ', h('span', { class: 'badge overdue' }, t('report.received_late'))] : null),
+      h('td', {}, h('a', { href: '#/hazard/' + r.hazard_id }, t('open.detail'))))))) : h('p', { class: 'muted' }, t('none'))));
 };
 
 pages.visits = async (app, _id, q) => {

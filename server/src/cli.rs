@@ -66,6 +66,10 @@ pub struct SettingsArgs {
     /// [default: 604800, 7 days].
     #[arg(long, env = "INSPECT_UPLOAD_IDLE_EXPIRY_SECS", global = true)]
     pub upload_idle_expiry_secs: Option<u64>,
+    /// Seconds the agency has to report a major hazard to the township after finding it; a later
+    /// or missing report is flagged [default: 7200, 2 hours].
+    #[arg(long, env = "INSPECT_MAJOR_REPORT_WINDOW_SECS", global = true)]
+    pub major_report_window_secs: Option<u64>,
     /// Origins allowed by CORS, comma-separated [default: none, CORS closed].
     #[arg(
         long = "cors-origin",
@@ -91,6 +95,7 @@ impl SettingsArgs {
                 request_timeout_secs: self.request_timeout_secs,
                 reconcile_interval_secs: self.reconcile_interval_secs,
                 upload_idle_expiry_secs: self.upload_idle_expiry_secs,
+                major_report_window_secs: self.major_report_window_secs,
                 cors_origins: self.cors_origins.clone(),
             },
         )

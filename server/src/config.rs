@@ -27,6 +27,9 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// A partial photo upload that received no byte for this long is discarded.
     pub upload_idle_expiry: Duration,
+    /// How long after finding a major hazard the agency has to report it to the township
+    /// (local rules: 2 hours); a later or missing report is flagged.
+    pub major_report_window: Duration,
     /// Origins allowed by CORS; empty means no cross-origin access at all.
     pub cors_origins: Vec<String>,
 }
@@ -43,6 +46,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             reconcile_interval: Duration::from_secs(30),
             upload_idle_expiry: Duration::from_secs(7 * 24 * 60 * 60),
+            major_report_window: Duration::from_secs(2 * 60 * 60),
             cors_origins: Vec::new(),
         }
     }
@@ -61,6 +65,7 @@ pub struct Overrides {
     pub request_timeout_secs: Option<u64>,
     pub reconcile_interval_secs: Option<u64>,
     pub upload_idle_expiry_secs: Option<u64>,
+    pub major_report_window_secs: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
 }
 
@@ -77,6 +82,7 @@ impl Config {
             request_timeout_secs,
             reconcile_interval_secs,
             upload_idle_expiry_secs,
+            major_report_window_secs,
             cors_origins,
         } = overrides;
         if let Some(bind) = bind {
@@ -105,6 +111,9 @@ impl Config {
         }
         if let Some(secs) = upload_idle_expiry_secs {
             self.upload_idle_expiry = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = major_report_window_secs {
+            self.major_report_window = Duration::from_secs(secs.max(60));
         }
         if let Some(origins) = cors_origins {
             self.cors_origins = origins;

@@ -259,6 +259,20 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
                 Arg::from(now_ms),
             ],
         );
+        // The report clock: found (device), reported by the agency (device), and the first time
+        // the server received that report (kept: a later projection or a rebuild does not move
+        // it).
+        plan.push(
+            "UPDATE major_hazard_reports SET found_at = $2, report_claimed_at = $3, \
+             report_received_at = CASE WHEN $3 IS NULL THEN NULL ELSE COALESCE(report_received_at, $4) END \
+             WHERE hazard_id = $1",
+            vec![
+                Arg::from(&h.id),
+                Arg::from(status.major_since),
+                Arg::from(status.reported_at),
+                Arg::from(now_ms),
+            ],
+        );
     }
     plan_photo_refs(plan, &h.id, &h.enterprise_id, &hazard_photos(h));
     Ok(())

@@ -460,6 +460,9 @@ pub struct HazardStatus {
     pub notified_at: Option<i64>,
     /// When it was first reported to the regulator (device time), ms.
     pub reported_at: Option<i64>,
+    /// Since when it is a major hazard (device time), ms: its creation when found major, the
+    /// notice or an upgrade otherwise; `None` while general. The report clock runs from here.
+    pub major_since: Option<i64>,
     /// Under supervision (挂牌督办).
     pub under_supervision: bool,
     /// Whether the grade and deadline are fixed by a notice (edits of those fields no longer
@@ -502,6 +505,7 @@ pub fn fold(
         closed_by_role: None,
         notified_at: None,
         reported_at: None,
+        major_since: (grade == Grade::Major).then_some(header.created_at),
         under_supervision: false,
         terms_fixed: false,
         outcomes: Vec::with_capacity(events.len()),
@@ -530,7 +534,14 @@ pub fn step(s: &mut HazardStatus, header: &Header, ev: &Event) -> Result<(), Why
     match ev.rules {
         None | Some(1) => apply_v1(s, relation, ev),
         Some(_) => apply_v2(s, relation, ev),
+    }?;
+    match s.grade {
+        Grade::Major => {
+            s.major_since.get_or_insert(ev.at);
+        }
+        Grade::General => s.major_since = None,
     }
+    Ok(())
 }
 
 /// The rules as they were before rules were versioned, unchanged, for events recorded then.

@@ -376,7 +376,99 @@ async fn another_agency_on_the_same_enterprise_reads_none_of_this_agencys_work(a
     }
 }
 
+/// A major hazard's report to the township runs on a clock (2 hours by default): the
+/// supervisor's list and the dashboard show a report due, missing, on time or late, with the
+/// device's claim beside the time the server received it, which a rebuild does not move.
+async fn a_major_hazards_report_is_on_the_clock(app: TestApp) {
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let (_, a) = record_visit(&seed, &mut inspector, Grade::Major, "2026-03-20");
+    let (_, b) = record_visit(&seed, &mut inspector, Grade::Major, "2026-03-20");
+    assert!(app.sync(&mut inspector).await.refused.is_empty());
+    let sup = app.login(users::SUPERVISOR).await.token;
+    let report = |rows: &Value, id: sync_core::ids::HazardId| {
+        rows.as_array()
+            .unwrap_or_else(|| panic!("not a list: {rows}"))
+            .iter()
+            .find(|r| r["hazard_id"] == id.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {rows}"))
+    };
+    let (status, rows) = app.get(&sup, "/api/v1/reports/major").await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(report(&rows, a)["report_status"], "pending");
+    assert_eq!(report(&rows, a)["found_at"], T);
+
+    // Three hours later nobody has reported either: both missing, on the dashboard too.
+    // (Sessions expire meanwhile: everyone signs in again.)
+    app.clock.advance(jiff::SignedDuration::from_hours(3));
+    let sup = app.login(users::SUPERVISOR).await.token;
+    let (_, rows) = app.get(&sup, "/api/v1/reports/major").await;
+    assert_eq!(report(&rows, a)["report_status"], "missing");
+    let (_, dash) = app.get(&sup, "/api/v1/dashboard").await;
+    assert_eq!(dash["major_reports_missing"], 2);
+    assert_eq!(dash["major_reports_late"], 0);
+
+    // The inspector's phone, offline, says it reported A after one hour and B after three.
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    app.sync(&mut inspector).await;
+    for (id, after_ms) in [(a, 3_600_000), (b, 3 * 3_600_000)] {
+        let d = &inspector.replica.docs[id.as_uuid()].doc;
+        let e = edit::record_event(
+            d,
+            &inspector.author,
+            sync_core::ids::EventId::new_random(),
+            T + after_ms,
+            sync_core::rectification::EventKind::ReportedToRegulator {
+                to: "镇应急办".into(),
+            },
+        )
+        .unwrap();
+        inspector.replica.docs.get_mut(id.as_uuid()).unwrap().doc = e.doc;
+    }
+    assert!(app.sync(&mut inspector).await.refused.is_empty());
+    let received = T + 3 * 3_600_000;
+    let (_, rows) = app.get(&sup, "/api/v1/reports/major").await;
+    let ra = report(&rows, a);
+    assert_eq!(ra["report_status"], "on_time");
+    assert_eq!(ra["report_claimed_at"], T + 3_600_000);
+    assert_eq!(ra["report_received_at"], received);
+    assert_eq!(
+        ra["received_late"], true,
+        "the server got it after the window"
+    );
+    assert_eq!(report(&rows, b)["report_status"], "late");
+    let (_, dash) = app.get(&sup, "/api/v1/dashboard").await;
+    assert_eq!(dash["major_reports_missing"], 0);
+    assert_eq!(dash["major_reports_late"], 1);
+
+    // A rebuild a day later keeps the time the server received the report.
+    app.clock.advance(jiff::SignedDuration::from_hours(24));
+    server::projection::rebuild(&app.state.db, crate_now(&app))
+        .await
+        .unwrap();
+    let sup = app.login(users::SUPERVISOR).await.token;
+    let (_, rows) = app.get(&sup, "/api/v1/reports/major").await;
+    assert_eq!(report(&rows, a)["report_received_at"], received);
+    assert_eq!(report(&rows, a)["report_status"], "on_time");
+    // Another township's supervisor sees none of them.
+    let other = app.login(users::OTHER_SUPERVISOR).await.token;
+    let (_, rows) = app.get(&other, "/api/v1/reports/major").await;
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["hazard_id"] != a.to_string())
+    );
+}
+
+fn crate_now(app: &TestApp) -> i64 {
+    use server::clock::Clock;
+    server::clock::to_millis(app.clock.now())
+}
+
 tests::on_every_backend!(
+    a_major_hazards_report_is_on_the_clock,
     what_the_detail_offers_is_what_the_server_accepts,
     two_inspectors_set_one_field_offline_and_the_manager_still_acts,
     another_agency_on_the_same_enterprise_reads_none_of_this_agencys_work,

@@ -76,6 +76,12 @@ pub struct Dashboard {
     pub by_agency: Vec<Group>,
     pub by_enterprise: Vec<Group>,
     pub by_month: Vec<Month>,
+    /// Major hazards whose agency's report came after the window ([`crate::config::Config::major_report_window`]).
+    #[serde(default)]
+    pub major_reports_late: i64,
+    /// Major hazards whose window has passed without the agency's report.
+    #[serde(default)]
+    pub major_reports_missing: i64,
 }
 
 /// Reads a possibly-NULL integer or text from either backend's row (NULL reads as 0 or "").
@@ -417,7 +423,11 @@ pub async fn get(
     } else {
         totals.closed as f64 / totals.total as f64
     };
+    let reports = crate::api::hazards::major_report_rows(&state, &user).await?;
+    let count = |s: &str| reports.iter().filter(|r| r.report_status == s).count() as i64;
     Ok(Json(Dashboard {
+        major_reports_late: count("late"),
+        major_reports_missing: count("missing"),
         today,
         closure_rate,
         median_days_to_close,

@@ -670,37 +670,109 @@ pub async fn enterprise_file(
     }))
 }
 
-/// A major hazard reported to a township.
+/// A major hazard reported to a township: automatically when the server first saw it, and by
+/// the agency, whose report is due within the configured window of finding it.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct MajorReport {
     pub hazard_id: String,
     pub township_id: String,
     pub enterprise_id: String,
+    /// When the server first saw the hazard as major (the automatic report), ms.
     pub reported_at: i64,
+    /// When it was found (device time), ms.
+    #[serde(default)]
+    pub found_at: Option<i64>,
+    /// When the agency says it reported it (device time), ms.
+    #[serde(default)]
+    pub report_claimed_at: Option<i64>,
+    /// When the server first received the agency's report (server time), ms.
+    #[serde(default)]
+    pub report_received_at: Option<i64>,
+    /// `on_time`, `late`, `missing` (the window has passed without a report), `pending`
+    /// (within the window, not reported yet) or `not_major` (downgraded since).
+    #[serde(default)]
+    pub report_status: String,
+    /// The server received the report after the window, whatever time the device claims.
+    #[serde(default)]
+    pub received_late: bool,
 }
 
-/// `GET /api/v1/reports/major`: major hazards reported to the caller's township (supervisors),
-/// or of the caller's scope (others).
-pub async fn major_reports(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> Result<Json<Vec<MajorReport>>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
-    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
-    let sql = format!(
-        "SELECT hazard_id, township_id, enterprise_id, reported_at FROM major_hazard_reports h WHERE {} ORDER BY reported_at DESC",
-        scope_clause(&ids, 1)
+/// The state of a major hazard's report at `now`, given when it was found and reported.
+pub fn report_status(
+    found: i64,
+    claimed: Option<i64>,
+    received: Option<i64>,
+    now: i64,
+    window_ms: i64,
+) -> (&'static str, bool) {
+    let received_late = received.is_some_and(|r| r - found > window_ms);
+    let status = match claimed {
+        Some(c) if c - found > window_ms => "late",
+        Some(_) => "on_time",
+        None if now - found > window_ms => "missing",
+        None => "pending",
+    };
+    (status, received_late)
+}
+
+/// The major-hazard reports of the caller's scope (agency staff: their own agency's).
+pub async fn major_report_rows(
+    state: &AppState,
+    user: &AuthUser,
+) -> Result<Vec<MajorReport>, ApiError> {
+    let scope = scope::scope_of(&state.db, state.clock.as_ref(), user).await?;
+    let mut binds: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let mut sql = format!(
+        "SELECT r.hazard_id, r.township_id, r.enterprise_id, r.reported_at, r.found_at, r.report_claimed_at, \
+         r.report_received_at, COALESCE(h.grade, 'major') FROM major_hazard_reports r \
+         LEFT JOIN hazards_view h ON h.id = r.hazard_id WHERE {}",
+        scope_clause(&binds, 1).replace("h.enterprise_id", "r.enterprise_id")
     );
-    Ok(Json(with_pool!(&state.db, pool => {
+    if let Some(a) = scope::own_agency(user) {
+        binds.push(a.to_owned());
+        sql.push_str(&format!(" AND h.agency_id = ${}", binds.len()));
+    }
+    sql.push_str(" ORDER BY r.reported_at DESC");
+    let now = crate::clock::to_millis(state.clock.now());
+    let window = i64::try_from(state.config.major_report_window.as_millis()).unwrap_or(i64::MAX);
+    Ok(with_pool!(&state.db, pool => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-        for b in &ids {
+        for b in &binds {
             q = q.bind(b);
         }
         q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
             .into_iter()
-            .map(|r| MajorReport { hazard_id: r.get(0), township_id: r.get(1), enterprise_id: r.get(2), reported_at: r.get(3) })
+            .map(|r| {
+                let reported_at: i64 = r.get(3);
+                let found_at: Option<i64> = r.get(4);
+                let claimed: Option<i64> = r.get(5);
+                let received: Option<i64> = r.get(6);
+                let grade: String = r.get(7);
+                let (status, received_late) =
+                    report_status(found_at.unwrap_or(reported_at), claimed, received, now, window);
+                MajorReport {
+                    hazard_id: r.get(0),
+                    township_id: r.get(1),
+                    enterprise_id: r.get(2),
+                    reported_at,
+                    found_at,
+                    report_claimed_at: claimed,
+                    report_received_at: received,
+                    report_status: if grade == "major" { status } else { "not_major" }.to_owned(),
+                    received_late,
+                }
+            })
             .collect::<Vec<_>>()
-    })))
+    }))
+}
+
+/// `GET /api/v1/reports/major`: major hazards reported to the caller's township (supervisors),
+/// or of the caller's scope (others), with the state of the agency's report.
+pub async fn major_reports(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Vec<MajorReport>>, ApiError> {
+    Ok(Json(major_report_rows(&state, &user).await?))
 }
 
 #[cfg(test)]
