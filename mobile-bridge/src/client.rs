@@ -590,6 +590,9 @@ impl InspectionClient {
             .store
             .doc_state(id)?
             .ok_or_else(|| BridgeError::not_found(format!("document {doc_id}")))?;
+        if st.refused.is_none() && self.inner.store.is_out_of_scope(id)? {
+            return Ok(ItemState::OutOfScope);
+        }
         Ok(item_state(st.dirty, st.refused.as_deref()))
     }
 
@@ -1283,8 +1286,15 @@ impl Inner {
                     out.updated.push(u.id.to_string());
                 }
             }
+            // A document that left the scope goes, unless it holds unsent edits: those are
+            // never lost; the document stays until the server has them (or refused them).
             for id in &resp.removed {
-                store::delete_doc(tx, *id)?;
+                if store::leave_scope(tx, *id)? {
+                    out.removed += 1;
+                }
+                out.updated.push(id.to_string());
+            }
+            for id in store::sweep_out_of_scope(tx)? {
                 out.removed += 1;
                 out.updated.push(id.to_string());
             }

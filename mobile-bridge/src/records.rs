@@ -562,6 +562,9 @@ pub enum ItemState {
         /// The server's reasons, Chinese first.
         reason: String,
     },
+    /// The document left the user's scope (a contract ended, the enterprise changed agency)
+    /// while it held unsent edits: kept on the phone until they are sent, then removed.
+    OutOfScope,
 }
 
 /// One refused document in a sync.

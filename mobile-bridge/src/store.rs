@@ -22,7 +22,7 @@ use sync_core::ids::{DeviceId, EnterpriseId};
 use sync_core::store::{DeliveryLog, DocMeta, DocumentStore, LoadedDoc, StoreError, StoredChange};
 
 /// Storage format version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Changes appended after a snapshot before the document is compacted into a new snapshot.
 const COMPACT_AFTER: i64 = 32;
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS docs (
     edit_gen INTEGER NOT NULL DEFAULT 0,
     -- JSON array of the server's reasons when it refused the last batch
     refused TEXT,
+    -- 1 once the server said the document left the user's scope while it held unsynced edits:
+    -- kept until those edits are sent (or refused and repaired), then removed
+    out_of_scope INTEGER NOT NULL DEFAULT 0,
     -- summary (a view of the document)
     visit_id TEXT,
     state TEXT,
@@ -286,6 +289,13 @@ impl LocalStore {
                 "local database format {version} is newer than this app ({SCHEMA_VERSION}); update the app"
             )));
         }
+        if version == 1 {
+            // Format 1 had no out-of-scope mark.
+            conn.execute_batch(
+                "ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(backend)?;
+        }
         conn.execute_batch(SCHEMA).map_err(backend)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
@@ -452,6 +462,11 @@ impl LocalStore {
     /// A document's sync state.
     pub fn doc_state(&self, id: uuid::Uuid) -> Result<Option<DocState>, StoreError> {
         self.read(|c| doc_state(c, id))
+    }
+
+    /// Whether a document is kept only for its unsent edits after it left the scope.
+    pub fn is_out_of_scope(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        self.read(|c| is_out_of_scope(c, id))
     }
 
     /// Loads a document.
@@ -784,7 +799,53 @@ pub fn replace_doc(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(
     summarise(tx, id, doc)
 }
 
-/// Deletes a document (it left the phone's scope).
+/// A document left the phone's scope: deleted, unless it holds edits the server has not
+/// acknowledged; then it is kept, marked out of scope, and its edits are still sent (the server
+/// accepts or refuses them, with its reason). Returns whether it was deleted.
+pub fn leave_scope(tx: &Connection, id: uuid::Uuid) -> Result<bool, StoreError> {
+    if doc_state(tx, id)?.is_some_and(|s| s.dirty) {
+        tx.execute(
+            "UPDATE docs SET out_of_scope = 1 WHERE id = ?1",
+            params![id.to_string()],
+        )
+        .map_err(backend)?;
+        return Ok(false);
+    }
+    delete_doc(tx, id)?;
+    Ok(true)
+}
+
+/// Removes the out-of-scope documents that hold nothing unsent any more. Returns their ids.
+pub fn sweep_out_of_scope(tx: &Connection) -> Result<Vec<uuid::Uuid>, StoreError> {
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM docs WHERE out_of_scope = 1 AND dirty = 0")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(backend)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = uuid::Uuid::parse_str(&id).map_err(corrupt)?;
+        delete_doc(tx, id)?;
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Whether a document is kept only for its unsent edits after it left the scope.
+pub fn is_out_of_scope(c: &Connection, id: uuid::Uuid) -> Result<bool, StoreError> {
+    c.query_row(
+        "SELECT out_of_scope FROM docs WHERE id = ?1",
+        params![id.to_string()],
+        |r| r.get::<_, bool>(0),
+    )
+    .optional()
+    .map(|v| v.unwrap_or(false))
+    .map_err(backend)
+}
+
+/// Deletes a document.
 pub fn delete_doc(tx: &Connection, id: uuid::Uuid) -> Result<(), StoreError> {
     tx.execute(
         "DELETE FROM changes WHERE doc = ?1",

@@ -187,3 +187,62 @@ async fn background_sync_sends_an_offline_edit_and_logout_keeps_the_data() {
     assert!(status.is_success(), "{v}");
     assert_eq!(v["visit"]["place"], "二号车间");
 }
+
+/// The agency's contract with the enterprise ends while an inspector's phone holds an unsent
+/// edit (the last contract day's work, offline). The phone never deletes it: the edit is sent,
+/// the server's refusal is shown with its reason, the document stays; a document with nothing
+/// unsent goes. Once the user has discarded the refused edit, the document goes too.
+#[tokio::test]
+async fn a_document_that_leaves_the_scope_keeps_its_unsent_edits() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().to_owned();
+    let a2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &base_dir, &seed.enterprise);
+        let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
+        a.edit_hazard(
+            hazard.clone(),
+            mobile_bridge::records::HazardPatch {
+                location: Some("配电房东侧".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.item_state(hazard.clone()).unwrap(), ItemState::Pending);
+
+        // The contract ended on 2026-12-31; the phone signs in again on New Year's Day.
+        a2.clock.set("2027-01-01T02:00:00Z".parse().unwrap());
+        a.logout().unwrap();
+        a.login(
+            users::INSPECTOR.into(),
+            PASSWORD.into(),
+            "phone-a".into(),
+            "android".into(),
+        )
+        .unwrap();
+        a.sync_now().unwrap();
+
+        // The edited hazard is kept, with the server's reason; the untouched visit is gone.
+        let h = a.get_hazard(hazard.clone()).unwrap();
+        assert_eq!(h.location, "配电房东侧", "the unsent edit is still there");
+        match a.item_state(hazard.clone()).unwrap() {
+            ItemState::Refused { reason } => {
+                assert!(reason.contains("无权访问该企业"), "{reason}")
+            }
+            other => panic!("expected the server's refusal, got {other:?}"),
+        }
+        assert!(
+            a.get_visit(visit.clone()).is_err(),
+            "the visit left with the scope"
+        );
+
+        // The user discards the refused edit: nothing is left to send, the hazard goes.
+        a.repair(hazard.clone()).unwrap();
+        a.sync_now().unwrap();
+        assert!(a.get_hazard(hazard.clone()).is_err());
+    })
+    .await
+    .unwrap();
+}
