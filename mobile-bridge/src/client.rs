@@ -256,11 +256,69 @@ impl InspectionClient {
         Ok((&v).into())
     }
 
+    /// Every action on a hazard with whether the signed-in user may take it now, and the rule
+    /// that stops it when not: what the app offers (the server gives the same answer).
+    pub fn allowed_actions(&self, hazard_id: String) -> Result<Vec<ActionRecord>, BridgeError> {
+        let author = self.inner.author()?;
+        let (_, doc) = self.inner.load(&hazard_id)?;
+        let h = HazardDoc::hydrate_from(&doc).map_err(BridgeError::storage)?;
+        // A hazard on this phone is in the user's scope, unless it is kept only for unsent
+        // edits after leaving it.
+        let in_scope = !self
+            .inner
+            .store
+            .is_out_of_scope(parse_uuid("hazard_id", &hazard_id)?)?;
+        Ok(sync_core::actions::allowed_actions(&author, &h, in_scope)
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Inspector: picks the value of a field that two people set at once (one of
+    /// `HazardRecord::conflicts`' values, or a new one).
+    pub fn resolve_conflict(
+        &self,
+        hazard_id: String,
+        field: String,
+        value: String,
+    ) -> Result<(), BridgeError> {
+        check_text("field", &field, 64)?;
+        if value.chars().count() > sync_core::limits::max_chars(&field) {
+            return Err(BridgeError::invalid(
+                "value",
+                format!(
+                    "取值过长（最多 {} 个字） / the value is too long",
+                    sync_core::limits::max_chars(&field)
+                ),
+            ));
+        }
+        let author = self.inner.author()?;
+        let (uid, doc) = self.inner.load(&hazard_id)?;
+        let header = sync_core::doc::read_header(&doc).map_err(BridgeError::storage)?;
+        if !edit::conflicts(&doc).iter().any(|c| c.field == field) {
+            return Err(BridgeError::invalid(
+                "field",
+                "该字段只有一个值，无需选择 / the field holds a single value: nothing to resolve",
+            ));
+        }
+        let edited = edit::resolve_conflict(&doc, &author, now_ms(), &field, &value).map_err(
+            |e| match e {
+                // The value does not fit the field (funds that are not a number, ...).
+                edit::EditError::Write(w) => BridgeError::invalid("value", w),
+                edit::EditError::Doc(d) => BridgeError::invalid("value", d.to_string()),
+                other => other.into(),
+            },
+        )?;
+        self.inner
+            .commit(uid, DocKind::Hazard, header.enterprise, edited)
+    }
+
     /// A hazard with its state and history.
     pub fn get_hazard(&self, hazard_id: String) -> Result<HazardRecord, BridgeError> {
         let (_, doc) = self.inner.load(&hazard_id)?;
         let h = HazardDoc::hydrate_from(&doc).map_err(BridgeError::storage)?;
         let mut rec: HazardRecord = (&h).into();
+        rec.conflicts = edit::conflicts(&doc).into_iter().map(Into::into).collect();
         for p in rec
             .photos
             .iter_mut()

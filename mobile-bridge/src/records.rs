@@ -475,6 +475,62 @@ pub struct HazardRecord {
     pub state_zh: String,
     /// History.
     pub events: Vec<EventRecord>,
+    /// Fields two people set at once, offline: every value is kept until an inspector of the
+    /// agency picks one (`resolve_conflict`).
+    pub conflicts: Vec<ConflictRecord>,
+}
+
+/// A field holding concurrent values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, uniffi::Record)]
+pub struct ConflictRecord {
+    /// The field's key (`responsible_person`, ...).
+    pub field: String,
+    /// The field's name, Chinese first.
+    pub label: String,
+    /// Every value; the first is the one shown until resolved.
+    pub values: Vec<String>,
+}
+
+/// Whether the signed-in user may take an action on a hazard now, and if not, why
+/// (`sync_core::actions::allowed_actions`, the same answer the server and the web give).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, uniffi::Record)]
+pub struct ActionRecord {
+    /// Stable name (`notify`, `sign_for`, `close`, ...).
+    pub action: String,
+    /// Label, Chinese first.
+    pub label: String,
+    /// Whether it is possible now.
+    pub allowed: bool,
+    /// When not: the rule's stable code.
+    pub why_not: Option<String>,
+    /// When not: the rule in words, Chinese first.
+    pub reason: Option<String>,
+}
+
+impl From<sync_core::actions::Availability> for ActionRecord {
+    fn from(a: sync_core::actions::Availability) -> Self {
+        Self {
+            action: a.action.as_str().to_owned(),
+            label: a.action.label().to_owned(),
+            allowed: a.allowed(),
+            why_not: a.why_not.map(|w| w.code().to_owned()),
+            reason: a.why_not.map(|w| w.message().to_owned()),
+        }
+    }
+}
+
+impl From<sync_core::edit::FieldConflict> for ConflictRecord {
+    fn from(c: sync_core::edit::FieldConflict) -> Self {
+        Self {
+            field: c.field.to_owned(),
+            label: format!(
+                "{} / {}",
+                sync_core::limits::field_label_zh(c.field),
+                sync_core::limits::field_label_en(c.field)
+            ),
+            values: c.values,
+        }
+    }
 }
 
 impl From<&HazardDoc> for HazardRecord {
@@ -500,7 +556,8 @@ impl From<&HazardDoc> for HazardRecord {
             location: h.location.clone(),
             description: h.description.to_string(),
             category: h.category.clone(),
-            grade: h.grade.as_str().to_owned(),
+            // The grade in force (the notice's and later regrades'), not an edited field.
+            grade: status.grade.as_str().to_owned(),
             criterion: h.criterion.clone(),
             measure: h.measure.to_string(),
             deadline: h.deadline.clone(),
@@ -512,6 +569,7 @@ impl From<&HazardDoc> for HazardRecord {
             state: status.state.as_str().to_owned(),
             state_zh: status.state.label_zh().to_owned(),
             events: h.events.iter().map(|e| event_record(e, &status)).collect(),
+            conflicts: Vec::new(),
         }
     }
 }

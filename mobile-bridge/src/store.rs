@@ -888,7 +888,14 @@ fn summarise(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(), Sto
             (
                 Some(h.visit_id.clone()),
                 status.as_ref().map(|s| s.state.as_str().to_owned()),
-                Some(h.grade.as_str().to_owned()),
+                // The grade in force (the notice's and later regrades'), not an edited field.
+                Some(
+                    status
+                        .as_ref()
+                        .map_or(h.grade, |s| s.grade)
+                        .as_str()
+                        .to_owned(),
+                ),
                 status
                     .as_ref()
                     .and_then(|s| s.deadline)

@@ -246,3 +246,76 @@ async fn a_document_that_leaves_the_scope_keeps_its_unsent_edits() {
     .await
     .unwrap();
 }
+
+/// Two inspectors set the responsible person offline. Each phone shows both values; the
+/// manager's phone still offers and records signing for and submitting; the manager may not
+/// pick a value; an inspector picks one and every phone converges on it.
+#[tokio::test]
+async fn two_offline_writers_of_one_field_are_shown_and_resolved_on_the_phone() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().to_owned();
+    let a2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &base_dir, &seed.enterprise);
+        a.notify(hazard.clone()).unwrap();
+        a.sync_now().unwrap();
+        let b = phone(&a2, &base_dir, "phone-b", users::INSPECTOR2);
+        b.sync_now().unwrap();
+        for (p, name) in [(&a, "王五"), (&b, "赵六")] {
+            p.edit_hazard(
+                hazard.clone(),
+                mobile_bridge::records::HazardPatch {
+                    responsible_person: Some(name.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        assert!(a.sync_now().unwrap().refused.is_empty());
+        assert!(b.sync_now().unwrap().refused.is_empty());
+        a.sync_now().unwrap();
+        let conflicts = a.get_hazard(hazard.clone()).unwrap().conflicts;
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].field, "responsible_person");
+        let mut values = conflicts[0].values.clone();
+        values.sort();
+        assert_eq!(values, ["王五", "赵六"]);
+
+        let m = phone(&a2, &base_dir, "phone-m", users::MANAGER);
+        m.sync_now().unwrap();
+        let offered = |c: &InspectionClient, action: &str| {
+            c.allowed_actions(hazard.clone())
+                .unwrap()
+                .into_iter()
+                .find(|x| x.action == action)
+                .unwrap()
+        };
+        assert!(offered(&m, "sign_for").allowed);
+        let close = offered(&m, "close");
+        assert!(!close.allowed);
+        assert!(close.reason.unwrap().contains(" / "));
+        m.sign_for(hazard.clone(), "王厂长".into()).unwrap();
+        assert!(offered(&m, "submit_rectification").allowed);
+        assert!(m.sync_now().unwrap().refused.is_empty());
+        assert!(
+            m.resolve_conflict(hazard.clone(), "responsible_person".into(), "王五".into())
+                .is_err(),
+            "the manager may not pick"
+        );
+
+        assert!(offered(&a, "edit_details").allowed);
+        a.resolve_conflict(hazard.clone(), "responsible_person".into(), "赵六".into())
+            .unwrap();
+        assert!(a.sync_now().unwrap().refused.is_empty());
+        b.sync_now().unwrap();
+        for p in [&a, &b] {
+            let h = p.get_hazard(hazard.clone()).unwrap();
+            assert!(h.conflicts.is_empty());
+            assert_eq!(h.responsible_person, "赵六");
+        }
+    })
+    .await
+    .unwrap();
+}
