@@ -252,12 +252,10 @@ pub fn allowed_actions(author: &Author, hazard: &HazardDoc, in_scope: bool) -> V
                     let may = policy::may_edit_details(author, &header, in_scope);
                     if !may {
                         Some(Why::NotYourRole)
+                    } else if status.state == HazardState::Closed {
+                        Some(Why::HazardClosed)
                     } else if action == Action::EditTerms && status.terms_fixed {
-                        Some(if status.state == HazardState::Closed {
-                            Why::HazardClosed
-                        } else {
-                            Why::AlreadyNotified
-                        })
+                        Some(Why::AlreadyNotified)
                     } else {
                         None
                     }

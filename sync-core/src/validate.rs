@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::doc::{self, DocKind, HEADER_KEYS, Header, TypedDoc};
 use crate::domain::{Author, Deadline, parse_category};
 use crate::policy;
-use crate::rectification::Event;
+use crate::rectification::{Event, HazardState, HazardStatus};
 
 /// Keys of a visit document that inspectors edit.
 pub const VISIT_DETAIL_KEYS: &[&str] = &[
@@ -91,6 +91,8 @@ pub enum RefusalCode {
     TooLong,
     /// A text that must be given is empty.
     Required,
+    /// The hazard is closed: its details no longer change (reopen it first).
+    HazardClosed,
 }
 
 impl RefusalCode {
@@ -115,6 +117,7 @@ impl RefusalCode {
             RefusalCode::EvidenceMissing => "evidence_missing",
             RefusalCode::TooLong => "too_long",
             RefusalCode::Required => "required",
+            RefusalCode::HazardClosed => "hazard_closed",
         }
     }
 
@@ -157,6 +160,9 @@ impl RefusalCode {
             }
             RefusalCode::TooLong => "内容超过长度限制 / text or list above its limit",
             RefusalCode::Required => "必填内容为空 / a required text is empty",
+            RefusalCode::HazardClosed => {
+                "隐患已销号，记录不可修改 / the hazard is closed: its record cannot change"
+            }
         }
     }
 }
@@ -169,6 +175,7 @@ impl ChangeRefusal {
         match self.code {
             RefusalCode::NotPermitted
             | RefusalCode::TermsFixed
+            | RefusalCode::HazardClosed
             | RefusalCode::UnknownField
             | RefusalCode::HeaderImmutable
                 if field != "字段" =>
@@ -447,6 +454,8 @@ struct Prior {
     events: Vec<Event>,
     /// The hazard's grade and deadline are fixed by a notice.
     terms_fixed: bool,
+    /// The hazard is closed.
+    closed: bool,
     /// The visit bears the legacy single signature.
     signature: Option<doc::visit::Signature>,
     /// The visit's signatures list exists.
@@ -461,11 +470,15 @@ impl Prior {
             return Self::default();
         };
         match TypedDoc::hydrate(before) {
-            Ok(TypedDoc::Hazard(h)) => Self {
-                terms_fixed: h.status().is_ok_and(|s| s.terms_fixed),
-                events: h.events,
-                ..Self::default()
-            },
+            Ok(TypedDoc::Hazard(h)) => {
+                let status = h.status().ok();
+                Self {
+                    terms_fixed: status.as_ref().is_some_and(|s| s.terms_fixed),
+                    closed: status.is_some_and(|s| s.state == HazardState::Closed),
+                    events: h.events,
+                    ..Self::default()
+                }
+            }
             Ok(TypedDoc::Visit(v)) => Self {
                 signature: v.signature.clone(),
                 has_signatures_list: crate::edit::has_root_key(before, "signatures"),
@@ -477,14 +490,13 @@ impl Prior {
     }
 }
 
-/// Whether the notice was in the causal history of `change`: the document at the change's
-/// dependencies already had its terms fixed.
-fn saw_notice(fork: &Automerge, change: &Change) -> bool {
-    let at = fork.fork_at(change.deps());
-    at.ok()
-        .and_then(|d| doc::HazardDoc::hydrate_from(&d).ok())
-        .and_then(|h| h.status().ok())
-        .is_some_and(|s| s.terms_fixed)
+/// The hazard as the author of `change` saw it: its status at the change's dependencies. A
+/// rule that depends on where the hazard stands (terms fixed by the notice, closed) refuses an
+/// edit only when its author knew; an edit made offline concurrently is kept, and the fold
+/// decides what it counts for.
+fn seen_status(fork: &Automerge, change: &Change) -> Option<HazardStatus> {
+    let at = fork.fork_at(change.deps()).ok()?;
+    doc::HazardDoc::hydrate_from(&at).ok()?.status().ok()
 }
 
 /// The append-only lists of each kind of document: items are inserted, never edited or removed.
@@ -516,8 +528,15 @@ fn check_ops(
     for c in changes {
         let expanded = c.decode();
         let mut reasons: HashMap<(RefusalCode, String), ()> = HashMap::new();
-        // Computed once per change, and only for a change that touches the terms.
-        let mut saw: Option<bool> = None;
+        // Computed once per change, and only for a change that edits the details of a hazard
+        // that is notified or closed now.
+        let mut seen: Option<Option<HazardStatus>> = None;
+        let mut seen_status = || {
+            seen.get_or_insert_with(|| seen_status(fork, c))
+                .as_ref()
+                .map(|s| (s.terms_fixed, s.state == HazardState::Closed))
+                .unwrap_or((false, false))
+        };
         for op in &expanded.operations {
             let on_root = matches!(op.obj, automerge::legacy::ObjectId::Root);
             let path = match &op.obj {
@@ -588,9 +607,11 @@ fn check_ops(
             } else if details.contains(&top.as_str()) {
                 if !may_edit {
                     reasons.insert((RefusalCode::NotPermitted, top), ());
+                } else if prior.closed && kind == DocKind::Hazard && seen_status().1 {
+                    reasons.insert((RefusalCode::HazardClosed, top), ());
                 } else if prior.terms_fixed
                     && matches!(top.as_str(), "grade" | "deadline")
-                    && *saw.get_or_insert_with(|| saw_notice(fork, c))
+                    && seen_status().0
                 {
                     // Refused only when the author saw the notice: an edit made offline
                     // concurrently with it is kept, and the fold reads the notice's terms.

@@ -915,3 +915,57 @@ fn a_text_above_its_limit_is_refused_whole_whoever_wrote_it() {
     .unwrap_err();
     assert_eq!(r[0].code, RefusalCode::TooLong);
 }
+
+#[test]
+fn a_closed_hazards_record_does_not_change_until_it_is_reopened() {
+    let w = World::new();
+    let accepted = accepted(&w, Grade::General);
+    let closed = ev(
+        &accepted,
+        &w.inspector,
+        EventKind::Closed {
+            note: "销号".into(),
+        },
+    )
+    .unwrap();
+    // After the close, the agency rewrites what was found: refused.
+    let r = edit::edit_hazard(&closed, &w.inspector, T, |h| {
+        h.measure = "事后改写的措施".into()
+    });
+    assert!(
+        matches!(&r, Err(EditError::Refused(rs)) if rs.iter().all(|r| r.code == RefusalCode::HazardClosed)),
+        "{r:?}"
+    );
+    // An edit made offline before the close reached the phone is kept.
+    let concurrent = edit::edit_hazard(&accepted, &w.inspector2, T, |h| {
+        h.location = "一号车间北侧".into()
+    })
+    .unwrap();
+    let h = sync_core::doc::read_header(&closed).unwrap();
+    let all = |_: &sync_core::doc::Header| true;
+    assert!(
+        validate_batch(
+            Some(&closed),
+            h.id,
+            DocKind::Hazard,
+            &[concurrent.change.unwrap()],
+            &w.inspector2,
+            &all
+        )
+        .is_ok()
+    );
+    // Reopened, the record can be corrected again.
+    let reopened = ev(
+        &closed,
+        &w.inspector,
+        EventKind::Reopened {
+            reason: "复查发现问题".into(),
+        },
+    )
+    .unwrap();
+    assert!(
+        edit::edit_hazard(&reopened, &w.inspector, T, |h| h.measure =
+            "补充措施".into())
+        .is_ok()
+    );
+}

@@ -305,8 +305,8 @@ fn model_allows(m: &Model, who: Who, action: Action, five_in_place: bool) -> boo
         Action::Reopen => Ev::Reopen,
         Action::Upgrade => Ev::Regrade { major: true },
         Action::Downgrade => Ev::Regrade { major: false },
-        Action::EditDetails => return who == Who::Agency,
-        Action::EditTerms => return who == Who::Agency && !m.terms_fixed,
+        Action::EditDetails => return who == Who::Agency && m.st != St::Closed,
+        Action::EditTerms => return who == Who::Agency && m.st != St::Closed && !m.terms_fixed,
     };
     model_step(m, who, &ev).is_some()
 }
@@ -642,17 +642,19 @@ fn run(w: &World, five_in_place: bool, grade: Grade, steps: &[Step]) -> Result<(
                             }
                         }
                     });
-                let fixed = hydrate(d).status().unwrap().terms_fixed;
+                let seen = hydrate(d).status().unwrap();
+                let fixed = seen.terms_fixed;
+                let closed = seen.state == HazardState::Closed;
                 match result {
                     Ok(e) => {
                         prop_assert!(
-                            !fixed || *field == 2 || e.change.is_none(),
-                            "a term edited after the notice"
+                            e.change.is_none() || !(closed || (fixed && *field < 2)),
+                            "a term edited after the notice, or a closed hazard edited"
                         );
                         replicas[*r].doc = e.doc;
                     }
                     Err(EditError::Refused(rs)) => {
-                        prop_assert!(fixed && *field < 2, "refused {:?}", rs);
+                        prop_assert!(closed || (fixed && *field < 2), "refused {:?}", rs);
                     }
                     Err(e) => return Err(TestCaseError::fail(format!("edit failed: {e}"))),
                 }
