@@ -1,0 +1,557 @@
+//! The client's network side: login and device enrolment, the sync round trip and applying
+//! its answer in one local transaction, photo uploads, repairing a refused document. Split
+//! from `client.rs`, which holds the API an app calls and the local edits.
+
+use super::*;
+
+impl Inner {
+    pub(super) async fn login(
+        &self,
+        username: String,
+        password: String,
+        device_name: String,
+        platform: String,
+    ) -> Result<UserRecord, BridgeError> {
+        let _g = self.sync_lock.lock().await;
+        let web = self
+            .post_json(
+                "/auth/login",
+                None,
+                &json!({"username": username, "password": password}),
+            )
+            .await?;
+        let web_token = web["access_token"].as_str().unwrap_or_default().to_owned();
+        let user_id = web["user"]["id"].as_str().unwrap_or_default().to_owned();
+        // Re-use this phone's enrolment when the same user logs in again on the same server.
+        let existing = self
+            .store
+            .session()?
+            .filter(|s| s.user_id == user_id && s.server_url == self.server);
+        let (device_id, actor_id) = match existing {
+            Some(s) => (s.device_id, s.actor_id),
+            None => {
+                if self.store.session()?.is_some() {
+                    // Another user's documents must not be sent with this user's device.
+                    return Err(BridgeError::Refused {
+                        reason: "此设备已绑定其他账号，请使用新的数据目录 / this data directory belongs to another account".into(),
+                    });
+                }
+                let dev = self
+                    .post_json(
+                        "/devices",
+                        Some(&web_token),
+                        &json!({"name": device_name, "platform": platform}),
+                    )
+                    .await?;
+                (
+                    dev["device_id"].as_str().unwrap_or_default().to_owned(),
+                    dev["actor_id"].as_str().unwrap_or_default().to_owned(),
+                )
+            }
+        };
+        let phone = self
+            .post_json(
+                "/auth/login",
+                None,
+                &json!({"username": username, "password": password, "device_id": device_id}),
+            )
+            .await?;
+        // The web session was only needed to enrol.
+        let _ = self
+            .http
+            .post(self.url("/auth/logout"))
+            .bearer_auth(&web_token)
+            .send()
+            .await;
+        let u = &phone["user"];
+        let row = SessionRow {
+            server_url: self.server.clone(),
+            username: u["username"].as_str().unwrap_or(&username).to_owned(),
+            user_id: u["id"].as_str().unwrap_or_default().to_owned(),
+            role: u["role"].as_str().unwrap_or_default().to_owned(),
+            org_id: u["org_id"].as_str().unwrap_or_default().to_owned(),
+            display_name: u["display_name"].as_str().unwrap_or_default().to_owned(),
+            device_id,
+            actor_id,
+            access_token: phone["access_token"].as_str().map(str::to_owned),
+            access_expires_at: phone["access_expires_at"].as_str().map(str::to_owned),
+            refresh_token: phone["refresh_token"].as_str().map(str::to_owned),
+        };
+        self.store.put_session(&row)?;
+        drop(_g);
+        let _ = self.fetch_enterprises().await;
+        Ok(user_record(&row))
+    }
+
+    pub(super) async fn logout(&self) -> Result<(), BridgeError> {
+        let _g = self.sync_lock.lock().await;
+        if let Some(s) = self.store.session()?
+            && let Some(t) = &s.access_token
+        {
+            let _ = self
+                .http
+                .post(self.url("/auth/logout"))
+                .bearer_auth(t)
+                .send()
+                .await;
+        }
+        self.store.put_tokens(None, None, None)?;
+        Ok(())
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, BridgeError> {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            return Err(http_error(status, &text));
+        }
+        serde_json::from_str(&text).map_err(BridgeError::network)
+    }
+
+    /// A valid access token, refreshing it first when it has expired. Callers hold `sync_lock`
+    /// (a refresh token works once: two refreshes at a time would end the session).
+    async fn token(&self, force_refresh: bool) -> Result<String, BridgeError> {
+        let s = self
+            .store
+            .session()?
+            .ok_or_else(|| BridgeError::Unauthorized {
+                message: "未登录 / not logged in".into(),
+            })?;
+        let expired = s
+            .access_expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .is_none_or(|t| t.as_millisecond() - 30_000 < now_ms());
+        if let Some(t) = &s.access_token
+            && !expired
+            && !force_refresh
+        {
+            return Ok(t.clone());
+        }
+        let refresh = s.refresh_token.ok_or_else(|| BridgeError::Unauthorized {
+            message: "会话已结束 / session ended".into(),
+        })?;
+        let r = self
+            .http
+            .post(self.url("/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if status.as_u16() == 401 || status.as_u16() == 400 {
+            self.store.put_tokens(None, None, None)?;
+            return Err(http_error(reqwest::StatusCode::UNAUTHORIZED, &text));
+        }
+        if !status.is_success() {
+            return Err(http_error(status, &text));
+        }
+        let v: Value = serde_json::from_str(&text).map_err(BridgeError::network)?;
+        let access = v["access_token"].as_str().map(str::to_owned);
+        self.store.put_tokens(
+            access.as_deref(),
+            v["access_expires_at"].as_str(),
+            v["refresh_token"].as_str(),
+        )?;
+        access.ok_or_else(|| BridgeError::network("refresh answered without a token"))
+    }
+
+    async fn get_authed(&self, path: &str) -> Result<reqwest::Response, BridgeError> {
+        let token = self.token(false).await?;
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        if r.status().as_u16() == 401 {
+            let token = self.token(true).await?;
+            return Ok(self
+                .http
+                .get(self.url(path))
+                .bearer_auth(&token)
+                .send()
+                .await?);
+        }
+        Ok(r)
+    }
+
+    pub(super) async fn fetch_enterprises(&self) -> Result<(), BridgeError> {
+        let _g = self.sync_lock.lock().await;
+        let r = self.get_authed("/enterprises").await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            return Err(http_error(status, &text));
+        }
+        let list: Vec<EnterpriseRow> = serde_json::from_str(&text).map_err(BridgeError::network)?;
+        self.store.put_enterprises(&list)?;
+        Ok(())
+    }
+
+    pub(super) async fn sync(self: &Arc<Self>) -> Result<SyncReport, BridgeError> {
+        let guard = self.sync_lock.lock().await;
+        let mut report = SyncReport {
+            sent: 0,
+            received: 0,
+            refused: vec![],
+            removed: 0,
+            photos_uploaded: 0,
+            photos_pending: 0,
+            photo_error: None,
+        };
+        let mut changed: Vec<String> = Vec::new();
+        // `more` means the server has further updates: ask again at once (bounded).
+        for _round in 0..20 {
+            let pending = self.store.pending()?;
+            let cursor = self.store.read(store::cursor)?;
+            let req = protocol::SyncRequest {
+                cursor,
+                docs: pending
+                    .iter()
+                    .filter(|p| !p.changes.is_empty())
+                    .map(|p| protocol::DocChanges {
+                        id: p.id,
+                        kind: p.kind,
+                        changes: p.changes.clone(),
+                    })
+                    .collect(),
+            };
+            let body = protocol::encode_request(&req);
+            let mut token = self.token(false).await?;
+            let mut attempt = 0;
+            let bytes = loop {
+                let r = self
+                    .http
+                    .post(self.url("/sync"))
+                    .bearer_auth(&token)
+                    .header(reqwest::header::CONTENT_TYPE, protocol::MEDIA_TYPE)
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = r.status();
+                if status.as_u16() == 401 && attempt == 0 {
+                    attempt += 1;
+                    token = self.token(true).await?;
+                    continue;
+                }
+                let b = r.bytes().await?;
+                if !status.is_success() {
+                    return Err(http_error(status, &String::from_utf8_lossy(&b)));
+                }
+                break b;
+            };
+            let resp = protocol::decode_response(&bytes).map_err(BridgeError::network)?;
+            let sent = req.docs.len();
+            let outcome = self.apply(&pending, &resp)?;
+            report.sent += u32::try_from(sent).unwrap_or(u32::MAX);
+            report.received += u32::try_from(outcome.updated.len()).unwrap_or(u32::MAX);
+            report.removed += u32::try_from(outcome.removed).unwrap_or(u32::MAX);
+            for r in &resp.refused {
+                report.refused.push(RefusedItem {
+                    doc_id: r.id.to_string(),
+                    reasons: refusal_texts(r),
+                });
+            }
+            changed.extend(outcome.updated);
+            if !resp.more {
+                break;
+            }
+        }
+        let (uploaded, error) = self.upload_photos().await;
+        report.photos_uploaded = uploaded;
+        report.photo_error = error;
+        report.photos_pending =
+            u32::try_from(self.store.queued_photos()?.len()).unwrap_or(u32::MAX);
+        drop(guard);
+        changed.sort();
+        changed.dedup();
+        self.notify(changed);
+        Ok(report)
+    }
+
+    /// Applies a response in one transaction: acknowledgements, refusals, updates, removals
+    /// and the cursor become durable together.
+    fn apply(
+        &self,
+        sent: &[store::PendingDoc],
+        resp: &SyncResponse,
+    ) -> Result<ApplyOutcome, BridgeError> {
+        let mut out = ApplyOutcome::default();
+        self.store.write(|tx| {
+            let refused: HashMap<uuid::Uuid, &protocol::DocRefusal> =
+                resp.refused.iter().map(|r| (r.id, r)).collect();
+            for p in sent.iter().filter(|p| !p.changes.is_empty()) {
+                let Some(state) = store::doc_state(tx, p.id)? else {
+                    continue;
+                };
+                if let Some(r) = refused.get(&p.id) {
+                    store::set_refused(tx, p.id, Some(&refusal_texts(r)))?;
+                } else {
+                    let Some(doc) = store::load_doc(tx, p.id)? else {
+                        continue;
+                    };
+                    let mut synced = state.synced;
+                    synced.extend(p.heads.iter().copied());
+                    store::set_synced(tx, p.id, &doc, synced)?;
+                    store::set_refused(tx, p.id, None)?;
+                    tx.execute(
+                        "UPDATE docs SET dirty = 0 WHERE id = ?1 AND edit_gen = ?2",
+                        rusqlite::params![p.id.to_string(), p.edit_gen],
+                    )
+                    .map_err(|e| sync_core::store::StoreError::Backend(e.to_string()))?;
+                }
+            }
+            for u in &resp.updates {
+                let before = store::load_doc(tx, u.id)?;
+                let mut doc = before.clone().unwrap_or_default();
+                let before_heads = doc.get_heads();
+                let received: Vec<ChangeHash> = match &u.payload {
+                    Payload::Changes(raw) => {
+                        let mut changes = Vec::with_capacity(raw.len());
+                        for r in raw {
+                            changes.push(Change::from_bytes(r.clone()).map_err(|e| {
+                                sync_core::store::StoreError::Corrupt(e.to_string())
+                            })?);
+                        }
+                        let hashes = changes.iter().map(Change::hash).collect();
+                        doc.apply_changes(changes)
+                            .map_err(|e| sync_core::store::StoreError::Corrupt(e.to_string()))?;
+                        hashes
+                    }
+                    Payload::Whole(bytes) => {
+                        let mut whole = sync_core::doc::load(bytes)
+                            .map_err(|e| sync_core::store::StoreError::Corrupt(e.to_string()))?;
+                        let heads = whole.get_heads();
+                        doc.merge(&mut whole)
+                            .map_err(|e| sync_core::store::StoreError::Corrupt(e.to_string()))?;
+                        heads
+                    }
+                };
+                let new: Vec<([u8; 32], Vec<u8>)> = doc
+                    .get_changes(&before_heads)
+                    .into_iter()
+                    .map(|c| (c.hash().0, c.raw_bytes().to_vec()))
+                    .collect();
+                let enterprise = match sync_core::doc::read_header(&doc) {
+                    Ok(h) => h.enterprise,
+                    // Changes whose dependencies are still missing leave no readable header
+                    // yet; keep the enterprise already known.
+                    Err(_) => match store::doc_state(tx, u.id)? {
+                        Some(s) => EnterpriseId::parse(&s.enterprise)
+                            .map_err(|e| sync_core::store::StoreError::Corrupt(e.to_string()))?,
+                        None => continue,
+                    },
+                };
+                store::append(tx, u.id, u.kind, enterprise, &new)?;
+                let mut synced = store::doc_state(tx, u.id)?
+                    .map(|s| s.synced)
+                    .unwrap_or_default();
+                synced.extend(received);
+                store::set_synced(tx, u.id, &doc, synced)?;
+                store::after_write(tx, u.id, &doc)?;
+                if !new.is_empty() {
+                    out.updated.push(u.id.to_string());
+                }
+            }
+            // A document that left the scope goes, unless it holds unsent edits: those are
+            // never lost; the document stays until the server has them (or refused them).
+            for id in &resp.removed {
+                if store::leave_scope(tx, *id)? {
+                    out.removed += 1;
+                }
+                out.updated.push(id.to_string());
+            }
+            for id in store::sweep_out_of_scope(tx)? {
+                out.removed += 1;
+                out.updated.push(id.to_string());
+            }
+            store::set_cursor(tx, resp.cursor)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Uploads queued photos, resuming where the server stopped. Returns how many finished and
+    /// why the rest did not, if something failed.
+    async fn upload_photos(&self) -> (u32, Option<String>) {
+        let queued = match self.store.queued_photos() {
+            Ok(q) => q,
+            Err(e) => return (0, Some(e.to_string())),
+        };
+        let mut done = 0;
+        for p in queued {
+            match self.upload_photo(&p).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => return (done, Some(e.to_string())),
+            }
+        }
+        (done, None)
+    }
+
+    async fn upload_photo(&self, p: &PhotoRow) -> Result<bool, BridgeError> {
+        let bytes = tokio::fs::read(&p.path).await?;
+        if photo::sha256_hex(&bytes) != p.sha256 {
+            return Err(BridgeError::storage(format!(
+                "照片文件已损坏 / prepared photo {} is damaged",
+                p.sha256
+            )));
+        }
+        let total = bytes.len() as u64;
+        // Ask the server where it stands (it may have more than we recorded before a kill).
+        let r = self
+            .get_authed(&format!("/photos/{}/status", p.sha256))
+            .await?;
+        let mut offset = match r.status().as_u16() {
+            200 => {
+                let v: Value = r.json().await.map_err(BridgeError::network)?;
+                if v["complete"].as_bool() == Some(true) {
+                    self.store.photo_progress(&p.sha256, total, true)?;
+                    return Ok(true);
+                }
+                v["received"].as_u64().unwrap_or(0)
+            }
+            404 => 0,
+            s => {
+                let text = r.text().await.unwrap_or_default();
+                return Err(http_error(
+                    reqwest::StatusCode::from_u16(s).unwrap_or(reqwest::StatusCode::BAD_GATEWAY),
+                    &text,
+                ));
+            }
+        };
+        let mut token = self.token(false).await?;
+        let mut conflicts = 0;
+        while offset < total {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = (start + PHOTO_CHUNK).min(bytes.len());
+            let r = self
+                .http
+                .put(self.url(&format!("/photos/{}?offset={offset}", p.sha256)))
+                .bearer_auth(&token)
+                .header("x-photo-size", total.to_string())
+                .header(reqwest::header::CONTENT_TYPE, p.media_type.as_str())
+                .body(bytes[start..end].to_vec())
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            match status {
+                200 | 201 => {
+                    offset = v["received"].as_u64().unwrap_or(end as u64);
+                    let complete = v["complete"].as_bool() == Some(true);
+                    self.store.photo_progress(&p.sha256, offset, complete)?;
+                    if complete {
+                        return Ok(true);
+                    }
+                }
+                409 if conflicts < 3 => {
+                    conflicts += 1;
+                    offset = v["expected"].as_u64().unwrap_or(0);
+                }
+                401 => token = self.token(true).await?,
+                404 | 405 => {
+                    return Err(BridgeError::network(
+                        "服务器尚不支持照片上传 / the server has no photo upload route yet",
+                    ));
+                }
+                _ => {
+                    return Err(http_error(
+                        reqwest::StatusCode::from_u16(status)
+                            .unwrap_or(reqwest::StatusCode::BAD_GATEWAY),
+                        &text,
+                    ));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    pub(super) fn repair(&self, doc_id: &str) -> Result<RepairReport, BridgeError> {
+        let (uid, doc) = self.load(doc_id)?;
+        let state = self
+            .store
+            .doc_state(uid)?
+            .ok_or_else(|| BridgeError::not_found(format!("document {doc_id}")))?;
+        let reasons = state.refused.clone().unwrap_or_default();
+        let repaired = if state.synced.is_empty() {
+            // The server never accepted anything of it: nothing to keep but the copy.
+            Automerge::new()
+        } else {
+            doc.fork_at(&state.synced).map_err(BridgeError::storage)?
+        };
+        let discarded = discarded_values(&doc, &repaired);
+        self.store.write(|tx| {
+            self.store
+                .save_refused_version(tx, uid, &doc.save(), &reasons, now_ms())?;
+            store::replace_doc(tx, uid, &repaired)
+        })?;
+        self.notify(vec![doc_id.to_owned()]);
+        Ok(RepairReport {
+            doc_id: doc_id.to_owned(),
+            discarded,
+            kept_versions: self.store.refused_versions(uid)?,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct ApplyOutcome {
+    updated: Vec<String>,
+    removed: usize,
+}
+
+fn refusal_texts(r: &protocol::DocRefusal) -> Vec<String> {
+    r.reasons
+        .iter()
+        .map(|c| {
+            if c.detail.is_empty() {
+                c.code.message().to_owned()
+            } else {
+                format!("{}（{}）", c.code.message(), c.detail)
+            }
+        })
+        .collect()
+}
+
+/// The fields whose value differs between the refused version and the repaired one.
+fn discarded_values(local: &Automerge, kept: &Automerge) -> Vec<DiscardedValue> {
+    fn as_json(doc: &Automerge) -> Value {
+        match TypedDoc::hydrate(doc) {
+            Ok(TypedDoc::Hazard(h)) => serde_json::to_value(HazardRecord::from(&*h)),
+            Ok(TypedDoc::Visit(v)) => serde_json::to_value(VisitRecord::from(&*v)),
+            Err(_) => Ok(Value::Null),
+        }
+        .unwrap_or(Value::Null)
+    }
+    let (l, k) = (as_json(local), as_json(kept));
+    let Value::Object(lm) = l else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for (field, lv) in lm {
+        let kv = k.get(&field).cloned().unwrap_or(Value::Null);
+        if kv != lv {
+            out.push(DiscardedValue {
+                field,
+                local_value: lv.to_string(),
+                server_value: kv.to_string(),
+            });
+        }
+    }
+    out
+}
