@@ -3,7 +3,8 @@
 // evidence with a photo; the inspector verifies; the supervisor closes the major hazard; the
 // dashboard's figures equal the hazard lists; another township's supervisor sees none of it; the
 // visits are filtered by date on the server; an expired access token is refreshed (the seed
-// binary moves the server's clock when told `advance <seconds>` on stdin).
+// binary moves the server's clock when told `advance <seconds>` on stdin); every page offers
+// exactly the actions the server allows each role.
 // Run through run.sh (it builds the seed binary and sets SEED_BIN).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -251,6 +252,31 @@ test('the enterprise submits evidence with a photo, the inspector verifies, the 
   assert.equal(await fig(sup, 'major_open'), '0');
   assert.equal(await fig(sup, 'closed'), '2');
   await sup.context().close();
+});
+
+// The action forms a page offers are exactly the actions the server's hazard detail allows the
+// signed-in user (sync_core::actions); that the server accepts each allowed action and refuses
+// each other one is proven by tests/tests/rules.rs against the same detail.
+const FORM_OF = {
+  notify: 'notified', sign_for: 'signed_for', submit_rectification: 'submit', request_extension: 'extension',
+  accept: 'accept', reject: 'reject', grant_extension: 'grant', refuse_extension: 'refuse',
+  report_to_regulator: 'report', put_under_supervision: 'supervise', lift_supervision: 'lift',
+  close: 'close', reopen: 'reopen', upgrade: 'upgrade', downgrade: 'downgrade',
+};
+test('every page offers exactly the actions the server allows, for every role and hazard', async () => {
+  for (const who of ['manager', 'inspector', 'supervisor', 'agency_admin']) {
+    const page = await loginAs(who);
+    const list = (await apiGet(page, '/api/v1/hazards')).body;
+    assert.ok(list.length > 0, `${who} sees hazards`);
+    for (const hz of list) {
+      await go(page, '#/hazard/' + hz.id, 'hazard');
+      const offered = await page.evaluate(() => [...document.querySelectorAll('form[data-action]')].map((f) => f.dataset.action).sort());
+      const detail = (await apiGet(page, `/api/v1/hazards/${hz.id}`)).body;
+      const allowed = detail.actions.filter((a) => a.allowed && FORM_OF[a.action]).map((a) => FORM_OF[a.action]).sort();
+      assert.deepEqual(offered, allowed, `${who} on a ${hz.grade} hazard in state ${hz.state}`);
+    }
+    await page.context().close();
+  }
 });
 
 test('a supervisor of another township sees none of it', async () => {
