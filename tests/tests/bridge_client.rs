@@ -94,7 +94,11 @@ async fn a_refused_change_is_repaired_from_the_server_state_and_the_typed_value_
         assert_eq!(report.refused.len(), 1, "{report:?}");
         assert_eq!(report.refused[0].doc_id, hazard);
         match m.item_state(hazard.clone()).unwrap() {
-            ItemState::Refused { reason } => assert!(!reason.is_empty()),
+            // The rule and the field's name, once, Chinese first; no key or id.
+            ItemState::Refused { reason } => assert_eq!(
+                reason,
+                "您的角色无权修改此项（隐患部位） / your role may not change this (location)"
+            ),
             other => panic!("expected refused, got {other:?}"),
         }
         // What the user typed is still shown until they repair.

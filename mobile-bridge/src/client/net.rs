@@ -515,17 +515,16 @@ struct ApplyOutcome {
     removed: usize,
 }
 
+/// The server's reasons in words a user knows (the rule and the field's name, never a key or
+/// an id), each once.
 fn refusal_texts(r: &protocol::DocRefusal) -> Vec<String> {
-    r.reasons
-        .iter()
-        .map(|c| {
-            if c.detail.is_empty() {
-                c.code.message().to_owned()
-            } else {
-                format!("{}（{}）", c.code.message(), c.detail)
-            }
-        })
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    for text in r.reasons.iter().map(|c| c.message()) {
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
 }
 
 /// The fields whose value differs between the refused version and the repaired one.
