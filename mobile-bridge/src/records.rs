@@ -275,8 +275,10 @@ impl From<&VisitDoc> for VisitRecord {
             checklist: v.checklist.iter().map(Into::into).collect(),
             overall_assessment: v.overall_assessment.to_string(),
             notes: v.notes.to_string(),
-            signature: v.signature.as_ref().map(|s| SignatureRecord {
-                signer_name: s.signer_name.clone(),
+            // The latest signature (recorded ones first, else the one written before signatures
+            // were kept as a list).
+            signature: v.latest_signature().map(|s| SignatureRecord {
+                signer_name: s.signer_name,
                 image: (&s.image).into(),
                 signed_at: s.signed_at,
             }),

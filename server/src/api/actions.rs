@@ -87,7 +87,7 @@ impl Action {
             }
             Action::ExtensionRequested { until, reason } => {
                 date("until", &until)?;
-                crate::api::check_text("reason", &reason, 2000)?;
+                crate::api::check_text("reason", &reason, sync_core::limits::max_chars("reason"))?;
                 EventKind::ExtensionRequested { until, reason }
             }
             Action::ExtensionGranted { request, until } => {
@@ -95,12 +95,12 @@ impl Action {
                 EventKind::ExtensionGranted { request, until }
             }
             Action::ExtensionRefused { request, reason } => {
-                text("reason", &reason, 2000)?;
+                text("reason", &reason, sync_core::limits::max_chars("reason"))?;
                 EventKind::ExtensionRefused { request, reason }
             }
             Action::RectificationSubmitted { note, photos } => {
-                crate::api::check_text("note", &note, 4000)?;
-                if photos.len() > 50 {
+                crate::api::check_text("note", &note, sync_core::limits::max_chars("note"))?;
+                if photos.len() > sync_core::limits::max_items("photos") {
                     return Err(ApiError::invalid(
                         "invalid_field",
                         "照片最多 50 张",
@@ -115,27 +115,27 @@ impl Action {
                 EventKind::RectificationSubmitted { note, photos }
             }
             Action::Verified { accepted, note } => {
-                text("note", &note, 4000)?;
+                text("note", &note, sync_core::limits::max_chars("note"))?;
                 EventKind::Verified { accepted, note }
             }
             Action::ReportedToRegulator { to } => {
-                crate::api::check_text("to", &to, 200)?;
+                crate::api::check_text("to", &to, sync_core::limits::max_chars("to"))?;
                 EventKind::ReportedToRegulator { to }
             }
             Action::SupervisionPut { note } => {
-                text("note", &note, 4000)?;
+                text("note", &note, sync_core::limits::max_chars("note"))?;
                 EventKind::SupervisionPut { note }
             }
             Action::SupervisionLifted { note } => {
-                text("note", &note, 4000)?;
+                text("note", &note, sync_core::limits::max_chars("note"))?;
                 EventKind::SupervisionLifted { note }
             }
             Action::Closed { note } => {
-                text("note", &note, 4000)?;
+                text("note", &note, sync_core::limits::max_chars("note"))?;
                 EventKind::Closed { note }
             }
             Action::Reopened { reason } => {
-                crate::api::check_text("reason", &reason, 2000)?;
+                crate::api::check_text("reason", &reason, sync_core::limits::max_chars("reason"))?;
                 EventKind::Reopened { reason }
             }
             Action::Regraded { grade, reason } => {
