@@ -1,5 +1,7 @@
 //! The authorisation matrix: every route × every role × own / other tenant, with the expected
-//! status from one table. Lists must also never contain another tenant's ids.
+//! status from one table, and a third tenant: a second agency under contract with the *same*
+//! enterprise, whose documents the enterprise and its township see as their own and the first
+//! agency's staff as another tenant's. Lists must never contain an id a role may not see.
 #![allow(clippy::unwrap_used)]
 
 use reqwest::{Method, StatusCode};
@@ -223,11 +225,48 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
     )
     .await;
 
+    // The other agency also serves our enterprise, and records a visit and hazard there.
+    server::admin::create_contract(
+        &app.state.db,
+        app.clock.as_ref(),
+        &seed.other_agency,
+        &seed.enterprise,
+        "2026-01-01".parse().unwrap(),
+        "2026-12-31".parse().unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    let neighbour = record(
+        &app,
+        &mut b,
+        &seed.enterprise,
+        &seed.other_agency,
+        &seed.township,
+    )
+    .await;
+    // Agency staff see the neighbour's documents as another tenant's; the enterprise and the
+    // township as their own. Enterprise routes are the shared enterprise's, the same for all.
+    let agency_staff = |role: &str| role == users::INSPECTOR || role == users::AGENCY_ADMIN;
+    let of_documents = |path: &str| {
+        (path.contains("{h}") || path.contains("{v}") || path.contains("{p}"))
+            && !path.ends_with("/status")
+    };
+
     let mut failures = Vec::new();
     for role in ROLES {
         let s = app.login(role).await;
         for (method, path, want_own, want_other) in MATRIX {
-            for (tenant, want) in [(&own, want_own), (&other, want_other)] {
+            let want_neighbour = if agency_staff(role) && of_documents(path) {
+                want_other
+            } else {
+                want_own
+            };
+            for (tenant, want) in [
+                (&own, want_own),
+                (&other, want_other),
+                (&neighbour, want_neighbour),
+            ] {
                 let url = format!("{}{}", app.base, fill(path, tenant));
                 let method = Method::from_bytes(method.as_bytes()).unwrap();
                 let resp = app
@@ -245,8 +284,13 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
                         "{role} {method} {url}: {status}, expected {want}: {body}"
                     ));
                 }
-                // Whatever the route, the other tenant's ids never appear (the user is of `own`).
-                for id in [&other.hazard, &other.visit, &other.enterprise] {
+                // Whatever the route, the other tenant's ids never appear (the user is of `own`),
+                // nor, to agency staff, the neighbour agency's documents.
+                let mut hidden = vec![&other.hazard, &other.visit, &other.enterprise];
+                if agency_staff(role) {
+                    hidden.extend([&neighbour.hazard, &neighbour.visit]);
+                }
+                for id in hidden {
                     if body.contains(id.as_str()) {
                         failures.push(format!("{role} {method} {url} leaks {id}"));
                     }
@@ -269,6 +313,27 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
     }
     for (role, body, want_own, want_other) in ACTIONS {
         let s = app.login(role).await;
+        // The first agency's staff cannot act on the neighbour agency's hazard at all.
+        if agency_staff(role) {
+            let url = format!("{}/api/v1/hazards/{}/events", app.base, neighbour.hazard);
+            let resp = app
+                .client
+                .post(&url)
+                .bearer_auth(&s.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            // A body the route cannot read is refused as such before the hazard is looked up.
+            let want = if *want_own == 422 { 422 } else { 404 };
+            if status != want {
+                failures.push(format!(
+                    "{role} POST {url} {body}: {status}, expected {want}"
+                ));
+            }
+        }
         let fresh_own = record(&app, &mut a, &seed.enterprise, &seed.agency, &seed.township).await;
         for (tenant, want) in [(&fresh_own, want_own), (&other, want_other)] {
             let url = format!("{}/api/v1/hazards/{}/events", app.base, tenant.hazard);
