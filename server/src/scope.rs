@@ -40,12 +40,18 @@ impl Scope {
     }
 }
 
-/// The rule for a user with `role` in organisation `org_id` on the China date `today`.
+/// The rule for a user with `role` in organisation `org_id` on the China date `today`: what
+/// they may work on (agency staff: enterprises under a contract in force).
 pub fn scope_rule(role: Role, org_id: &str, today: Date) -> ScopeRule {
+    rule(role, org_id, today, false)
+}
+
+fn rule(role: Role, org_id: &str, today: Date, or_ended: bool) -> ScopeRule {
     match role {
         Role::Inspector | Role::AgencyAdmin => ScopeRule::ContractedWith {
             agency_id: org_id.to_owned(),
             today,
+            or_ended,
         },
         Role::EnterpriseManager => ScopeRule::Enterprise {
             enterprise_id: org_id.to_owned(),
@@ -67,7 +73,30 @@ pub fn own_agency(user: &AuthUser) -> Option<&str> {
     matches!(user.role, Role::Inspector | Role::AgencyAdmin).then_some(user.org_id.as_str())
 }
 
-/// The set of enterprise ids `user` may see now.
+/// The enterprises `user` may *read* now: their scope, and for agency staff also the
+/// enterprises whose contract has ended, so a former agency keeps reading its own records
+/// (only its own: [`own_agency`]). Writes, and what a phone receives, use [`scope_of`].
+pub async fn read_scope_of(db: &Db, clock: &dyn Clock, user: &AuthUser) -> DbResult<Scope> {
+    let rule = rule(user.role, &user.org_id, china_date(clock.now()), true);
+    let enterprise_ids = db.scope_enterprise_ids(&rule).await?.into_iter().collect();
+    Ok(Scope {
+        rule,
+        enterprise_ids,
+    })
+}
+
+/// Whether `user` may read the enterprise `enterprise_id`'s records now ([`read_scope_of`]).
+pub async fn may_read_enterprise(
+    db: &Db,
+    clock: &dyn Clock,
+    user: &AuthUser,
+    enterprise_id: &str,
+) -> DbResult<bool> {
+    let rule = rule(user.role, &user.org_id, china_date(clock.now()), true);
+    db.scope_admits(&rule, enterprise_id).await
+}
+
+/// The set of enterprise ids `user` may work on now.
 pub async fn scope_of(db: &Db, clock: &dyn Clock, user: &AuthUser) -> DbResult<Scope> {
     let rule = rule_now(clock, user);
     let enterprise_ids = db.scope_enterprise_ids(&rule).await?.into_iter().collect();

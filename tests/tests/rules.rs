@@ -467,7 +467,66 @@ fn crate_now(app: &TestApp) -> i64 {
     server::clock::to_millis(app.clock.now())
 }
 
+/// The agency's contract ends. Its inspector still reads the agency's own records of that
+/// enterprise on the web and over the API, but records nothing there any more, and the phone no
+/// longer receives them; the township still sees the hazard.
+async fn a_former_agency_keeps_reading_its_own_records_and_changes_nothing(app: TestApp) {
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let (vid, hid) = record_visit(&seed, &mut inspector, Grade::General, "2026-03-20");
+    assert!(app.sync(&mut inspector).await.refused.is_empty());
+    // The contract ran until 2026-12-31.
+    app.clock.set("2027-01-02T02:00:00Z".parse().unwrap());
+    let token = app.login(users::INSPECTOR).await.token;
+    for path in [
+        format!("/api/v1/hazards/{hid}"),
+        format!("/api/v1/visits/{vid}"),
+        format!("/api/v1/visits/{vid}/record"),
+        format!("/api/v1/hazards/{hid}/changes"),
+        format!("/api/v1/enterprises/{}/file", seed.enterprise),
+    ] {
+        let (status, body) = app.get(&token, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (_, list) = app.get(&token, "/api/v1/hazards").await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["id"] == hid.to_string())
+    );
+    let (status, answer) = app
+        .post(
+            &token,
+            &format!("/api/v1/hazards/{hid}/events"),
+            &json!({ "kind": "signed_for", "signer": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = app
+        .post(
+            &token,
+            &format!("/api/v1/hazards/{hid}/events"),
+            &json!({ "kind": "reported_to_regulator", "to": "镇应急办" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the contract ended: {answer}"
+    );
+    // The phone no longer receives the enterprise's documents.
+    let mut fresh = app.phone(users::INSPECTOR).await;
+    app.sync(&mut fresh).await;
+    assert!(!fresh.replica.docs.contains_key(hid.as_uuid()));
+    // The township still sees the hazard.
+    let sup = app.login(users::SUPERVISOR).await.token;
+    let (status, _) = app.get(&sup, &format!("/api/v1/hazards/{hid}")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 tests::on_every_backend!(
+    a_former_agency_keeps_reading_its_own_records_and_changes_nothing,
     a_major_hazards_report_is_on_the_clock,
     what_the_detail_offers_is_what_the_server_accepts,
     two_inspectors_set_one_field_offline_and_the_manager_still_acts,

@@ -325,6 +325,13 @@ async fn editable(
     let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
     let hazard = crate::api::hazards::hazard_in_scope(state, user, id).await?;
     let doc_id = uuid::Uuid::parse_str(&hazard.id).map_err(|_| not_found())?;
+    // Readable is not writable: a former agency reads its records, and changes nothing.
+    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &hazard.enterprise_id)
+        .await?
+    {
+        let (zh, en) = halves(sync_core::validate::RefusalCode::NotInScope.message());
+        return Err(ApiError::forbidden(zh, en));
+    }
     let author = web_author(state, user).await?;
     let doc = state
         .hub

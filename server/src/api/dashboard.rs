@@ -306,7 +306,7 @@ pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<Dashboard>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let today = crate::clock::china_date(state.clock.now()).to_string();
     let DashboardSql {

@@ -259,7 +259,7 @@ pub async fn list(
     user: AuthUser,
     Query(f): Query<HazardFilter>,
 ) -> Result<Json<Vec<HazardRow>>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let today = today(&state);
     let mut binds: Vec<String> = ids.clone();
@@ -339,7 +339,8 @@ pub async fn hazard_in_scope(
     if scope::own_agency(user).is_some_and(|a| a != row.agency_id) {
         return Err(not_found());
     }
-    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &row.enterprise_id).await?
+    if !scope::may_read_enterprise(&state.db, state.clock.as_ref(), user, &row.enterprise_id)
+        .await?
     {
         return Err(not_found());
     }
@@ -553,7 +554,7 @@ pub async fn visits(
     user: AuthUser,
     Query(f): Query<VisitFilter>,
 ) -> Result<Json<Vec<VisitRow>>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let started = started_between(f.from.as_deref(), f.to.as_deref())?;
     let extra = f.enterprise.as_deref().map(|e| ("h.enterprise_id", e));
@@ -583,7 +584,7 @@ pub async fn visit(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<VisitDetail>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let visit = visits_where(
         &state,
@@ -622,7 +623,7 @@ pub async fn enterprise_file(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<EnterpriseFile>, ApiError> {
-    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), &user, &id).await? {
+    if !scope::may_read_enterprise(&state.db, state.clock.as_ref(), &user, &id).await? {
         return Err(ApiError::not_found("没有这家企业", "no such enterprise"));
     }
     let enterprise = state
@@ -720,7 +721,7 @@ pub async fn major_report_rows(
     state: &AppState,
     user: &AuthUser,
 ) -> Result<Vec<MajorReport>, ApiError> {
-    let scope = scope::scope_of(&state.db, state.clock.as_ref(), user).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), user).await?;
     let mut binds: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let mut sql = format!(
         "SELECT r.hazard_id, r.township_id, r.enterprise_id, r.reported_at, r.found_at, r.report_claimed_at, \

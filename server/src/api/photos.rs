@@ -300,7 +300,7 @@ async fn may_see(state: &AppState, user: &AuthUser, sha: &str) -> Result<bool, A
         return Ok(true);
     }
     for e in enterprises {
-        if scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &e).await? {
+        if scope::may_read_enterprise(&state.db, state.clock.as_ref(), user, &e).await? {
             return Ok(true);
         }
     }

@@ -231,8 +231,14 @@ impl TryFrom<AuthTokenSqlRow> for AuthTokenRow {
 /// Which enterprises a user may see, as the database evaluates it (see [`crate::scope`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScopeRule {
-    /// Enterprises with a contract with this agency whose term includes `today`.
-    ContractedWith { agency_id: String, today: Date },
+    /// Enterprises with a contract with this agency whose term includes `today`, or, with
+    /// `or_ended`, one that started by `today` and has ended (what a former agency may still
+    /// read of its own records).
+    ContractedWith {
+        agency_id: String,
+        today: Date,
+        or_ended: bool,
+    },
     /// Just this enterprise.
     Enterprise { enterprise_id: String },
     /// The enterprises of this township.
@@ -241,6 +247,11 @@ pub enum ScopeRule {
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// The text a scope query compares to `'ended'` to admit contracts that have ended.
+fn ended(or_ended: bool) -> &'static str {
+    if or_ended { "ended" } else { "active" }
 }
 
 fn iso(date: Date) -> String {
@@ -645,13 +656,18 @@ impl Db {
     /// The ids of the enterprises `rule` admits, sorted.
     pub async fn scope_enterprise_ids(&self, rule: &ScopeRule) -> DbResult<Vec<String>> {
         const CONTRACTED: &str = "SELECT DISTINCT enterprise_id FROM contracts \
-             WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2 ORDER BY enterprise_id";
+             WHERE agency_id = $1 AND starts_on <= $2 AND (ends_on >= $2 OR $3 = 'ended') ORDER BY enterprise_id";
         const ENTERPRISE: &str = "SELECT id FROM enterprises WHERE id = $1";
         const TOWNSHIP: &str = "SELECT id FROM enterprises WHERE township_id = $1 ORDER BY id";
         let (sql, args): (&'static str, Vec<String>) = match rule {
-            ScopeRule::ContractedWith { agency_id, today } => {
-                (CONTRACTED, vec![agency_id.clone(), iso(*today)])
-            }
+            ScopeRule::ContractedWith {
+                agency_id,
+                today,
+                or_ended,
+            } => (
+                CONTRACTED,
+                vec![agency_id.clone(), iso(*today), ended(*or_ended).to_owned()],
+            ),
             ScopeRule::Enterprise { enterprise_id } => (ENTERPRISE, vec![enterprise_id.clone()]),
             ScopeRule::Township { township_id } => (TOWNSHIP, vec![township_id.clone()]),
         };
@@ -677,14 +693,15 @@ impl Db {
     pub async fn scope_admits(&self, rule: &ScopeRule, enterprise_id: &str) -> DbResult<bool> {
         let found: Option<i32> = with_pool!(self, pool => {
             match rule {
-                ScopeRule::ContractedWith { agency_id, today } => {
+                ScopeRule::ContractedWith { agency_id, today, or_ended } => {
                     sqlx::query_scalar(
                         "SELECT 1 FROM contracts WHERE agency_id = $1 AND enterprise_id = $2 \
-                         AND starts_on <= $3 AND ends_on >= $3 LIMIT 1",
+                         AND starts_on <= $3 AND (ends_on >= $3 OR $4 = 'ended') LIMIT 1",
                     )
                     .bind(agency_id)
                     .bind(enterprise_id)
                     .bind(iso(*today))
+                    .bind(ended(*or_ended))
                     .fetch_optional(pool)
                     .await?
                 }
@@ -711,16 +728,17 @@ impl Db {
     pub async fn scope_enterprises(&self, rule: &ScopeRule) -> DbResult<Vec<Enterprise>> {
         Ok(with_pool!(self, pool => {
             match rule {
-                ScopeRule::ContractedWith { agency_id, today } => {
+                ScopeRule::ContractedWith { agency_id, today, or_ended } => {
                     sqlx::query_as(
                         "SELECT e.id, o.name, e.uscc, e.address, e.township_id, e.industry, e.park \
                          FROM enterprises e JOIN organisations o ON o.id = e.id \
                          WHERE e.id IN (SELECT enterprise_id FROM contracts \
-                                        WHERE agency_id = $1 AND starts_on <= $2 AND ends_on >= $2) \
+                                        WHERE agency_id = $1 AND starts_on <= $2 AND (ends_on >= $2 OR $3 = 'ended')) \
                          ORDER BY o.name, e.id",
                     )
                     .bind(agency_id)
                     .bind(iso(*today))
+                    .bind(ended(*or_ended))
                     .fetch_all(pool)
                     .await?
                 }

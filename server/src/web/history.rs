@@ -140,7 +140,7 @@ pub(crate) async fn load_in_scope(
             .map_err(crate::db::DbError::from)?
     });
     let enterprise = enterprise.ok_or_else(not_found)?;
-    if !scope::may_see_enterprise(&state.db, state.clock.as_ref(), user, &enterprise).await? {
+    if !scope::may_read_enterprise(&state.db, state.clock.as_ref(), user, &enterprise).await? {
         return Err(not_found());
     }
     let doc = state
