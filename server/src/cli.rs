@@ -78,6 +78,23 @@ pub struct SettingsArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Option<Vec<String>>,
+    /// Most client connections served at once; more are closed at once [default: 1024, lowered
+    /// to what the descriptor limit allows].
+    #[arg(long, env = "INSPECT_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection has to send a request's headers, and that an idle keep-alive
+    /// connection is kept [default: 10].
+    #[arg(long, env = "INSPECT_HEADER_READ_TIMEOUT_SECS", global = true)]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Addresses besides 127.0.0.1 and ::1 whose `/healthz` is answered even when every connection slot
+    /// is taken, comma-separated (e.g. the load balancer's) [default: none].
+    #[arg(
+        long = "health-check-from",
+        env = "INSPECT_HEALTH_CHECK_FROM",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub health_check_from: Option<Vec<std::net::IpAddr>>,
 }
 
 impl SettingsArgs {
@@ -97,6 +114,9 @@ impl SettingsArgs {
                 upload_idle_expiry_secs: self.upload_idle_expiry_secs,
                 major_report_window_secs: self.major_report_window_secs,
                 cors_origins: self.cors_origins.clone(),
+                max_connections: self.max_connections,
+                header_read_timeout_secs: self.header_read_timeout_secs,
+                health_check_from: self.health_check_from.clone(),
             },
         )
     }

@@ -32,6 +32,15 @@ pub struct Config {
     pub major_report_window: Duration,
     /// Origins allowed by CORS; empty means no cross-origin access at all.
     pub cors_origins: Vec<String>,
+    /// Most client connections served at once (lowered at start to what the process's
+    /// descriptor limit allows); further connections are closed at once.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted from when it
+    /// connected or its previous answer was sent: bounds slow headers and idle keep-alive alike.
+    pub header_read_timeout: Duration,
+    /// Addresses (besides 127.0.0.1 and ::1) whose health checks are still answered when every
+    /// connection slot is taken, e.g. the load balancer's.
+    pub health_check_from: Vec<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -48,6 +57,9 @@ impl Default for Config {
             upload_idle_expiry: Duration::from_secs(7 * 24 * 60 * 60),
             major_report_window: Duration::from_secs(2 * 60 * 60),
             cors_origins: Vec::new(),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            health_check_from: Vec::new(),
         }
     }
 }
@@ -67,6 +79,9 @@ pub struct Overrides {
     pub upload_idle_expiry_secs: Option<u64>,
     pub major_report_window_secs: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub health_check_from: Option<Vec<std::net::IpAddr>>,
 }
 
 impl Config {
@@ -84,6 +99,9 @@ impl Config {
             upload_idle_expiry_secs,
             major_report_window_secs,
             cors_origins,
+            max_connections,
+            header_read_timeout_secs,
+            health_check_from,
         } = overrides;
         if let Some(bind) = bind {
             self.bind = bind;
@@ -117,6 +135,15 @@ impl Config {
         }
         if let Some(origins) = cors_origins {
             self.cors_origins = origins;
+        }
+        if let Some(n) = max_connections {
+            self.max_connections = n.max(1);
+        }
+        if let Some(secs) = header_read_timeout_secs {
+            self.header_read_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(addrs) = health_check_from {
+            self.health_check_from = addrs;
         }
         self
     }

@@ -7,8 +7,6 @@
 //! Everything is written the way phones and the web write it: typed edits by each user's
 //! device, validated by the hub and projected, so the demo exercises the real rules.
 
-use std::collections::HashSet;
-
 use anyhow::{Context as _, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -278,7 +276,7 @@ impl AuthorId for Author {
 async fn commit(
     state: &AppState,
     who: &Actor,
-    scope: &HashSet<EnterpriseId>,
+    scope: &sync_core::engine::Reach,
     kind: DocKind,
     id: uuid::Uuid,
     edited: edit::Edited,
@@ -380,14 +378,26 @@ pub async fn fill(state: &AppState) -> anyhow::Result<()> {
         actor(state, "demo_manager").await?,
         actor(state, "demo_manager2").await?,
     ];
-    let scope: HashSet<EnterpriseId> = enterprises
+    let township_id = TownshipId::parse(&township)?;
+    let scope: sync_core::engine::Reach = enterprises
         .iter()
         .filter_map(|(e, _)| EnterpriseId::parse(e).ok())
+        .map(|e| (e, township_id))
         .collect();
 
     let mut photos = Vec::new();
     for seed in 0..12u64 {
         photos.push(store_photo(state, &photo_bytes(seed)?, &inspectors[0].author).await?);
+    }
+    // Everyone in the demo took these pictures: each holds them, so each may reference them
+    // (a reference shows a photo only when the one who added it holds it, ADR 0010).
+    for who in inspectors.iter().chain(managers.iter()) {
+        for p in &photos {
+            state
+                .db
+                .add_photo_holder(&p.sha256, &who.author.author_id())
+                .await?;
+        }
     }
 
     let bar = indicatif::ProgressBar::new(enterprises.len() as u64);
@@ -484,8 +494,10 @@ pub async fn fill(state: &AppState) -> anyhow::Result<()> {
                     hz.funds_yuan = Some(rng.random_range(5..50) * 1000);
                     hz.emergency_plan = "停用相关设备，设置警戒区，专人值守".into();
                 }
-                hz.photos
-                    .push(photos[rng.random_range(0..photos.len())].clone());
+                hz.photos.push(PhotoRef {
+                    added_by: insp.author.author_id(),
+                    ..photos[rng.random_range(0..photos.len())].clone()
+                });
                 let edited = edit::new_hazard(&hz, &insp.author, started)?;
                 let mut doc = commit(
                     state,
@@ -546,7 +558,10 @@ pub async fn fill(state: &AppState) -> anyhow::Result<()> {
                 }
                 if stage >= 2 && manager.is_some() {
                     at += day * rng.random_range(2..10);
-                    let evidence = vec![photos[rng.random_range(0..photos.len())].clone()];
+                    let evidence = vec![PhotoRef {
+                        added_by: enterprise_actor.author.author_id(),
+                        ..photos[rng.random_range(0..photos.len())].clone()
+                    }];
                     doc = commit(
                         state,
                         enterprise_actor,

@@ -59,6 +59,19 @@ pub enum ApiError {
         zh: Cow<'static, str>,
         en: Cow<'static, str>,
     },
+    /// The server cannot take the request now (every connection slot taken); try again.
+    #[error("unavailable ({code}): {en}")]
+    Unavailable {
+        code: &'static str,
+        zh: Cow<'static, str>,
+        en: Cow<'static, str>,
+    },
+    /// The disk is full: nothing was kept of the request.
+    #[error("insufficient storage: {en}")]
+    StorageFull {
+        zh: Cow<'static, str>,
+        en: Cow<'static, str>,
+    },
     #[error("conflict ({code}): {en}")]
     Conflict {
         code: &'static str,
@@ -124,6 +137,18 @@ impl ApiError {
         }
     }
 
+    pub fn unavailable(
+        code: &'static str,
+        zh: impl Into<Cow<'static, str>>,
+        en: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError::Unavailable {
+            code,
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidCredentials
@@ -137,6 +162,8 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Json(rejection) => rejection.status(),
             ApiError::Status { status } => *status,
@@ -191,7 +218,9 @@ impl ApiError {
             ApiError::NotFound { zh, en } => ("not_found", zh.clone(), en.clone()),
             ApiError::Invalid { code, zh, en }
             | ApiError::BadRequest { code, zh, en }
-            | ApiError::Conflict { code, zh, en } => (code, zh.clone(), en.clone()),
+            | ApiError::Conflict { code, zh, en }
+            | ApiError::Unavailable { code, zh, en } => (code, zh.clone(), en.clone()),
+            ApiError::StorageFull { zh, en } => ("storage_full", zh.clone(), en.clone()),
             ApiError::Json(rejection) => json_rejection_body(rejection),
             ApiError::Status { status } => status_body(*status),
             ApiError::Db(_) | ApiError::Internal(_) => (

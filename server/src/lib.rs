@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod model;
 pub mod photos;
 pub mod projection;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub reconciler: Arc<reconcile::Reconciler>,
     /// Failed logins per account and client address.
     pub login_throttle: Arc<throttle::LoginThrottle>,
+    /// Connections open and turned away ([`listen`]).
+    pub connections: Arc<listen::ConnGauge>,
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -102,6 +105,7 @@ pub async fn build_state_with_clock(
         config: Arc::new(config),
         reconciler: Arc::default(),
         login_throttle: Arc::default(),
+        connections: Arc::default(),
     })
 }
 
@@ -118,7 +122,7 @@ pub fn router(state: AppState) -> Router {
     http::apply_layers(routes, &state.config).with_state(state)
 }
 
-async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
@@ -144,10 +148,9 @@ pub async fn serve(
             std::time::Duration::from_secs(3600),
         ),
     );
-    // The client's address reaches the handlers (login throttling, `api::auth::ClientAddr`).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let limits = listen::ConnLimits::of(&state.config, listen::descriptor_limit());
+    let gauge = state.connections.clone();
+    let served = listen::serve(listener, router(state), limits, gauge, shutdown)
         .await
         .context("HTTP server failed");
     reconciler.abort();

@@ -142,7 +142,12 @@ fn plan_visit(plan: &mut Plan, v: &VisitDoc, now_ms: i64) {
             Arg::from(now_ms),
         ],
     );
-    let refs: Vec<&PhotoRef> = v.signature.iter().map(|s| &s.image).collect();
+    let refs: Vec<&PhotoRef> = v
+        .signature
+        .iter()
+        .map(|s| &s.image)
+        .chain(v.signatures.iter().map(|s| &s.image))
+        .collect();
     plan_photo_refs(plan, &v.id, &v.enterprise_id, &refs);
 }
 
@@ -150,8 +155,23 @@ fn plan_visit(plan: &mut Plan, v: &VisitDoc, now_ms: i64) {
 /// camera original's hash is kept beside the uploaded copy's, so an original produced as
 /// evidence can be matched to the copy the platform holds. A reference seen again fills a
 /// missing original hash but never replaces one.
+///
+/// A reference new to the document, added by someone who holds no copy of the photo, is
+/// recorded as a claim first: it shows the photo to nobody until its claimant uploads the bytes
+/// (`photo_holders`). Referencing another agency's photo by its hash thus reveals nothing.
 fn plan_photo_refs(plan: &mut Plan, doc_id: &str, enterprise_id: &str, photos: &[&PhotoRef]) {
     for p in photos {
+        plan.push(
+            "INSERT INTO photo_claims (sha256, doc_id, user_id) SELECT $1, $2, $3 \
+             WHERE NOT EXISTS (SELECT 1 FROM photo_refs WHERE sha256 = $1 AND doc_id = $2) \
+             AND NOT EXISTS (SELECT 1 FROM photo_holders WHERE sha256 = $1 AND user_id = $3) \
+             ON CONFLICT DO NOTHING",
+            vec![
+                Arg::from(&p.sha256),
+                Arg::from(doc_id),
+                Arg::from(&p.added_by),
+            ],
+        );
         plan.push(
             "INSERT INTO photo_refs (sha256, doc_id, enterprise_id, original_sha256) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sha256, doc_id) DO UPDATE SET original_sha256 = excluded.original_sha256 \

@@ -9,7 +9,10 @@
 //! Within an enterprise, agency staff read only their own agency's documents ([`own_agency`];
 //! the sync hub applies the same rule with `sync_core::policy::may_read`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use sync_core::engine::Reach;
+use sync_core::ids::{EnterpriseId, TownshipId};
 
 use jiff::civil::Date;
 
@@ -23,6 +26,8 @@ use crate::model::Role;
 pub struct Scope {
     rule: ScopeRule,
     enterprise_ids: BTreeSet<String>,
+    /// Each enterprise's township, as registered.
+    townships: BTreeMap<String, String>,
 }
 
 impl Scope {
@@ -32,6 +37,24 @@ impl Scope {
 
     pub fn enterprise_ids(&self) -> &BTreeSet<String> {
         &self.enterprise_ids
+    }
+
+    /// The scope as the sync hub checks documents against it: each enterprise with the
+    /// township it is registered in.
+    pub fn reach(&self) -> Reach {
+        self.townships
+            .iter()
+            .filter_map(|(e, t)| Some((EnterpriseId::parse(e).ok()?, TownshipId::parse(t).ok()?)))
+            .collect()
+    }
+
+    fn of(rule: ScopeRule, rows: Vec<(String, String)>) -> Self {
+        let townships: BTreeMap<String, String> = rows.into_iter().collect();
+        Self {
+            rule,
+            enterprise_ids: townships.keys().cloned().collect(),
+            townships,
+        }
     }
 
     /// The rule the set was computed from, e.g. to run further queries with the same filter.
@@ -78,11 +101,8 @@ pub fn own_agency(user: &AuthUser) -> Option<&str> {
 /// (only its own: [`own_agency`]). Writes, and what a phone receives, use [`scope_of`].
 pub async fn read_scope_of(db: &Db, clock: &dyn Clock, user: &AuthUser) -> DbResult<Scope> {
     let rule = rule(user.role, &user.org_id, china_date(clock.now()), true);
-    let enterprise_ids = db.scope_enterprise_ids(&rule).await?.into_iter().collect();
-    Ok(Scope {
-        rule,
-        enterprise_ids,
-    })
+    let rows = db.scope_townships(&rule).await?;
+    Ok(Scope::of(rule, rows))
 }
 
 /// Whether `user` may read the enterprise `enterprise_id`'s records now ([`read_scope_of`]).
@@ -99,11 +119,8 @@ pub async fn may_read_enterprise(
 /// The set of enterprise ids `user` may work on now.
 pub async fn scope_of(db: &Db, clock: &dyn Clock, user: &AuthUser) -> DbResult<Scope> {
     let rule = rule_now(clock, user);
-    let enterprise_ids = db.scope_enterprise_ids(&rule).await?.into_iter().collect();
-    Ok(Scope {
-        rule,
-        enterprise_ids,
-    })
+    let rows = db.scope_townships(&rule).await?;
+    Ok(Scope::of(rule, rows))
 }
 
 /// Whether `user` may see the enterprise `enterprise_id` now, without listing the whole scope.

@@ -15,10 +15,53 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::doc::{DocKind, Header};
 use crate::domain::Author;
-use crate::ids::EnterpriseId;
+use crate::ids::{EnterpriseId, TownshipId};
 use crate::protocol::{DocChanges, DocRefusal, DocUpdate, Payload, SyncRequest, SyncResponse};
 use crate::store::{DeliveryLog, DocumentStore, StoreError};
-use crate::validate::{self, Accepted};
+use crate::validate::{self, Accepted, ChangeRefusal, RefusalCode};
+
+/// What the server's records say of the enterprises an author may work on: which they are, and
+/// the township each is registered in. A new document must name its enterprise's township
+/// (a made-up township would hide a major hazard from the regulator who must close it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    townships: HashMap<EnterpriseId, TownshipId>,
+}
+
+impl Reach {
+    /// Whether the enterprise is in reach.
+    pub fn contains(&self, enterprise: &EnterpriseId) -> bool {
+        self.townships.contains_key(enterprise)
+    }
+
+    /// The township the enterprise is registered in, when it is in reach.
+    pub fn township_of(&self, enterprise: &EnterpriseId) -> Option<TownshipId> {
+        self.townships.get(enterprise).copied()
+    }
+
+    /// The enterprises in reach, in no particular order.
+    pub fn enterprises(&self) -> impl Iterator<Item = &EnterpriseId> {
+        self.townships.keys()
+    }
+
+    /// How many enterprises are in reach.
+    pub fn len(&self) -> usize {
+        self.townships.len()
+    }
+
+    /// Whether nothing is in reach.
+    pub fn is_empty(&self) -> bool {
+        self.townships.is_empty()
+    }
+}
+
+impl FromIterator<(EnterpriseId, TownshipId)> for Reach {
+    fn from_iter<I: IntoIterator<Item = (EnterpriseId, TownshipId)>>(iter: I) -> Self {
+        Self {
+            townships: iter.into_iter().collect(),
+        }
+    }
+}
 
 /// Limits on one response.
 #[derive(Debug, Clone, Copy)]
@@ -220,15 +263,21 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
     pub async fn ingest(
         &self,
         author: &Author,
-        scope: &HashSet<EnterpriseId>,
+        scope: &Reach,
         id: uuid::Uuid,
         kind: DocKind,
         changes: &[Vec<u8>],
     ) -> Result<Result<Accepted, DocRefusal>, HubError> {
         let before = self.load_shared(id).await?;
         let in_scope = |h: &Header| scope.contains(&h.enterprise);
-        let verdict =
+        let mut verdict =
             validate::validate_batch(before.as_deref(), id, kind, changes, author, &in_scope);
+        if let Ok(accepted) = &verdict
+            && accepted.created
+            && let Some(reason) = self.check_references(scope, accepted).await?
+        {
+            verdict = Err(vec![reason]);
+        }
         match verdict {
             Err(reasons) => Ok(Err(DocRefusal { id, reasons })),
             Ok(accepted) => {
@@ -257,13 +306,17 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
     pub async fn sync(
         &self,
         author: &Author,
-        scope: &HashSet<EnterpriseId>,
+        scope: &Reach,
         req: &SyncRequest,
     ) -> Result<SyncOutcome, HubError> {
         let mut response = SyncResponse::default();
         let mut applied = Vec::new();
         let mut sent_hashes: HashSet<[u8; 32]> = HashSet::new();
-        for d in &req.docs {
+        // Visits first: a new hazard is checked against its visit, which may come in the same
+        // request.
+        let mut docs: Vec<&DocChanges> = req.docs.iter().collect();
+        docs.sort_by_key(|d| d.kind != DocKind::Visit);
+        for d in docs {
             match self.ingest(author, scope, d.id, d.kind, &d.changes).await? {
                 Ok(acc) => {
                     for c in &acc.new_changes {
@@ -298,7 +351,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             .into_iter()
             .collect();
         let mut fresh: Vec<EnterpriseId> = scope
-            .iter()
+            .enterprises()
             .filter(|e| delivered.get(e).is_none_or(|seq| *seq > req.cursor))
             .copied()
             .collect();
@@ -341,7 +394,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
 
         // Changes since the cursor in enterprises the device already holds.
         let held: Vec<EnterpriseId> = scope
-            .iter()
+            .enterprises()
             .filter(|e| !fresh.contains(e))
             .copied()
             .collect();
@@ -387,6 +440,52 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             .await?;
         response.cursor = cursor;
         Ok(SyncOutcome { response, applied })
+    }
+}
+
+impl<S: DocumentStore + DeliveryLog> Hub<S> {
+    /// What a new document names that the server can check against its records: the township
+    /// of its enterprise, and for a hazard its visit (same enterprise, same agency). `None`
+    /// when everything holds.
+    async fn check_references(
+        &self,
+        scope: &Reach,
+        accepted: &Accepted,
+    ) -> Result<Option<ChangeRefusal>, HubError> {
+        let header = &accepted.header;
+        let refusal = |code, detail: String| {
+            Some(ChangeRefusal {
+                change: None,
+                code,
+                detail,
+            })
+        };
+        if scope.township_of(&header.enterprise) != Some(header.township) {
+            return Ok(refusal(
+                RefusalCode::TownshipMismatch,
+                header.township.to_string(),
+            ));
+        }
+        let crate::doc::TypedDoc::Hazard(hazard) = &accepted.typed else {
+            return Ok(None);
+        };
+        let Ok(visit_id) = uuid::Uuid::parse_str(&hazard.visit_id) else {
+            return Ok(refusal(RefusalCode::Malformed, "visit_id".into()));
+        };
+        let Some(visit) = self.load_shared(visit_id).await? else {
+            return Ok(refusal(RefusalCode::VisitUnknown, visit_id.to_string()));
+        };
+        let same = crate::doc::read_header(&visit).is_ok_and(|v| {
+            v.kind == DocKind::Visit
+                && v.enterprise == header.enterprise
+                && v.agency == header.agency
+                && v.township == header.township
+        });
+        Ok((!same).then(|| ChangeRefusal {
+            change: None,
+            code: RefusalCode::VisitMismatch,
+            detail: visit_id.to_string(),
+        }))
     }
 }
 

@@ -93,6 +93,14 @@ pub enum RefusalCode {
     Required,
     /// The hazard is closed: its details no longer change (reopen it first).
     HazardClosed,
+    /// A new document names a township other than the one the enterprise is registered in.
+    TownshipMismatch,
+    /// A new hazard names a visit of another enterprise or agency.
+    VisitMismatch,
+    /// A new hazard names a visit the server does not hold (send the visit first).
+    VisitUnknown,
+    /// A photo reference added in someone else's name.
+    PhotoForged,
 }
 
 impl RefusalCode {
@@ -118,6 +126,10 @@ impl RefusalCode {
             RefusalCode::TooLong => "too_long",
             RefusalCode::Required => "required",
             RefusalCode::HazardClosed => "hazard_closed",
+            RefusalCode::TownshipMismatch => "township_mismatch",
+            RefusalCode::VisitMismatch => "visit_mismatch",
+            RefusalCode::VisitUnknown => "visit_unknown",
+            RefusalCode::PhotoForged => "photo_forged",
         }
     }
 
@@ -162,6 +174,18 @@ impl RefusalCode {
             RefusalCode::Required => "必填内容为空 / a required text is empty",
             RefusalCode::HazardClosed => {
                 "隐患已销号，记录不可修改 / the hazard is closed: its record cannot change"
+            }
+            RefusalCode::TownshipMismatch => {
+                "记录的乡镇与企业登记的乡镇不符 / the township differs from the one the enterprise is registered in"
+            }
+            RefusalCode::VisitMismatch => {
+                "隐患所属的检查不是本机构对该企业的检查 / the hazard's visit belongs to another enterprise or agency"
+            }
+            RefusalCode::VisitUnknown => {
+                "隐患所属的检查尚未同步，请先同步该检查 / the hazard's visit has not reached the server: sync the visit first"
+            }
+            RefusalCode::PhotoForged => {
+                "照片只能以本人名义添加 / a photo can be added only in your own name"
             }
         }
     }
@@ -351,6 +375,7 @@ pub fn validate_batch(
         &prior,
         &mut refusals,
     );
+    check_photo_authors(&prior, &typed, author, &mut refusals);
     match &typed {
         TypedDoc::Hazard(h) => {
             check_events(&prior, &fork, &changes, &header, h, author, &mut refusals);
@@ -462,6 +487,8 @@ struct Prior {
     has_signatures_list: bool,
     /// Ids of the signatures already recorded.
     signature_ids: Vec<doc::visit::ListSignature>,
+    /// The photo references already recorded: hash and who added it.
+    photos: HashSet<(String, String)>,
 }
 
 impl Prior {
@@ -469,7 +496,17 @@ impl Prior {
         let Some(before) = before else {
             return Self::default();
         };
-        match TypedDoc::hydrate(before) {
+        let typed = TypedDoc::hydrate(before);
+        let photos = typed.as_ref().map_or_else(
+            |_| HashSet::new(),
+            |t| {
+                t.photo_refs()
+                    .into_iter()
+                    .map(|p| (p.sha256.clone(), p.added_by.clone()))
+                    .collect()
+            },
+        );
+        let prior = match typed {
             Ok(TypedDoc::Hazard(h)) => {
                 let status = h.status().ok();
                 Self {
@@ -486,7 +523,8 @@ impl Prior {
                 ..Self::default()
             },
             Err(_) => Self::default(),
-        }
+        };
+        Self { photos, ..prior }
     }
 }
 
@@ -785,6 +823,30 @@ fn check_events(
 
 /// The legacy single signature is set once and never changed or removed; recorded signatures
 /// stay exactly as they were; a new one names real hazards by digest and carries a valid image.
+/// A photo reference the batch adds names its author as the one who added it (or nobody): who
+/// may see a photo is decided by whether the one who referenced it holds it (the server's photo
+/// rules), so the name cannot be someone else's.
+fn check_photo_authors(
+    prior: &Prior,
+    typed: &TypedDoc,
+    author: &Author,
+    refusals: &mut Vec<ChangeRefusal>,
+) {
+    let me = author.user.to_string();
+    for p in typed.photo_refs() {
+        // An empty name names nobody: such a reference can never show the photo.
+        let own = p.added_by == me || p.added_by.is_empty();
+        if !own
+            && !prior
+                .photos
+                .contains(&(p.sha256.clone(), p.added_by.clone()))
+        {
+            refusals.push(whole(RefusalCode::PhotoForged, p.sha256.clone()));
+            return;
+        }
+    }
+}
+
 fn check_signatures(prior: &Prior, v: &doc::VisitDoc, refusals: &mut Vec<ChangeRefusal>) {
     if let Some(old) = &prior.signature
         && v.signature.as_ref() != Some(old)

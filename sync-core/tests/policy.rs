@@ -26,9 +26,22 @@ fn raw_edit(doc: &Automerge, author: &Author, f: impl FnOnce(&mut HazardDoc)) ->
 fn hub_with_hazard(w: &World) -> (Hub<MemoryStore>, HazardId, Automerge) {
     let hub = Hub::new(MemoryStore::new(), HubLimits::default());
     let hid = HazardId::new_random();
-    let (doc, change) = w.hazard(hid, VisitId::new_random(), Grade::Major);
-    let (doc, notice) = w.notify(&doc);
+    let vid = VisitId::new_random();
     let scope = w.scope(&w.inspector);
+    // The server takes a new hazard only on a visit of its own enterprise and agency that it
+    // holds: the visit goes first.
+    let (_, _, visit) = w.visit(vid);
+    block_on(hub.ingest(
+        &w.inspector,
+        &scope,
+        *vid.as_uuid(),
+        DocKind::Visit,
+        &[visit],
+    ))
+    .expect("store")
+    .expect("visit accepted");
+    let (doc, change) = w.hazard(hid, vid, Grade::Major);
+    let (doc, notice) = w.notify(&doc);
     block_on(hub.ingest(
         &w.inspector,
         &scope,

@@ -92,6 +92,14 @@ async fn create_pg_database() -> Option<(String, PgDatabase)> {
 
 /// Starts a server; `None` for PostgreSQL when `TEST_DATABASE_URL` is not set.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts a server with its configuration adjusted by `configure` (limits, timeouts).
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg) = match backend {
         Backend::Sqlite => (
@@ -103,11 +111,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (url, Some(db))
         }
     };
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.path().to_owned(),
         database_url: Some(database_url),
         ..Config::default()
     };
+    configure(&mut config);
     let clock = Arc::new(TestClock::new(NOW.parse().unwrap()));
     let state = server::build_state_with_clock(config, clock.clone())
         .await

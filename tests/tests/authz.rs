@@ -35,7 +35,8 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/hazards/{h}/changes", 200, 404),
     ("GET", "/api/v1/photos/{p}", 200, 404),
     ("GET", "/api/v1/photos/{p}/thumb", 200, 404),
-    ("GET", "/api/v1/photos/{p}/status", 200, 200),
+    // Only those a photo concerns learn that it exists (ADR 0010).
+    ("GET", "/api/v1/photos/{p}/status", 200, 404),
     // A web session (no device) may not sync, whoever it is.
     ("POST", "/api/v1/sync", 403, 403),
 ];
@@ -248,10 +249,8 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
     // Agency staff see the neighbour's documents as another tenant's; the enterprise and the
     // township as their own. Enterprise routes are the shared enterprise's, the same for all.
     let agency_staff = |role: &str| role == users::INSPECTOR || role == users::AGENCY_ADMIN;
-    let of_documents = |path: &str| {
-        (path.contains("{h}") || path.contains("{v}") || path.contains("{p}"))
-            && !path.ends_with("/status")
-    };
+    let of_documents =
+        |path: &str| path.contains("{h}") || path.contains("{v}") || path.contains("{p}");
 
     let mut failures = Vec::new();
     for role in ROLES {

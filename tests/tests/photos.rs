@@ -351,3 +351,51 @@ tests::on_every_backend!(
     bad_photos_get_a_clear_4xx_and_nothing_is_stored,
     re_sending_a_stored_photo_answers_complete_and_keeps_the_connection,
 );
+
+/// A disk that fills up mid-upload (issue #19): the phone gets a clear 507 in both languages,
+/// nothing half-written is kept, and once there is room again the same upload goes through.
+/// The partial file is pointed at `/dev/full`, whose every write fails with ENOSPC.
+#[tokio::test]
+async fn a_full_disk_answers_507_and_keeps_nothing_half_written() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("no /dev/full on this machine; skipped");
+        return;
+    }
+    let app = tests::spawn_app(tests::Backend::Sqlite)
+        .await
+        .expect("sqlite app");
+    app.seed().await;
+    let inspector = app.login(users::INSPECTOR).await;
+    let photo = jpeg(800, 600);
+    let h = sha(&photo);
+    let uploads = app.dir.path().join("photos").join("uploads");
+    let part = uploads.join(format!("{h}.part"));
+    std::os::unix::fs::symlink("/dev/full", &part).unwrap();
+
+    let (s, b) = put(&app, &inspector.token, &h, 0, photo.len(), &photo).await;
+    assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE, "{b}");
+    assert_eq!(b["error"], "storage_full");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.contains("存储空间已满"), "{message}");
+    assert!(message.contains("storage is full"), "{message}");
+    // Neither the partial bytes nor the upload's record are left behind.
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in uploads/: {left:?}");
+    let (s, _) = app
+        .get(&inspector.token, &format!("/api/v1/photos/{h}/status"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(blob_count(&app), 0);
+
+    // Room again: the phone resends from its own copy and the photo is stored whole.
+    let (s, b) = put(&app, &inspector.token, &h, 0, photo.len(), &photo).await;
+    assert_eq!(
+        (s, &b["complete"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{b}"
+    );
+    assert_eq!(blob_count(&app), 1);
+}

@@ -6,13 +6,11 @@
 //! the hub's validation and durable append, exactly like a synced change. A page can never do
 //! what the phone could not.
 
-use std::collections::HashSet;
-
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use sync_core::doc::DocKind;
 use sync_core::domain::{Author, PhotoRef};
-use sync_core::ids::{DeviceId, EnterpriseId, EventId, UserId};
+use sync_core::ids::{DeviceId, EventId, UserId};
 use sync_core::rectification::EventKind;
 
 use crate::auth::{AuthUser, new_actor_id};
@@ -249,7 +247,13 @@ pub async fn record(
     Path(id): Path<String>,
     Json(action): Json<Action>,
 ) -> Result<Json<crate::api::hazards::HazardDetail>, ApiError> {
-    let kind = action.into_kind()?;
+    let mut kind = action.into_kind()?;
+    // Evidence is added in the signed-in user's name, whatever the body said.
+    if let EventKind::RectificationSubmitted { photos, .. } = &mut kind {
+        for p in photos {
+            p.added_by = user.user_id.clone();
+        }
+    }
     let (doc_id, author, doc) = editable(&state, &user, &id).await?;
     let now = state.clock.now();
     let now_ms = crate::clock::to_millis(now);
@@ -359,11 +363,7 @@ async fn commit(
         )));
     };
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), user).await?;
-    let enterprises: HashSet<EnterpriseId> = scope
-        .enterprise_ids()
-        .iter()
-        .filter_map(|e| EnterpriseId::parse(e).ok())
-        .collect();
+    let enterprises = scope.reach();
     let accepted = state
         .hub
         .ingest(author, &enterprises, doc_id, DocKind::Hazard, &[change])

@@ -16,14 +16,13 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::auth::AuthUser;
-use crate::db::with_pool;
 use crate::error::ApiError;
 use crate::model::Role;
 use crate::photos::{
-    BeginOutcome, FinishOutcome, PhotoError, PhotoHash, UploadStatus, Variant, WriteOutcome,
+    BeginOutcome, FinishOutcome, PhotoError, PhotoHash, ProofOutcome, UploadStatus, Variant,
+    WriteOutcome,
 };
 use crate::{AppState, scope};
 
@@ -55,6 +54,15 @@ fn photo_error(e: PhotoError) -> Response {
                 "expected": expected,
             });
             return (StatusCode::CONFLICT, axum::Json(body)).into_response();
+        }
+        PhotoError::StorageFull { .. } => {
+            tracing::error!(error = %e, "photo storage full");
+            return ApiError::StorageFull {
+                zh: "服务器存储空间已满，照片未保存，请稍后重新上传".into(),
+                en: "the server's storage is full: the photo was not kept, upload it again later"
+                    .into(),
+            }
+            .into_response();
         }
         _ if !e.is_client_error() => {
             tracing::error!(error = %e, "photo store failure");
@@ -111,6 +119,11 @@ pub async fn put_chunk(
     let store = &state.photos;
     match store.begin_upload(hash, size, hint).await {
         Ok(BeginOutcome::AlreadyStored) => {
+            match state.db.holds_photo(&hash.to_string(), &user.user_id).await {
+                Ok(true) => {}
+                Ok(false) => return prove(&state, &user, hash, q.offset, size, body).await,
+                Err(e) => return ApiError::from(e).into_response(),
+            }
             // Read the body the phone is sending before answering: answering first left the
             // connection to be closed under the client, whose next request on it failed
             // (issue #19). Bounded by the declared size and the photo limit.
@@ -134,6 +147,14 @@ pub async fn put_chunk(
         Err(e) => return photo_error(e),
     };
     if received < size {
+        // Whoever sent bytes of an upload under way may ask where it stands and resume it.
+        if let Err(e) = state
+            .db
+            .add_photo_sender(&hash.to_string(), &user.user_id)
+            .await
+        {
+            return ApiError::from(e).into_response();
+        }
         return axum::Json(Progress {
             received,
             size,
@@ -156,6 +177,57 @@ pub async fn put_chunk(
             })
             .into_response()
         }
+        Err(e) => photo_error(e),
+    }
+}
+
+/// A stored photo sent by someone who did not upload it: the bytes are a proof that they hold
+/// it (they may have taken the same file), checked against the stored photo and discarded.
+/// Until the last byte matches, the answer is what a new upload would get, so the upload
+/// protocol tells nobody that a photo exists.
+async fn prove(
+    state: &AppState,
+    user: &AuthUser,
+    hash: PhotoHash,
+    offset: u64,
+    size: u64,
+    body: Body,
+) -> Response {
+    let Ok(who) = uuid::Uuid::parse_str(&user.user_id) else {
+        return ApiError::Internal(anyhow::anyhow!("user id {} is not a UUID", user.user_id))
+            .into_response();
+    };
+    match state
+        .photos
+        .prove_chunk(hash, who, offset, size, body.into_data_stream())
+        .await
+    {
+        Ok(ProofOutcome::Progress { received }) => axum::Json(Progress {
+            received,
+            size,
+            complete: false,
+        })
+        .into_response(),
+        Ok(ProofOutcome::Proven) => {
+            if let Err(e) = state
+                .db
+                .add_photo_holder(&hash.to_string(), &user.user_id)
+                .await
+            {
+                return ApiError::from(e).into_response();
+            }
+            axum::Json(Progress {
+                received: size,
+                size,
+                complete: true,
+            })
+            .into_response()
+        }
+        // Told apart from a new upload only by what a new upload would also answer.
+        Err(PhotoError::SizeConflict { .. }) => photo_error(PhotoError::HashMismatch {
+            expected: hash,
+            actual: hash,
+        }),
         Err(e) => photo_error(e),
     }
 }
@@ -206,6 +278,10 @@ async fn record_meta(
         .execute(pool)
         .await?;
     });
+    state
+        .db
+        .add_photo_holder(&meta.sha256.to_string(), &user.user_id)
+        .await?;
     Ok(())
 }
 
@@ -219,10 +295,58 @@ pub async fn status(
         Ok(h) => h,
         Err(r) => return *r,
     };
-    match state.photos.upload_status(hash).await {
-        Ok(UploadStatus::NotStarted) => {
-            ApiError::not_found("没有这张照片", "no such photo").into_response()
+    let unknown = || ApiError::not_found("没有这张照片", "no such photo").into_response();
+    let status = match state.photos.upload_status(hash).await {
+        Ok(status) => status,
+        Err(e) => return photo_error(e),
+    };
+    // Only those the photo concerns learn where it stands: whoever may see it, and whoever
+    // referenced it and is expected to upload it. To anyone else every photo is unknown.
+    let concerned = match &status {
+        UploadStatus::NotStarted => Ok(true),
+        UploadStatus::Stored => may_see(&state, &user, &hash.to_string()).await,
+        UploadStatus::InProgress { .. } => {
+            match state
+                .db
+                .uploads_photo(&hash.to_string(), &user.user_id)
+                .await
+            {
+                Ok(true) => Ok(true),
+                Ok(false) => may_see(&state, &user, &hash.to_string()).await,
+                Err(e) => Err(e.into()),
+            }
         }
+    };
+    match concerned {
+        Ok(true) => {}
+        Ok(false) => {
+            return match (status, uuid::Uuid::parse_str(&user.user_id)) {
+                // A proof of holding under way: where it stands.
+                (UploadStatus::Stored, Ok(who)) => {
+                    match state.photos.proof_received(hash, who).await {
+                        Ok(Some(received)) => axum::Json(Progress {
+                            received,
+                            size: state
+                                .photos
+                                .meta(hash)
+                                .await
+                                .ok()
+                                .flatten()
+                                .map_or(0, |m| m.byte_size),
+                            complete: false,
+                        })
+                        .into_response(),
+                        Ok(None) => unknown(),
+                        Err(e) => photo_error(e),
+                    }
+                }
+                _ => unknown(),
+            };
+        }
+        Err(e) => return e.into_response(),
+    }
+    match Ok::<_, PhotoError>(status) {
+        Ok(UploadStatus::NotStarted) => unknown(),
         // Every byte arrived but the request that carried the last one was cut off before the
         // photo was verified and processed: finish it now, so the phone need not resend.
         Ok(UploadStatus::InProgress {
@@ -271,34 +395,17 @@ pub async fn status(
     }
 }
 
-/// Whether `user` may see the photo: a document in scope references it, or they uploaded it.
+/// Whether `user` may see the photo: they hold it (uploaded its bytes), or a document they may
+/// read references it and the reference is vouched for (`crate::db::Db::photo_ref_enterprises`).
 async fn may_see(state: &AppState, user: &AuthUser, sha: &str) -> Result<bool, ApiError> {
-    let agency = scope::own_agency(user).unwrap_or("").to_owned();
-    let (enterprises, uploader): (Vec<String>, Option<String>) = with_pool!(&state.db, pool => {
-        // Agency staff see the photos of their own agency's documents only.
-        let ents = sqlx::query(
-            "SELECT r.enterprise_id FROM photo_refs r \
-             LEFT JOIN hazards_view h ON h.id = r.doc_id LEFT JOIN visits_view v ON v.id = r.doc_id \
-             WHERE r.sha256 = $1 AND ($2 = '' OR COALESCE(h.agency_id, v.agency_id) = $2)",
-        )
-            .bind(sha)
-            .bind(agency.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(crate::db::DbError::from)?
-            .into_iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-        let up = sqlx::query_scalar("SELECT uploaded_by FROM photos WHERE sha256 = $1")
-            .bind(sha)
-            .fetch_optional(pool)
-            .await
-            .map_err(crate::db::DbError::from)?;
-        (ents, up)
-    });
-    if uploader.as_deref() == Some(user.user_id.as_str()) {
+    if state.db.holds_photo(sha, &user.user_id).await? {
         return Ok(true);
     }
+    // Agency staff see the photos of their own agency's documents only.
+    let enterprises = state
+        .db
+        .photo_ref_enterprises(sha, scope::own_agency(user))
+        .await?;
     for e in enterprises {
         if scope::may_read_enterprise(&state.db, state.clock.as_ref(), user, &e).await? {
             return Ok(true);

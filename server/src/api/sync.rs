@@ -6,14 +6,12 @@
 //! durable (committed to the database) before the response is sent, and projected into the read
 //! models in the same request.
 
-use std::collections::HashSet;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use sync_core::domain::Author;
-use sync_core::ids::{DeviceId, EnterpriseId, UserId};
+use sync_core::ids::{DeviceId, UserId};
 use sync_core::protocol;
 
 use crate::auth::AuthUser;
@@ -33,11 +31,7 @@ pub async fn sync(
 
     let author = author_of(&state, &user, &device_id).await?;
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
-    let enterprises: HashSet<EnterpriseId> = scope
-        .enterprise_ids()
-        .iter()
-        .filter_map(|id| EnterpriseId::parse(id).ok())
-        .collect();
+    let enterprises = scope.reach();
 
     let outcome = state
         .hub

@@ -653,12 +653,15 @@ impl Db {
         }))
     }
 
-    /// The ids of the enterprises `rule` admits, sorted.
-    pub async fn scope_enterprise_ids(&self, rule: &ScopeRule) -> DbResult<Vec<String>> {
-        const CONTRACTED: &str = "SELECT DISTINCT enterprise_id FROM contracts \
-             WHERE agency_id = $1 AND starts_on <= $2 AND (ends_on >= $2 OR $3 = 'ended') ORDER BY enterprise_id";
-        const ENTERPRISE: &str = "SELECT id FROM enterprises WHERE id = $1";
-        const TOWNSHIP: &str = "SELECT id FROM enterprises WHERE township_id = $1 ORDER BY id";
+    /// The enterprises `rule` admits, sorted by id, each with the township it is registered in.
+    pub async fn scope_townships(&self, rule: &ScopeRule) -> DbResult<Vec<(String, String)>> {
+        const CONTRACTED: &str = "SELECT DISTINCT c.enterprise_id, e.township_id FROM contracts c \
+             JOIN enterprises e ON e.id = c.enterprise_id \
+             WHERE c.agency_id = $1 AND c.starts_on <= $2 AND (c.ends_on >= $2 OR $3 = 'ended') \
+             ORDER BY c.enterprise_id";
+        const ENTERPRISE: &str = "SELECT id, township_id FROM enterprises WHERE id = $1";
+        const TOWNSHIP: &str =
+            "SELECT id, township_id FROM enterprises WHERE township_id = $1 ORDER BY id";
         let (sql, args): (&'static str, Vec<String>) = match rule {
             ScopeRule::ContractedWith {
                 agency_id,
@@ -676,11 +679,13 @@ impl Db {
             // the calling thread (see `inline`).
             Db::Sqlite(sqlite) => sqlite.inline.read(|c| {
                 c.prepare_cached(sql)?
-                    .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
+                    .query_map(rusqlite::params_from_iter(&args), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<(String, String)>>>()
             })?,
             Db::Postgres(pool) => {
-                let mut q = sqlx::query_scalar(sql);
+                let mut q = sqlx::query_as::<_, (String, String)>(sql);
                 for a in args {
                     q = q.bind(a);
                 }

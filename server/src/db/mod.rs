@@ -15,6 +15,7 @@
 mod accounts;
 mod docs;
 pub mod inline;
+mod photos;
 pub mod plan;
 pub mod retry;
 pub mod writer;

@@ -92,6 +92,10 @@ pub enum PhotoError {
         source: io::Error,
     },
 
+    /// The disk is full (or the store's quota reached): what the request brought was not kept.
+    #[error("photo storage is full while {context}")]
+    StorageFull { context: &'static str },
+
     /// A bug or a runtime failure on the server side (worker panicked, encoder failed, ...).
     #[error("internal photo pipeline error: {0}")]
     Internal(String),
@@ -116,16 +120,29 @@ impl PhotoError {
             Self::Corrupt(_) => "corrupt_image",
             Self::NotStored(_) => "photo_not_found",
             Self::Io { .. } => "storage_io",
+            Self::StorageFull { .. } => "storage_full",
             Self::Internal(_) => "internal",
         }
     }
 
     /// True when the client caused the error (map to 4xx); false for server faults (5xx).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Self::Io { .. } | Self::Internal(_))
+        !matches!(
+            self,
+            Self::Io { .. } | Self::StorageFull { .. } | Self::Internal(_)
+        )
     }
 
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Self {
-        move |source| Self::Io { context, source }
+        move |source| {
+            if matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            ) {
+                Self::StorageFull { context }
+            } else {
+                Self::Io { context, source }
+            }
+        }
     }
 }

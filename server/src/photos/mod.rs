@@ -61,7 +61,8 @@ pub use meta::{CaptureTime, GpsPosition, PHOTO_META_VERSION, PhotoMeta};
 pub use probe::MediaType;
 pub use process::{EncodedJpeg, ProcessedPhoto, ProcessingLimits, make_thumbnail, process_photo};
 pub use store::{
-    BeginOutcome, FinishOutcome, PhotoConfig, PhotoStore, UploadStatus, Variant, WriteOutcome,
+    BeginOutcome, FinishOutcome, PhotoConfig, PhotoStore, ProofOutcome, UploadStatus, Variant,
+    WriteOutcome,
 };
 
 /// Discards abandoned partial uploads (no byte received for `idle`) every `every`, for the life

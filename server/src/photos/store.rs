@@ -108,6 +108,15 @@ impl FinishOutcome {
     }
 }
 
+/// Answer to [`PhotoStore::prove_chunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofOutcome {
+    /// The chunk was appended; `received` is the next offset.
+    Progress { received: u64 },
+    /// Every byte arrived and they are the stored photo's: the sender holds it.
+    Proven,
+}
+
 /// The copies of a photo that may be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -340,18 +349,31 @@ impl PhotoStore {
                 self.discard_upload(hash).await;
                 return Err(PhotoError::ExceedsDeclaredSize { declared });
             }
-            file.write_all(&piece)
-                .await
-                .map_err(PhotoError::io("writing the partial upload"))?;
+            if let Err(e) = file.write_all(&piece).await {
+                let e = PhotoError::io("writing the partial upload")(e);
+                if matches!(e, PhotoError::StorageFull { .. }) {
+                    // Nothing half-written is kept when the disk is full: the phone resends
+                    // from its own copy once there is room.
+                    drop(file);
+                    self.discard_upload(hash).await;
+                }
+                return Err(e);
+            }
             hasher.update(&piece);
             position += piece.len() as u64;
         }
-        file.flush()
-            .await
-            .map_err(PhotoError::io("flushing the partial upload"))?;
-        file.sync_data()
-            .await
-            .map_err(PhotoError::io("syncing the partial upload"))?;
+        let synced = match file.flush().await {
+            Ok(()) => file.sync_data().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            let e = PhotoError::io("syncing the partial upload")(e);
+            if matches!(e, PhotoError::StorageFull { .. }) {
+                drop(file);
+                self.discard_upload(hash).await;
+            }
+            return Err(e);
+        }
         slot.hasher = Some((position, hasher));
         if let Some(message) = body_error {
             return Err(PhotoError::BodyStream {
@@ -471,6 +493,101 @@ impl PhotoStore {
         Ok(FinishOutcome::Stored(meta))
     }
 
+    /// Bytes received so far of `who`'s proof that they hold the stored photo `hash` (see
+    /// [`Self::prove_chunk`]), `None` when none is under way.
+    pub async fn proof_received(
+        &self,
+        hash: PhotoHash,
+        who: uuid::Uuid,
+    ) -> Result<Option<u64>, PhotoError> {
+        match tokio::fs::metadata(self.proof_path(hash, who)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PhotoError::io("reading a proof upload")(e)),
+        }
+    }
+
+    /// Appends to `who`'s proof that they hold the stored photo `hash`: someone who did not
+    /// upload a stored photo sends its bytes like any upload (same offsets, same chunks), and
+    /// when the last byte arrives they are hashed and compared. The bytes are then discarded;
+    /// the stored photo is not touched. A mismatch discards the proof.
+    pub async fn prove_chunk<S, E>(
+        &self,
+        hash: PhotoHash,
+        who: uuid::Uuid,
+        offset: u64,
+        size: u64,
+        body: S,
+    ) -> Result<ProofOutcome, PhotoError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Display,
+    {
+        let stored = self.meta(hash).await?.ok_or(PhotoError::NotStored(hash))?;
+        if size != stored.byte_size {
+            return Err(PhotoError::SizeConflict {
+                hash,
+                existing: stored.byte_size,
+                requested: size,
+            });
+        }
+        let path = self.proof_path(hash, who);
+        let lease = self.lease(hash);
+        let _slot = lease.handle.lock().await;
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .await
+            .map_err(PhotoError::io("opening a proof upload"))?;
+        let received = file
+            .metadata()
+            .await
+            .map_err(PhotoError::io("reading a proof upload's size"))?
+            .len();
+        if offset != received {
+            return Err(PhotoError::WrongOffset {
+                expected: received,
+                got: offset,
+            });
+        }
+        let mut position = received;
+        let mut body = std::pin::pin!(body);
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| PhotoError::BodyStream {
+                received: position,
+                message: e.to_string(),
+            })?;
+            if position + piece.len() as u64 > size {
+                drop(file);
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(PhotoError::ExceedsDeclaredSize { declared: size });
+            }
+            if let Err(e) = file.write_all(&piece).await {
+                drop(file);
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(PhotoError::io("writing a proof upload")(e));
+            }
+            position += piece.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(PhotoError::io("flushing a proof upload"))?;
+        drop(file);
+        if position < size {
+            return Ok(ProofOutcome::Progress { received: position });
+        }
+        let actual = PhotoHash::from_bytes(hash_prefix(&path, size).await?.finalize().into());
+        let _ = tokio::fs::remove_file(&path).await;
+        if actual != hash {
+            return Err(PhotoError::HashMismatch {
+                expected: hash,
+                actual,
+            });
+        }
+        Ok(ProofOutcome::Proven)
+    }
+
     /// Drops an upload in progress. Returns whether there was one.
     pub async fn abort_upload(&self, hash: PhotoHash) -> Result<bool, PhotoError> {
         let lease = self.lease(hash);
@@ -492,12 +609,25 @@ impl PhotoStore {
             .await
             .map_err(list_err)?;
         let mut idle_hashes = Vec::new();
+        let mut proofs = 0;
         while let Some(entry) = entries
             .next_entry()
             .await
             .map_err(PhotoError::io("listing uploads in progress"))?
         {
             let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.ends_with(".proof")) {
+                let modified = entry.metadata().await.and_then(|m| m.modified());
+                if modified
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|e| e >= idle)
+                {
+                    let _ = tokio::fs::remove_file(entry.path()).await;
+                    proofs += 1;
+                }
+                continue;
+            }
             let Some(hash) = name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".upload.json"))
@@ -516,7 +646,7 @@ impl PhotoStore {
                 idle_hashes.push(hash);
             }
         }
-        let mut discarded = 0;
+        let mut discarded = proofs;
         for hash in idle_hashes {
             let lease = self.lease(hash);
             let mut slot = lease.handle.lock().await;
@@ -640,6 +770,13 @@ impl PhotoStore {
 
     fn part_path(&self, hash: PhotoHash) -> PathBuf {
         self.inner.root.join("uploads").join(format!("{hash}.part"))
+    }
+
+    fn proof_path(&self, hash: PhotoHash, who: uuid::Uuid) -> PathBuf {
+        self.inner
+            .root
+            .join("uploads")
+            .join(format!("{hash}.{}.proof", who.simple()))
     }
 
     fn sidecar_path(&self, hash: PhotoHash) -> PathBuf {

@@ -173,11 +173,22 @@ pub async fn record(
 }
 
 /// A photo's thumbnail for the notice, or why there is none.
-async fn thumbnail(state: &AppState, photo: &PhotoRef) -> PhotoImage {
+///
+/// Only a reference that may show the photo draws it (see `crate::db::Db::photo_ref_vouched`):
+/// a hash copied from another agency's record draws nothing.
+async fn thumbnail(state: &AppState, doc_id: &str, photo: &PhotoRef) -> PhotoImage {
     use tokio::io::AsyncReadExt as _;
     let Ok(hash) = photo.sha256.parse::<PhotoHash>() else {
         return PhotoImage::Unreadable;
     };
+    match state.db.photo_ref_vouched(&photo.sha256, doc_id).await {
+        Ok(true) => {}
+        Ok(false) => return PhotoImage::NotUploaded,
+        Err(e) => {
+            tracing::warn!(%hash, error = %e, "cannot tell whether a notice may show a photo");
+            return PhotoImage::Unreadable;
+        }
+    }
     match state.photos.open_variant(hash, Variant::Thumbnail).await {
         Ok((file, len)) if len <= MAX_IMAGE_BYTES => {
             let mut bytes = Vec::with_capacity(len as usize);
@@ -211,12 +222,12 @@ pub async fn notice_images(state: &AppState, record: &VisitRecord) -> NoticeImag
     {
         let mut images = Vec::with_capacity(chosen.len());
         for photo in chosen.iter().filter_map(|&i| h.photos.get(i)) {
-            images.push(thumbnail(state, photo).await);
+            images.push(thumbnail(state, &h.row.id, photo).await);
         }
         hazards.push(images);
     }
     let signature = match &record.signature {
-        Some(s) => Some(thumbnail(state, &s.image).await),
+        Some(s) => Some(thumbnail(state, &record.visit.id, &s.image).await),
         None => None,
     };
     NoticeImages { hazards, signature }

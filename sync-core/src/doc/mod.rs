@@ -233,6 +233,31 @@ impl TypedDoc {
             TypedDoc::Hazard(h) => h.header(),
         }
     }
+
+    /// Every photo the document references: a hazard's photos and its rectification evidence,
+    /// a visit's signature images. Who may see a photo follows from these.
+    pub fn photo_refs(&self) -> Vec<&crate::domain::PhotoRef> {
+        match self {
+            TypedDoc::Hazard(h) => {
+                let mut out: Vec<_> = h.photos.iter().collect();
+                for ev in &h.events {
+                    if let crate::rectification::EventKind::RectificationSubmitted {
+                        photos, ..
+                    } = &ev.kind
+                    {
+                        out.extend(photos.iter());
+                    }
+                }
+                out
+            }
+            TypedDoc::Visit(v) => v
+                .signature
+                .iter()
+                .map(|s| &s.image)
+                .chain(v.signatures.iter().map(|s| &s.image))
+                .collect(),
+        }
+    }
 }
 
 pub(crate) fn shape_err(kind: &'static str) -> impl Fn(autosurgeon::HydrateError) -> DocError {

@@ -2,8 +2,6 @@
 //! first agency, and a user of every role with an enrolled device.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::collections::HashSet;
-
 use sync_core::automerge::{ActorId, Automerge};
 use sync_core::doc::visit::VisitKind;
 use sync_core::doc::{DocKind, HazardDoc, Header, VisitDoc};
@@ -60,16 +58,16 @@ impl World {
     }
 
     /// The enterprises each author may read.
-    pub fn scope(&self, a: &Author) -> HashSet<EnterpriseId> {
+    pub fn scope(&self, a: &Author) -> sync_core::engine::Reach {
         let ok = match a.role {
             Role::Inspector | Role::AgencyAdmin => a.org == *self.agency.as_uuid(),
             Role::EnterpriseManager => a.org == *self.enterprise.as_uuid(),
             Role::Supervisor => a.org == *self.township.as_uuid(),
         };
         if ok {
-            [self.enterprise].into()
+            [(self.enterprise, self.township)].into_iter().collect()
         } else {
-            HashSet::new()
+            sync_core::engine::Reach::default()
         }
     }
 

@@ -1,0 +1,118 @@
+//! Who may see a photo: the photos' holders, the documents that reference them, and the claims
+//! of references whose author did not hold the photo (migration 0011).
+//!
+//! A user may see a photo when they hold it (uploaded its bytes), or when they may read a
+//! document whose reference to it is *vouched*: no claim on that reference is left whose
+//! claimant holds no copy. [`crate::projection`] records the claims; uploads record holders.
+
+use sqlx::Row as _;
+
+use super::{Db, DbError, DbResult, with_pool};
+
+/// A reference counts only when every claim on it is met by its claimant holding the photo.
+const VOUCHED: &str = "NOT EXISTS (SELECT 1 FROM photo_claims c \
+     WHERE c.sha256 = r.sha256 AND c.doc_id = r.doc_id AND NOT EXISTS \
+     (SELECT 1 FROM photo_holders p WHERE p.sha256 = c.sha256 AND p.user_id = c.user_id))";
+
+impl Db {
+    /// Records that `user_id` holds the bytes of photo `sha256`.
+    pub async fn add_photo_holder(&self, sha256: &str, user_id: &str) -> DbResult<()> {
+        super::retry::with_pool_retry!(self, "photo holder", pool => {
+            sqlx::query(
+                "INSERT INTO photo_holders (sha256, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(user_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records that `user_id` sent bytes of an upload of photo `sha256` in progress.
+    pub async fn add_photo_sender(&self, sha256: &str, user_id: &str) -> DbResult<()> {
+        super::retry::with_pool_retry!(self, "photo sender", pool => {
+            sqlx::query(
+                "INSERT INTO photo_senders (sha256, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(user_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Whether `user_id` sent bytes of photo `sha256`'s upload, or added a reference to it that
+    /// waits for its bytes: the ones an upload in progress concerns.
+    pub async fn uploads_photo(&self, sha256: &str, user_id: &str) -> DbResult<bool> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query(
+                "SELECT 1 FROM photo_senders WHERE sha256 = $1 AND user_id = $2 \
+                 UNION ALL SELECT 1 FROM photo_claims WHERE sha256 = $1 AND user_id = $2 LIMIT 1",
+            )
+            .bind(sha256)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(DbError::from)?
+            .is_some()
+        }))
+    }
+
+    /// Whether `user_id` holds the bytes of photo `sha256`.
+    pub async fn holds_photo(&self, sha256: &str, user_id: &str) -> DbResult<bool> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query("SELECT 1 FROM photo_holders WHERE sha256 = $1 AND user_id = $2")
+                .bind(sha256)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(DbError::from)?
+                .is_some()
+        }))
+    }
+
+    /// The enterprises of the documents whose vouched reference to photo `sha256` may show it,
+    /// limited to agency `agency`'s documents when it is given (agency staff read only their
+    /// own agency's work).
+    pub async fn photo_ref_enterprises(
+        &self,
+        sha256: &str,
+        agency: Option<&str>,
+    ) -> DbResult<Vec<String>> {
+        let sql = format!(
+            "SELECT r.enterprise_id FROM photo_refs r \
+             LEFT JOIN hazards_view h ON h.id = r.doc_id LEFT JOIN visits_view v ON v.id = r.doc_id \
+             WHERE r.sha256 = $1 AND ($2 = '' OR COALESCE(h.agency_id, v.agency_id) = $2) AND {VOUCHED}"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(sha256)
+                .bind(agency.unwrap_or(""))
+                .fetch_all(pool)
+                .await
+                .map_err(DbError::from)?
+                .into_iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect()
+        }))
+    }
+
+    /// Whether document `doc_id`'s reference to photo `sha256` is vouched (what a notice or
+    /// record of the document may show).
+    pub async fn photo_ref_vouched(&self, sha256: &str, doc_id: &str) -> DbResult<bool> {
+        let sql = format!(
+            "SELECT 1 FROM photo_refs r WHERE r.sha256 = $1 AND r.doc_id = $2 AND {VOUCHED}"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(sha256)
+                .bind(doc_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(DbError::from)?
+                .is_some()
+        }))
+    }
+}
