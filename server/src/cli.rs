@@ -66,6 +66,10 @@ pub struct SettingsArgs {
     /// [default: 604800, 7 days].
     #[arg(long, env = "INSPECT_UPLOAD_IDLE_EXPIRY_SECS", global = true)]
     pub upload_idle_expiry_secs: Option<u64>,
+    /// Declared bytes of unfinished photo uploads one user may have begun; further new uploads
+    /// are refused until some finish or expire [default: 268435456, 256 MiB].
+    #[arg(long, env = "INSPECT_UNFINISHED_UPLOAD_BYTES_PER_USER", global = true)]
+    pub unfinished_upload_bytes_per_user: Option<u64>,
     /// Seconds the agency has to report a major hazard to the township after finding it; a later
     /// or missing report is flagged [default: 7200, 2 hours].
     #[arg(long, env = "INSPECT_MAJOR_REPORT_WINDOW_SECS", global = true)]
@@ -112,6 +116,7 @@ impl SettingsArgs {
                 request_timeout_secs: self.request_timeout_secs,
                 reconcile_interval_secs: self.reconcile_interval_secs,
                 upload_idle_expiry_secs: self.upload_idle_expiry_secs,
+                unfinished_upload_bytes_per_user: self.unfinished_upload_bytes_per_user,
                 major_report_window_secs: self.major_report_window_secs,
                 cors_origins: self.cors_origins.clone(),
                 max_connections: self.max_connections,

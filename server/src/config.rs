@@ -27,6 +27,9 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// A partial photo upload that received no byte for this long is discarded.
     pub upload_idle_expiry: Duration,
+    /// Declared bytes of unfinished photo uploads one user may have begun; a new upload past
+    /// it is refused (429) until some finish or expire.
+    pub unfinished_upload_bytes_per_user: u64,
     /// How long after finding a major hazard the agency has to report it to the township
     /// (local rules: 2 hours); a later or missing report is flagged.
     pub major_report_window: Duration,
@@ -55,6 +58,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             reconcile_interval: Duration::from_secs(30),
             upload_idle_expiry: Duration::from_secs(7 * 24 * 60 * 60),
+            unfinished_upload_bytes_per_user: 256 * 1024 * 1024,
             major_report_window: Duration::from_secs(2 * 60 * 60),
             cors_origins: Vec::new(),
             max_connections: 1024,
@@ -77,6 +81,7 @@ pub struct Overrides {
     pub request_timeout_secs: Option<u64>,
     pub reconcile_interval_secs: Option<u64>,
     pub upload_idle_expiry_secs: Option<u64>,
+    pub unfinished_upload_bytes_per_user: Option<u64>,
     pub major_report_window_secs: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub max_connections: Option<usize>,
@@ -97,6 +102,7 @@ impl Config {
             request_timeout_secs,
             reconcile_interval_secs,
             upload_idle_expiry_secs,
+            unfinished_upload_bytes_per_user,
             major_report_window_secs,
             cors_origins,
             max_connections,
@@ -129,6 +135,9 @@ impl Config {
         }
         if let Some(secs) = upload_idle_expiry_secs {
             self.upload_idle_expiry = Duration::from_secs(secs.max(1));
+        }
+        if let Some(bytes) = unfinished_upload_bytes_per_user {
+            self.unfinished_upload_bytes_per_user = bytes.max(1);
         }
         if let Some(secs) = major_report_window_secs {
             self.major_report_window = Duration::from_secs(secs.max(60));

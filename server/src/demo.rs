@@ -230,7 +230,7 @@ async fn store_photo(state: &AppState, bytes: &[u8], by: &Author) -> anyhow::Res
     let hash: crate::photos::PhotoHash = sha.parse()?;
     if let crate::photos::BeginOutcome::Ready { .. } = state
         .photos
-        .begin_upload(hash, bytes.len() as u64, Some("image/jpeg"))
+        .begin_upload(hash, bytes.len() as u64, Some("image/jpeg"), None)
         .await?
     {
         let chunk = bytes::Bytes::copy_from_slice(bytes);

@@ -88,7 +88,10 @@ pub async fn build_state_with_clock(
     ));
     let photos = photos::PhotoStore::open(
         config.data_dir.join("photos"),
-        photos::PhotoConfig::default(),
+        photos::PhotoConfig {
+            max_unfinished_bytes_per_user: config.unfinished_upload_bytes_per_user,
+            ..photos::PhotoConfig::default()
+        },
     )
     .await
     .with_context(|| {

@@ -134,7 +134,7 @@ async fn open(root: &Path) -> PhotoStore {
 async fn upload(store: &PhotoStore, content: &[u8]) -> Result<FinishOutcome, PhotoError> {
     let hash = PhotoHash::of(content);
     match store
-        .begin_upload(hash, content.len() as u64, Some("image/jpeg"))
+        .begin_upload(hash, content.len() as u64, Some("image/jpeg"), None)
         .await?
     {
         BeginOutcome::AlreadyStored => return store.finish(hash).await,
@@ -175,7 +175,7 @@ async fn a_photo_sent_in_three_chunks_resumes_after_a_restart_and_is_stored() {
 
     let store = open(dir.path()).await;
     let begun = store
-        .begin_upload(hash, size, Some("image/jpeg"))
+        .begin_upload(hash, size, Some("image/jpeg"), None)
         .await
         .expect("begin");
     // The first chunk arrives as several small network pieces.
@@ -196,7 +196,7 @@ async fn a_photo_sent_in_three_chunks_resumes_after_a_restart_and_is_stored() {
         panic!("expected an upload in progress, got {status:?}");
     };
     let resumed = store
-        .begin_upload(hash, size, None)
+        .begin_upload(hash, size, None, None)
         .await
         .expect("begin again");
     let wrote = store
@@ -255,7 +255,7 @@ async fn uploading_a_stored_photo_again_is_a_no_op_and_it_is_stored_once() {
 
     let first = upload(&store, &photo).await.expect("first upload");
     let again = store
-        .begin_upload(hash, photo.len() as u64, None)
+        .begin_upload(hash, photo.len() as u64, None, None)
         .await
         .expect("begin again");
     let second = upload(&store, &photo).await.expect("second upload");
@@ -276,7 +276,10 @@ async fn two_phones_uploading_the_same_photo_at_once_store_it_once() {
     let phone = |store: PhotoStore, photo: Vec<u8>| async move {
         // A client that follows the server's offsets, as the phone app does.
         loop {
-            match store.begin_upload(hash, photo.len() as u64, None).await? {
+            match store
+                .begin_upload(hash, photo.len() as u64, None, None)
+                .await?
+            {
                 BeginOutcome::AlreadyStored => return store.finish(hash).await,
                 BeginOutcome::Ready { offset, .. } => {
                     let chunk = photo[offset as usize..].to_vec();
@@ -313,7 +316,7 @@ async fn content_that_does_not_match_its_declared_hash_is_refused_and_nothing_is
     let photo = gradient_jpeg(320, 240);
     let claimed = PhotoHash::of(b"some other photo");
     store
-        .begin_upload(claimed, photo.len() as u64, None)
+        .begin_upload(claimed, photo.len() as u64, None, None)
         .await
         .expect("begin");
     store
@@ -343,7 +346,7 @@ async fn a_chunk_at_the_wrong_offset_is_refused_with_the_offset_to_resume_from()
     let photo = gradient_jpeg(320, 240);
     let hash = PhotoHash::of(&photo);
     store
-        .begin_upload(hash, photo.len() as u64, None)
+        .begin_upload(hash, photo.len() as u64, None, None)
         .await
         .expect("begin");
     store
@@ -385,7 +388,7 @@ async fn a_stream_longer_than_declared_is_refused_and_the_upload_discarded() {
     let photo = gradient_jpeg(320, 240);
     let hash = PhotoHash::of(&photo);
     store
-        .begin_upload(hash, 1000, None)
+        .begin_upload(hash, 1000, None, None)
         .await
         .expect("begin with a small declared size");
 
@@ -413,7 +416,7 @@ async fn a_photo_above_the_configured_maximum_is_refused_before_any_byte_is_sent
     let store = PhotoStore::open(dir.path(), config).await.expect("open");
 
     let err = store
-        .begin_upload(PhotoHash::of(b"big"), 1024 * 1024 + 1, None)
+        .begin_upload(PhotoHash::of(b"big"), 1024 * 1024 + 1, None, None)
         .await
         .expect_err("too large");
 
@@ -439,7 +442,7 @@ async fn a_body_that_breaks_midway_keeps_what_arrived_for_resuming() {
     let photo = gradient_jpeg(320, 240);
     let hash = PhotoHash::of(&photo);
     store
-        .begin_upload(hash, photo.len() as u64, None)
+        .begin_upload(hash, photo.len() as u64, None, None)
         .await
         .expect("begin");
     let broken = stream::iter(vec![
@@ -652,7 +655,10 @@ async fn a_stale_and_a_fresh_upload(
     fresh: PhotoHash,
 ) {
     for hash in [stale, fresh] {
-        store.begin_upload(hash, 10, None).await.expect("begin");
+        store
+            .begin_upload(hash, 10, None, None)
+            .await
+            .expect("begin");
         store
             .write_chunk(hash, 0, body(vec![b"abc".to_vec()]))
             .await
@@ -726,5 +732,118 @@ async fn the_sweeper_discards_abandoned_uploads_on_its_schedule() {
             received: 3,
             expected_size: 10
         }
+    );
+}
+
+/// Unfinished uploads count against their starter's allowance (issue #19, item 4): past it a
+/// new upload is refused, resuming one of one's own is not, another user is not affected, and
+/// room comes back as uploads finish or expire.
+#[tokio::test]
+async fn unfinished_uploads_count_against_a_per_user_allowance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = PhotoConfig {
+        max_unfinished_bytes_per_user: 100,
+        max_unfinished_uploads_per_user: 3,
+        ..PhotoConfig::default()
+    };
+    let store = PhotoStore::open(dir.path(), config).await.expect("open");
+    let alice = Some(uuid::Uuid::from_u128(1));
+    let bob = Some(uuid::Uuid::from_u128(2));
+    let h = |n: u8| PhotoHash::of(&[n]);
+
+    // By bytes: 60 + 40 fit, one more byte does not.
+    store
+        .begin_upload(h(1), 60, None, alice)
+        .await
+        .expect("first");
+    store
+        .begin_upload(h(2), 40, None, alice)
+        .await
+        .expect("second");
+    let err = store
+        .begin_upload(h(3), 1, None, alice)
+        .await
+        .expect_err("past the bytes");
+    assert!(
+        matches!(
+            err,
+            PhotoError::UnfinishedQuota {
+                uploads: 2,
+                bytes: 100,
+                max_uploads: 3,
+                max_bytes: 100
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "too_many_unfinished_uploads");
+    assert!(err.is_client_error());
+    assert!(
+        !dir.path()
+            .join("uploads")
+            .join(format!("{}.part", h(3)))
+            .exists(),
+        "a refused upload left a file"
+    );
+    // Resuming one's own upload is not a new one.
+    assert_eq!(
+        store
+            .begin_upload(h(1), 60, None, alice)
+            .await
+            .expect("resume"),
+        BeginOutcome::Ready {
+            offset: 0,
+            expected_size: 60
+        }
+    );
+    // Somebody else's allowance is their own.
+    store.begin_upload(h(4), 100, None, bob).await.expect("bob");
+
+    // An upload that ends (here refused at finishing) frees its room.
+    store
+        .write_chunk(h(2), 0, body(vec![vec![7u8; 40]]))
+        .await
+        .expect("write");
+    // Forty bytes of 7s hash to something other than h(2): finishing refuses and discards it.
+    let _ = store.finish(h(2)).await;
+    assert_eq!(
+        store.upload_status(h(2)).await.expect("status"),
+        UploadStatus::NotStarted
+    );
+    store
+        .begin_upload(h(3), 40, None, alice)
+        .await
+        .expect("room again");
+
+    // By count: a third unfinished upload fits, a fourth does not even if tiny.
+    let err = store
+        .begin_upload(h(5), 1, None, alice)
+        .await
+        .expect_err("past the bytes again");
+    assert_eq!(err.code(), "too_many_unfinished_uploads");
+    store
+        .discard_idle_uploads(std::time::Duration::ZERO)
+        .await
+        .expect("expire");
+    for n in 5..8 {
+        store
+            .begin_upload(h(n), 1, None, alice)
+            .await
+            .expect("room after expiry");
+    }
+    let err = store
+        .begin_upload(h(8), 1, None, alice)
+        .await
+        .expect_err("past the count");
+    assert!(
+        matches!(
+            err,
+            PhotoError::UnfinishedQuota {
+                uploads: 3,
+                bytes: 3,
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }

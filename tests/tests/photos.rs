@@ -399,3 +399,60 @@ async fn a_full_disk_answers_507_and_keeps_nothing_half_written() {
     );
     assert_eq!(blob_count(&app), 1);
 }
+
+/// Over HTTP, a phone past its allowance of unfinished uploads gets a bilingual 429 with
+/// `Retry-After`, and can still resume the uploads it began (issue #19, item 4).
+#[tokio::test]
+async fn a_new_upload_past_the_unfinished_allowance_is_refused_with_429() {
+    let first = jpeg(1600, 1200);
+    let second = jpeg(1200, 900);
+    // Room for the first photo and a little more, not for the second beside it.
+    let allowance = first.len() as u64 + second.len() as u64 / 2;
+    let app = tests::spawn_app_with(tests::Backend::Sqlite, |c| {
+        c.unfinished_upload_bytes_per_user = allowance;
+    })
+    .await
+    .expect("sqlite app");
+    app.seed().await;
+    let inspector = app.login(users::INSPECTOR).await;
+    let (h1, h2) = (sha(&first), sha(&second));
+    let (s, _) = put(&app, &inspector.token, &h1, 0, first.len(), &first[..1000]).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = app
+        .client
+        .put(format!("{}/api/v1/photos/{h2}?offset=0", app.base))
+        .bearer_auth(&inspector.token)
+        .header("x-photo-size", second.len().to_string())
+        .body(second[..1000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"], "too_many_unfinished_uploads");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.contains("未完成的照片上传已达上限"), "{message}");
+    assert!(message.contains("unfinished uploads"), "{message}");
+    // The one under way still resumes and completes; then there is room for the next.
+    let (s, b) = put(
+        &app,
+        &inspector.token,
+        &h1,
+        1000,
+        first.len(),
+        &first[1000..],
+    )
+    .await;
+    assert_eq!(
+        (s, &b["complete"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{b}"
+    );
+    let (s, b) = put(&app, &inspector.token, &h2, 0, second.len(), &second).await;
+    assert_eq!(
+        (s, &b["complete"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{b}"
+    );
+}

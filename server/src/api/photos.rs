@@ -74,6 +74,25 @@ fn photo_error(e: PhotoError) -> Response {
         PhotoError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         PhotoError::NotStored(_) | PhotoError::UploadNotFound(_) => StatusCode::NOT_FOUND,
         PhotoError::SizeConflict { .. } => StatusCode::CONFLICT,
+        PhotoError::UnfinishedQuota {
+            max_uploads,
+            max_bytes,
+            ..
+        } => {
+            let body = serde_json::json!({
+                "error": code,
+                "message": format!(
+                    "您未完成的照片上传已达上限（{max_uploads} 张或 {mib} MiB），请先续传完成已开始的照片，未续传的将在过期后清除 / {e}",
+                    mib = max_bytes / (1024 * 1024),
+                ),
+            });
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("600"),
+            );
+            return response;
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let body =
@@ -117,7 +136,8 @@ pub async fn put_chunk(
     };
     let hint = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let store = &state.photos;
-    match store.begin_upload(hash, size, hint).await {
+    let starter = uuid::Uuid::parse_str(&user.user_id).ok();
+    match store.begin_upload(hash, size, hint, starter).await {
         Ok(BeginOutcome::AlreadyStored) => {
             match state.db.holds_photo(&hash.to_string(), &user.user_id).await {
                 Ok(true) => {}

@@ -28,6 +28,18 @@ pub enum PhotoError {
     #[error("upload streamed more than its declared {declared} bytes; the upload was discarded")]
     ExceedsDeclaredSize { declared: u64 },
 
+    /// A new upload would take its starter past their allowance of unfinished uploads.
+    #[error(
+        "{uploads} unfinished uploads of {bytes} bytes are yours already; at most {max_uploads} \
+         uploads or {max_bytes} bytes may be unfinished at once: finish them or wait until they expire"
+    )]
+    UnfinishedQuota {
+        uploads: usize,
+        bytes: u64,
+        max_uploads: usize,
+        max_bytes: u64,
+    },
+
     /// A second `begin_upload` for the same hash declared a different size.
     #[error(
         "an upload of {hash} with {existing} bytes is in progress; {requested} bytes were declared now"
@@ -110,6 +122,7 @@ impl PhotoError {
             Self::TooLarge { .. } => "photo_too_large",
             Self::ExceedsDeclaredSize { .. } => "exceeds_declared_size",
             Self::SizeConflict { .. } => "upload_size_conflict",
+            Self::UnfinishedQuota { .. } => "too_many_unfinished_uploads",
             Self::UploadNotFound(_) => "upload_not_found",
             Self::WrongOffset { .. } => "wrong_offset",
             Self::Incomplete { .. } => "upload_incomplete",

@@ -49,6 +49,11 @@ pub struct PhotoConfig {
     pub max_concurrent_processing: usize,
     /// Dimension limits and output settings.
     pub limits: ProcessingLimits,
+    /// Declared bytes of unfinished uploads one user may have started (they free up as the
+    /// uploads finish or expire). Default 256 MiB.
+    pub max_unfinished_bytes_per_user: u64,
+    /// Unfinished uploads one user may have started. Default 64.
+    pub max_unfinished_uploads_per_user: usize,
 }
 
 impl Default for PhotoConfig {
@@ -57,6 +62,8 @@ impl Default for PhotoConfig {
             max_photo_bytes: 25 * 1024 * 1024,
             max_concurrent_processing: std::thread::available_parallelism().map_or(2, usize::from),
             limits: ProcessingLimits::default(),
+            max_unfinished_bytes_per_user: 256 * 1024 * 1024,
+            max_unfinished_uploads_per_user: 64,
         }
     }
 }
@@ -135,6 +142,9 @@ struct UploadSidecar {
     expected_size: u64,
     media_type_hint: Option<String>,
     started_at: jiff::Timestamp,
+    /// Who began it, counted against their allowance; absent in sidecars of older versions.
+    #[serde(default)]
+    started_by: Option<uuid::Uuid>,
 }
 
 /// In-memory state of one hash, guarded by its lock.
@@ -157,6 +167,9 @@ struct Inner {
     config: PhotoConfig,
     slots: Mutex<HashMap<PhotoHash, SlotHandle>>,
     processing: Arc<Semaphore>,
+    /// Held while a new upload is checked against its starter's allowance and recorded, so two
+    /// uploads begun at once cannot both fit into the last room.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PhotoStore {
@@ -195,6 +208,7 @@ impl PhotoStore {
                 config,
                 slots: Mutex::new(HashMap::new()),
                 processing: Arc::new(Semaphore::new(permits)),
+                starting: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -207,11 +221,14 @@ impl PhotoStore {
     /// Starts an upload, or reports where to resume one, or that the photo is already stored.
     ///
     /// `media_type_hint` is what the client claims (kept for diagnostics only; the type is sniffed).
+    /// A new upload begun by `started_by` must fit their allowance of unfinished uploads
+    /// ([`PhotoConfig::max_unfinished_bytes_per_user`]); resuming one is always allowed.
     pub async fn begin_upload(
         &self,
         hash: PhotoHash,
         expected_size: u64,
         media_type_hint: Option<&str>,
+        started_by: Option<uuid::Uuid>,
     ) -> Result<BeginOutcome, PhotoError> {
         if expected_size == 0 {
             return Err(PhotoError::EmptyUpload);
@@ -242,6 +259,25 @@ impl PhotoStore {
                 expected_size,
             });
         }
+        let _starting = match started_by {
+            Some(who) => {
+                let guard = self.inner.starting.lock().await;
+                let (uploads, bytes) = self.unfinished_of(who).await?;
+                let config = &self.inner.config;
+                if uploads >= config.max_unfinished_uploads_per_user
+                    || bytes.saturating_add(expected_size) > config.max_unfinished_bytes_per_user
+                {
+                    return Err(PhotoError::UnfinishedQuota {
+                        uploads,
+                        bytes,
+                        max_uploads: config.max_unfinished_uploads_per_user,
+                        max_bytes: config.max_unfinished_bytes_per_user,
+                    });
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         tokio::fs::File::create(self.part_path(hash))
             .await
             .map_err(PhotoError::io("creating the partial upload"))?;
@@ -251,6 +287,7 @@ impl PhotoStore {
             expected_size,
             media_type_hint: media_type_hint.map(|h| h.chars().take(100).collect()),
             started_at: jiff::Timestamp::now(),
+            started_by,
         };
         let json = serde_json::to_vec(&sidecar)
             .map_err(|e| PhotoError::Internal(format!("serializing upload state: {e}")))?;
@@ -799,6 +836,37 @@ impl PhotoStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(PhotoError::io("reading upload state")(err)),
         }
+    }
+
+    /// How many unfinished uploads `who` began, and their declared bytes. Reads every upload's
+    /// record: called only when a new upload begins, and each user's count is bounded by the
+    /// allowance itself.
+    async fn unfinished_of(&self, who: uuid::Uuid) -> Result<(usize, u64), PhotoError> {
+        let list_err = || PhotoError::io("listing uploads in progress");
+        let mut entries = tokio::fs::read_dir(self.inner.root.join("uploads"))
+            .await
+            .map_err(list_err())?;
+        let (mut uploads, mut bytes) = (0usize, 0u64);
+        while let Some(entry) = entries.next_entry().await.map_err(list_err())? {
+            if !entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".upload.json"))
+            {
+                continue;
+            }
+            // A record removed meanwhile (finished or expired) no longer counts.
+            let Ok(json) = tokio::fs::read(entry.path()).await else {
+                continue;
+            };
+            if let Ok(sidecar) = serde_json::from_slice::<UploadSidecar>(&json)
+                && sidecar.started_by == Some(who)
+            {
+                uploads += 1;
+                bytes = bytes.saturating_add(sidecar.expected_size);
+            }
+        }
+        Ok((uploads, bytes))
     }
 
     async fn received(&self, hash: PhotoHash) -> Result<u64, PhotoError> {
