@@ -7,6 +7,7 @@
 //! server run exactly this code, so the rules live once.
 
 pub mod actions;
+pub mod bounds;
 pub mod doc;
 pub mod domain;
 pub mod edit;

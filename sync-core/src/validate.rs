@@ -101,6 +101,9 @@ pub enum RefusalCode {
     VisitUnknown,
     /// A photo reference added in someone else's name.
     PhotoForged,
+    /// A change or batch that decodes past the limits of [`crate::bounds`]; refused before
+    /// it is decoded.
+    TooBig,
 }
 
 impl RefusalCode {
@@ -130,6 +133,7 @@ impl RefusalCode {
             RefusalCode::VisitMismatch => "visit_mismatch",
             RefusalCode::VisitUnknown => "visit_unknown",
             RefusalCode::PhotoForged => "photo_forged",
+            RefusalCode::TooBig => "too_big",
         }
     }
 
@@ -186,6 +190,9 @@ impl RefusalCode {
             }
             RefusalCode::PhotoForged => {
                 "照片只能以本人名义添加 / a photo can be added only in your own name"
+            }
+            RefusalCode::TooBig => {
+                "同步内容解码后过大，已拒绝，请分批同步 / the changes are too big once decoded: refused, sync them in smaller parts"
             }
         }
     }
@@ -262,6 +269,34 @@ pub fn validate_batch(
     in_scope: &dyn Fn(&Header) -> bool,
 ) -> Result<Accepted, Vec<ChangeRefusal>> {
     let mut refusals = Vec::new();
+    // What decoding would cost, measured before anything is decoded (issue #19).
+    let (mut batch_bytes, mut batch_ops) = (0usize, 0u64);
+    for (i, raw) in raw_changes.iter().enumerate() {
+        match crate::bounds::measure(raw) {
+            Ok(Some(cost)) => {
+                batch_bytes = batch_bytes.saturating_add(cost.decoded_bytes);
+                batch_ops = batch_ops.saturating_add(cost.ops);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(vec![whole(
+                    RefusalCode::TooBig,
+                    format!("change #{i}: {e}"),
+                )]);
+            }
+        }
+        if batch_bytes > crate::bounds::MAX_BATCH_BYTES || batch_ops > crate::bounds::MAX_BATCH_OPS
+        {
+            return Err(vec![whole(
+                RefusalCode::TooBig,
+                format!(
+                    "the batch passes {} decoded bytes or {} operations at change #{i}",
+                    crate::bounds::MAX_BATCH_BYTES,
+                    crate::bounds::MAX_BATCH_OPS
+                ),
+            )]);
+        }
+    }
     let mut changes = Vec::with_capacity(raw_changes.len());
     let mut seen = HashSet::new();
     for (i, raw) in raw_changes.iter().enumerate() {

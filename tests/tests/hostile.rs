@@ -428,7 +428,99 @@ async fn another_agencys_photo_hash_shows_nothing(app: TestApp) {
     );
 }
 
+// ---- decompression bomb (#19 item 1) ----
+
+/// Kibibytes of resident memory now and at the peak since the peak was last reset.
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A DEFLATE-compressed change of a few kilobytes that decodes to 300,000 text operations (the
+/// attack in the issue: 4 kB on the wire, 13 s of CPU and 1.75 GiB once applied) is refused as
+/// too big before it is decoded: the answer is quick, the server's peak memory barely moves,
+/// nothing is stored, and the honest version of the same hazard goes through after.
+async fn a_compressed_bomb_in_a_sync_message_is_refused_before_decoding(app: TestApp) {
+    use sync_core::automerge::transaction::Transactable as _;
+    let seed = app.seed().await;
+    let mut phone = app.phone(users::INSPECTOR).await;
+    let (_, hid) = record_visit(&seed, &mut phone, Grade::General, "2026-04-01");
+    let hid = *hid.as_uuid();
+    let (mut req, _) = phone.replica.request();
+    let held = phone.replica.docs[&hid].doc.clone();
+    let mut fork = sync_core::automerge::AutoCommit::load(&held.save()).unwrap();
+    fork.set_actor(held.get_actor().clone());
+    let text = fork
+        .put_object(
+            sync_core::automerge::ROOT,
+            "bomb",
+            sync_core::automerge::ObjType::Text,
+        )
+        .unwrap();
+    fork.splice_text(&text, 0, 0, &"危".repeat(300_000))
+        .unwrap();
+    let mut bomb = fork.get_last_local_change().unwrap().clone();
+    let bomb = bomb.bytes().into_owned();
+    assert!(bomb.len() < 64 * 1024, "the bomb is {} bytes", bomb.len());
+    let doc = req.docs.iter_mut().find(|d| d.id == hid).unwrap();
+    doc.changes.push(bomb);
+    let body = sync_core::protocol::encode_request(&req);
+
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (before, _) = memory_kib();
+    let started = Instant::now();
+    let (status, bytes) = app.post_sync(&phone.session.token, body).await;
+    let took = started.elapsed();
+    let (_, peak) = memory_kib();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let resp = sync_core::protocol::decode_response(&bytes).unwrap();
+    assert_eq!(codes(&resp, hid), [RefusalCode::TooBig], "{resp:?}");
+    let refusal = resp.refused.iter().find(|r| r.id == hid).unwrap();
+    assert!(
+        refusal.reasons[0].detail.contains("operations"),
+        "{:?}",
+        refusal.reasons
+    );
+    if reset {
+        let grew = peak.saturating_sub(before);
+        assert!(grew < 64 * 1024, "peak memory grew by {grew} KiB");
+    }
+    // A generous bound, not a benchmark: decoding and applying took 13 s before.
+    assert!(took < Duration::from_secs(5), "refusing took {took:?}");
+    let (status, _) = app.get(&phone.session.token, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .get(&phone.session.token, &format!("/api/v1/hazards/{hid}"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing of the batch was stored"
+    );
+
+    // The same hazard without the bomb goes through.
+    let resp = app.sync(&mut phone).await;
+    assert!(resp.refused.is_empty(), "{resp:?}");
+    let (status, _) = app
+        .get(&phone.session.token, &format!("/api/v1/hazards/{hid}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 tests::on_every_backend!(
+    a_compressed_bomb_in_a_sync_message_is_refused_before_decoding,
     a_made_up_township_in_a_new_document_is_refused,
     a_hazard_cannot_be_attached_to_a_visit_that_is_not_its_own,
     another_agencys_photo_hash_shows_nothing,
