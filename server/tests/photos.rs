@@ -847,3 +847,54 @@ async fn unfinished_uploads_count_against_a_per_user_allowance() {
         "{err:?}"
     );
 }
+
+/// Photos being processed share a memory budget (issue #19, item 5): while the budget is taken,
+/// a finished upload waits for its share instead of decoding beside the others, and goes on
+/// once the memory is free. The estimate for the largest PNG allowed covers the ~290 MiB its
+/// decode was measured to take, and stays within the default budget so it can run at all.
+#[tokio::test]
+async fn processing_waits_for_its_share_of_the_decode_memory_budget() {
+    use server::photos::MediaType;
+    use server::photos::process::decode_memory_estimate;
+    let limits = server::photos::ProcessingLimits::default();
+    let (w, h) = (10_000, 5_000);
+    let png = decode_memory_estimate(MediaType::Png, w, h, 1 << 20, &limits);
+    assert!(png > 290 << 20, "{png}");
+    assert!(png < PhotoConfig::default().decode_memory_budget, "{png}");
+    let jpeg = decode_memory_estimate(MediaType::Jpeg, 4000, 3000, 5 << 20, &limits);
+    assert!(jpeg < png / 3, "{jpeg}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = PhotoConfig {
+        decode_memory_budget: 64 << 20,
+        ..PhotoConfig::default()
+    };
+    let store = PhotoStore::open(dir.path(), config).await.expect("open");
+    let photo = gradient_jpeg(640, 480);
+    let hash = PhotoHash::of(&photo);
+    store
+        .begin_upload(hash, photo.len() as u64, None, None)
+        .await
+        .expect("begin");
+    store
+        .write_chunk(hash, 0, body(vec![photo.clone()]))
+        .await
+        .expect("write");
+    let hog = store.hold_decode_memory(64 << 20).await.expect("hold");
+    let finishing = tokio::spawn({
+        let store = store.clone();
+        async move { store.finish(hash).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !finishing.is_finished(),
+        "processed while the whole budget was taken"
+    );
+    drop(hog);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), finishing)
+        .await
+        .expect("never processed after the budget was freed")
+        .expect("join")
+        .expect("finish");
+    assert!(matches!(outcome, FinishOutcome::Stored(_)), "{outcome:?}");
+}

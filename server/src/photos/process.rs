@@ -86,6 +86,30 @@ pub struct ProcessedPhoto {
     pub thumbnail: EncodedJpeg,
 }
 
+/// What processing a photo of these dimensions may hold in memory at its peak, in bytes: the
+/// decoded image (PNG up to 8 bytes a pixel, 16-bit RGBA, bounded by the decoder's own
+/// allocation limit; JPEG 4, CMYK), the 8-bit RGB copy it is flattened to, the original's bytes
+/// and a margin for the encoders.
+pub fn decode_memory_estimate(
+    media: MediaType,
+    width: u32,
+    height: u32,
+    file_bytes: u64,
+    limits: &ProcessingLimits,
+) -> u64 {
+    let pixels = u64::from(width) * u64::from(height);
+    let per_pixel = match media {
+        MediaType::Png => 8,
+        MediaType::Jpeg => 4,
+    };
+    pixels
+        .saturating_mul(per_pixel)
+        .min(limits.max_alloc())
+        .saturating_add(pixels.saturating_mul(3))
+        .saturating_add(file_bytes)
+        .saturating_add(16 << 20)
+}
+
 /// Checks type and declared dimensions without decoding.
 pub fn inspect(
     bytes: &[u8],

@@ -54,6 +54,10 @@ pub struct PhotoConfig {
     pub max_unfinished_bytes_per_user: u64,
     /// Unfinished uploads one user may have started. Default 64.
     pub max_unfinished_uploads_per_user: usize,
+    /// Bytes that photos being processed may hold at once, by
+    /// [`super::process::decode_memory_estimate`]; a photo waits until its estimate fits (one
+    /// larger than the whole budget runs alone). Default 1 GiB.
+    pub decode_memory_budget: u64,
 }
 
 impl Default for PhotoConfig {
@@ -64,6 +68,7 @@ impl Default for PhotoConfig {
             limits: ProcessingLimits::default(),
             max_unfinished_bytes_per_user: 256 * 1024 * 1024,
             max_unfinished_uploads_per_user: 64,
+            decode_memory_budget: 1 << 30,
         }
     }
 }
@@ -147,6 +152,13 @@ struct UploadSidecar {
     started_by: Option<uuid::Uuid>,
 }
 
+/// The decode memory budget in MiB permits (at least one, at most what a semaphore holds).
+fn budget_mib(config: &PhotoConfig) -> usize {
+    usize::try_from(config.decode_memory_budget.div_ceil(1 << 20))
+        .unwrap_or(u32::MAX as usize)
+        .clamp(1, u32::MAX as usize)
+}
+
 /// In-memory state of one hash, guarded by its lock.
 #[derive(Default)]
 struct Slot {
@@ -167,6 +179,8 @@ struct Inner {
     config: PhotoConfig,
     slots: Mutex<HashMap<PhotoHash, SlotHandle>>,
     processing: Arc<Semaphore>,
+    /// The decode memory budget, one permit per MiB.
+    decode_memory: Arc<Semaphore>,
     /// Held while a new upload is checked against its starter's allowance and recorded, so two
     /// uploads begun at once cannot both fit into the last room.
     starting: tokio::sync::Mutex<()>,
@@ -202,12 +216,14 @@ impl PhotoStore {
             let _ = tokio::fs::remove_file(entry.path()).await;
         }
         let permits = config.max_concurrent_processing.max(1);
+        let decode_memory = Arc::new(Semaphore::new(budget_mib(&config)));
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
                 config,
                 slots: Mutex::new(HashMap::new()),
                 processing: Arc::new(Semaphore::new(permits)),
+                decode_memory,
                 starting: tokio::sync::Mutex::new(()),
             }),
         })
@@ -464,10 +480,17 @@ impl PhotoStore {
             .await
             .map_err(|_| PhotoError::Internal("processing semaphore closed".into()))?;
         let limits = self.inner.config.limits.clone();
-        let source = part.clone();
+        let bytes = tokio::fs::read(&part)
+            .await
+            .map_err(PhotoError::io("reading the upload"))?;
+        // Unreadable headers are refused by processing itself; they reserve the margin only.
+        let estimate = super::process::inspect(&bytes, &limits).map_or(16 << 20, |(m, w, h)| {
+            super::process::decode_memory_estimate(m, w, h, bytes.len() as u64, &limits)
+        });
+        let memory = self.hold_decode_memory(estimate).await?;
         let processed = blocking(move || {
             let _permit = permit;
-            let bytes = std::fs::read(&source).map_err(PhotoError::io("reading the upload"))?;
+            let _memory = memory;
             // A decoder panic on hostile input is the input's fault: refuse it like damage.
             std::panic::catch_unwind(|| process_photo(&bytes, &limits)).unwrap_or_else(|_| {
                 Err(PhotoError::Corrupt("a decoder failed on this image".into()))
@@ -836,6 +859,22 @@ impl PhotoStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(PhotoError::io("reading upload state")(err)),
         }
+    }
+
+    /// Reserves `bytes` of the decode memory budget (at most the whole budget), waiting until
+    /// they are free; released when the permit drops. `finish` reserves each photo's estimate;
+    /// public so a benchmark or test can take part of the budget.
+    pub async fn hold_decode_memory(
+        &self,
+        bytes: u64,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, PhotoError> {
+        let mib = bytes
+            .div_ceil(1 << 20)
+            .clamp(1, budget_mib(&self.inner.config) as u64);
+        Arc::clone(&self.inner.decode_memory)
+            .acquire_many_owned(u32::try_from(mib).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| PhotoError::Internal("decode memory semaphore closed".into()))
     }
 
     /// How many unfinished uploads `who` began, and their declared bytes. Reads every upload's
