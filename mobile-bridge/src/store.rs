@@ -564,13 +564,15 @@ impl LocalStore {
         })
     }
 
-    /// Photos not yet uploaded, oldest first.
+    /// Photos not yet uploaded: those already begun first, then oldest first. Begun ones lead
+    /// because the server counts a user's unfinished uploads against
+    /// an allowance (429 past it), so the phone finishes what it started before starting more.
     pub fn queued_photos(&self) -> Result<Vec<PhotoRow>, StoreError> {
         self.read(|c| {
             let mut st = c
                 .prepare(
                     "SELECT sha256, original_sha256, path, size, media_type, doc_id, received, complete \
-                     FROM photos WHERE complete = 0 ORDER BY queued_at, sha256",
+                     FROM photos WHERE complete = 0 ORDER BY received > 0 DESC, queued_at, sha256",
                 )
                 .map_err(backend)?;
             let rows = st.query_map([], photo_row).map_err(backend)?;
@@ -1255,5 +1257,42 @@ impl DeliveryLog for LocalStore {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(sha: &str) -> PhotoRow {
+        PhotoRow {
+            sha256: sha.into(),
+            original_sha256: sha.into(),
+            path: format!("/photos/{sha}.jpg"),
+            size: 1000,
+            media_type: "image/jpeg".into(),
+            doc_id: "doc".into(),
+            received: 0,
+            complete: false,
+        }
+    }
+
+    /// An upload the server has begun is sent before older photos not begun, so the phone
+    /// finishes its unfinished uploads before the server's allowance for them refuses new ones.
+    #[test]
+    fn begun_uploads_lead_the_queue_then_the_oldest() {
+        let store = LocalStore::open_in_memory().unwrap();
+        for (i, sha) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            store.queue_photo(&row(sha), i as i64).unwrap();
+        }
+        store.photo_progress("c", 400, false).unwrap();
+        store.photo_progress("b", 1000, true).unwrap();
+        let order: Vec<String> = store
+            .queued_photos()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.sha256)
+            .collect();
+        assert_eq!(order, ["c", "a", "d"]);
     }
 }
