@@ -318,3 +318,54 @@ fn an_enterprise_manager_cannot_create_documents() {
         matches!(r, Err(edit::EditError::Refused(ref v)) if v[0].code == RefusalCode::NotPermitted)
     );
 }
+
+/// The next try after a single bomb (issue #19): the same text split into changes that are
+/// each under the per-change operation limit. The batch bound refuses it whole, before any of
+/// it is decoded or applied; the first of those changes alone passes the bound (and is then
+/// refused by the ordinary rules, as a field no document has).
+#[test]
+fn a_bomb_split_into_changes_under_the_per_change_limit_is_refused_by_the_batch_bound() {
+    use sync_core::automerge::transaction::Transactable as _;
+    use sync_core::automerge::{AutoCommit, ObjType, ROOT};
+    use sync_core::bounds::{MAX_BATCH_OPS, MAX_CHANGE_OPS};
+    let w = World::new();
+    let (_, hid, doc) = hub_with_hazard(&w);
+    let mut fork = AutoCommit::load(&doc.save()).unwrap();
+    fork.set_actor(w.inspector.actors[0].clone());
+    let text = fork.put_object(ROOT, "bomb", ObjType::Text).unwrap();
+    fork.commit();
+    let piece = usize::try_from(MAX_CHANGE_OPS).unwrap() - 1_000;
+    let pieces = usize::try_from(MAX_BATCH_OPS).unwrap() / piece + 1;
+    let mut changes = vec![fork.get_last_local_change().unwrap().raw_bytes().to_vec()];
+    for i in 0..pieces {
+        fork.splice_text(&text, i * piece, 0, &"x".repeat(piece))
+            .unwrap();
+        fork.commit();
+        let mut c = fork.get_last_local_change().unwrap().clone();
+        changes.push(c.bytes().into_owned());
+    }
+    let all = |_: &sync_core::doc::Header| true;
+    let reasons = validate_batch(
+        Some(&doc),
+        *hid.as_uuid(),
+        DocKind::Hazard,
+        &changes,
+        &w.inspector,
+        &all,
+    )
+    .expect_err("refused");
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].code, RefusalCode::TooBig, "{reasons:?}");
+    assert!(reasons[0].detail.contains("batch"), "{reasons:?}");
+
+    let reasons = validate_batch(
+        Some(&doc),
+        *hid.as_uuid(),
+        DocKind::Hazard,
+        &changes[..2],
+        &w.inspector,
+        &all,
+    )
+    .expect_err("refused");
+    assert_ne!(reasons[0].code, RefusalCode::TooBig, "{reasons:?}");
+}

@@ -167,11 +167,14 @@ pub async fn put_chunk(
         Err(e) => return photo_error(e),
     };
     if received < size {
-        // Whoever sent bytes of an upload under way may ask where it stands and resume it.
-        if let Err(e) = state
-            .db
-            .add_photo_sender(&hash.to_string(), &user.user_id)
-            .await
+        // Whoever started an upload may ask where it stands and resume it. Recorded for the
+        // chunk at offset 0 only (one write per upload, not per chunk): a later chunk comes from
+        // someone who knew the offset, so was concerned already.
+        if q.offset == 0
+            && let Err(e) = state
+                .db
+                .add_photo_sender(&hash.to_string(), &user.user_id)
+                .await
         {
             return ApiError::from(e).into_response();
         }

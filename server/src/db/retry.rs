@@ -60,7 +60,7 @@ where
 /// [`retry_transient`] on PostgreSQL and once on SQLite. The value is the body's; a failure
 /// becomes a [`super::DbError`].
 macro_rules! with_pool_retry {
-    ($db:expr, $what:literal, $pool:ident => $body:expr) => {
+    ($db:expr, $what:expr, $pool:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite(sqlite) => {
                 let $pool = &sqlite.pool;
