@@ -17,7 +17,7 @@ use crate::doc::{DocKind, Header};
 use crate::domain::Author;
 use crate::ids::{EnterpriseId, TownshipId};
 use crate::protocol::{DocChanges, DocRefusal, DocUpdate, Payload, SyncRequest, SyncResponse};
-use crate::store::{DeliveryLog, DocumentStore, StoreError};
+use crate::store::{AppendBatch, DeliveryLog, DocumentStore, StoreError};
 use crate::validate::{self, Accepted, ChangeRefusal, RefusalCode};
 
 /// What the server's records say of the enterprises an author may work on: which they are, and
@@ -115,6 +115,23 @@ pub enum HubError {
     Store(#[from] StoreError),
 }
 
+/// A document's batch validated in a request, waiting to be stored with the others.
+#[derive(Debug)]
+struct StagedDoc {
+    id: uuid::Uuid,
+    kind: DocKind,
+    /// The copy it was validated against (from the cache or the store).
+    before: Option<Arc<Automerge>>,
+    accepted: Accepted,
+}
+
+/// The batches of one request, in the order staged, one per document.
+#[derive(Debug, Default)]
+struct Staging {
+    docs: Vec<StagedDoc>,
+    index: HashMap<uuid::Uuid, usize>,
+}
+
 /// The server's side of sync.
 #[derive(Debug)]
 pub struct Hub<S> {
@@ -196,6 +213,11 @@ impl DocCache {
         self.insert(id, after.clone());
     }
 
+    /// Drops a document's cached copy (after a failed store: the next access reloads it).
+    fn forget(&mut self, id: &uuid::Uuid) {
+        self.docs.remove(id);
+    }
+
     fn insert(&mut self, id: uuid::Uuid, doc: Arc<Automerge>) {
         if self.docs.len() >= self.cap.max(1)
             && let Some(oldest) = self
@@ -268,38 +290,121 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         kind: DocKind,
         changes: &[Vec<u8>],
     ) -> Result<Result<Accepted, DocRefusal>, HubError> {
-        let before = self.load_shared(id).await?;
+        let mut staged = Staging::default();
+        if let Err(refusal) = self
+            .stage(author, scope, id, kind, changes, &mut staged)
+            .await?
+        {
+            return Ok(Err(refusal));
+        }
+        let accepted = self.store_staged(staged).await?.pop().ok_or_else(|| {
+            HubError::Store(StoreError::Backend(
+                "an accepted batch was not staged".into(),
+            ))
+        })?;
+        Ok(Ok(accepted))
+    }
+
+    /// Validates one document's batch against the latest copy (one staged earlier in this
+    /// request, else the cache or the store) and stages it. Nothing is stored yet.
+    async fn stage(
+        &self,
+        author: &Author,
+        scope: &Reach,
+        id: uuid::Uuid,
+        kind: DocKind,
+        changes: &[Vec<u8>],
+        staged: &mut Staging,
+    ) -> Result<Result<(), DocRefusal>, HubError> {
+        let earlier = staged.index.get(&id).copied();
+        let before = match earlier {
+            Some(i) => Some(staged.docs[i].accepted.doc.clone()),
+            None => self.load_shared(id).await?,
+        };
         let in_scope = |h: &Header| scope.contains(&h.enterprise);
         let mut verdict =
             validate::validate_batch(before.as_deref(), id, kind, changes, author, &in_scope);
         if let Ok(accepted) = &verdict
             && accepted.created
-            && let Some(reason) = self.check_references(scope, accepted).await?
+            && let Some(reason) = self.check_references(scope, accepted, staged).await?
         {
             verdict = Err(vec![reason]);
         }
-        match verdict {
-            Err(reasons) => Ok(Err(DocRefusal { id, reasons })),
-            Ok(accepted) => {
-                if !accepted.new_changes.is_empty() {
-                    let rows: Vec<([u8; 32], Vec<u8>)> = accepted
-                        .new_changes
-                        .iter()
-                        .map(|c| (c.hash().0, c.raw_bytes().to_vec()))
-                        .collect();
-                    self.store
-                        .append(id, kind, accepted.header.enterprise, &rows)
-                        .await?;
-                    self.cache().accepted(
-                        id,
-                        before.as_ref(),
-                        &accepted.new_changes,
-                        &accepted.doc,
-                    );
-                }
-                Ok(Ok(accepted))
+        let accepted = match verdict {
+            Err(reasons) => return Ok(Err(DocRefusal { id, reasons })),
+            Ok(accepted) => accepted,
+        };
+        match earlier {
+            // The same document twice in one request: one batch, validated in order.
+            Some(i) => {
+                let first = &mut staged.docs[i];
+                let mut new_changes = std::mem::take(&mut first.accepted.new_changes);
+                new_changes.extend(accepted.new_changes);
+                let created = first.accepted.created || accepted.created;
+                first.accepted = Accepted {
+                    new_changes,
+                    created,
+                    ..accepted
+                };
+            }
+            None => {
+                staged.index.insert(id, staged.docs.len());
+                staged.docs.push(StagedDoc {
+                    id,
+                    kind,
+                    before,
+                    accepted,
+                });
             }
         }
+        Ok(Ok(()))
+    }
+
+    /// Stores every staged batch in one [`DocumentStore::append_many`], then records them in the
+    /// cache. On a store failure the cached copies of these documents are dropped (some parts
+    /// may have been stored), so the next access reads them from the store.
+    async fn store_staged(&self, staged: Staging) -> Result<Vec<Accepted>, HubError> {
+        let batches: Vec<AppendBatch> = staged
+            .docs
+            .iter()
+            .filter(|s| !s.accepted.new_changes.is_empty())
+            .map(|s| AppendBatch {
+                id: s.id,
+                kind: s.kind,
+                enterprise: s.accepted.header.enterprise,
+                changes: s
+                    .accepted
+                    .new_changes
+                    .iter()
+                    .map(|c| (c.hash().0, c.raw_bytes().to_vec()))
+                    .collect(),
+            })
+            .collect();
+        if !batches.is_empty()
+            && let Err(e) = self.store.append_many(&batches).await
+        {
+            let mut cache = self.cache();
+            for b in &batches {
+                cache.forget(&b.id);
+            }
+            return Err(e.into());
+        }
+        let mut cache = self.cache();
+        Ok(staged
+            .docs
+            .into_iter()
+            .map(|s| {
+                if !s.accepted.new_changes.is_empty() {
+                    cache.accepted(
+                        s.id,
+                        s.before.as_ref(),
+                        &s.accepted.new_changes,
+                        &s.accepted.doc,
+                    );
+                }
+                s.accepted
+            })
+            .collect())
     }
 
     /// Handles one sync request from `author`, whose readable enterprises are `scope`.
@@ -316,28 +421,31 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         // request.
         let mut docs: Vec<&DocChanges> = req.docs.iter().collect();
         docs.sort_by_key(|d| d.kind != DocKind::Visit);
+        let mut staged = Staging::default();
         for d in docs {
-            match self.ingest(author, scope, d.id, d.kind, &d.changes).await? {
-                Ok(acc) => {
-                    for c in &acc.new_changes {
-                        sent_hashes.insert(c.hash().0);
-                    }
-                    if !acc.new_changes.is_empty() {
-                        applied.push(Applied {
-                            heads: acc.doc.get_heads(),
-                            header: acc.header,
-                            typed: acc.typed,
-                            new_changes: acc.new_changes.len(),
-                        });
-                    }
-                }
-                Err(refusal) => response.refused.push(refusal),
+            if let Err(refusal) = self
+                .stage(author, scope, d.id, d.kind, &d.changes, &mut staged)
+                .await?
+            {
+                response.refused.push(refusal);
             }
             // Changes the client sent (accepted or already known) need not come back.
             for raw in &d.changes {
                 if let Ok(c) = Change::from_bytes(raw.clone()) {
                     sent_hashes.insert(c.hash().0);
                 }
+            }
+        }
+        // Every accepted batch of the request in one append: one commit, and on a shared
+        // database one turn of the global order instead of one per document.
+        for acc in self.store_staged(staged).await? {
+            if !acc.new_changes.is_empty() {
+                applied.push(Applied {
+                    heads: acc.doc.get_heads(),
+                    header: acc.header,
+                    typed: acc.typed,
+                    new_changes: acc.new_changes.len(),
+                });
             }
         }
 
@@ -451,6 +559,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         &self,
         scope: &Reach,
         accepted: &Accepted,
+        staged: &Staging,
     ) -> Result<Option<ChangeRefusal>, HubError> {
         let header = &accepted.header;
         let refusal = |code, detail: String| {
@@ -472,7 +581,12 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         let Ok(visit_id) = uuid::Uuid::parse_str(&hazard.visit_id) else {
             return Ok(refusal(RefusalCode::Malformed, "visit_id".into()));
         };
-        let Some(visit) = self.load_shared(visit_id).await? else {
+        // A visit staged earlier in the same request counts: visits are staged first.
+        let visit = match staged.index.get(&visit_id) {
+            Some(&i) => Some(staged.docs[i].accepted.doc.clone()),
+            None => self.load_shared(visit_id).await?,
+        };
+        let Some(visit) = visit else {
             return Ok(refusal(RefusalCode::VisitUnknown, visit_id.to_string()));
         };
         let same = crate::doc::read_header(&visit).is_ok_and(|v| {

@@ -97,6 +97,19 @@ pub enum StoreError {
     Conflict(uuid::Uuid),
 }
 
+/// One document's part of [`DocumentStore::append_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendBatch {
+    /// The document.
+    pub id: uuid::Uuid,
+    /// Its kind (checked against the stored one).
+    pub kind: DocKind,
+    /// Its enterprise (checked against the stored one).
+    pub enterprise: EnterpriseId,
+    /// The changes, as (hash, bytes), in application order.
+    pub changes: Vec<([u8; 32], Vec<u8>)>,
+}
+
 /// Documents as an append-only change log with snapshots.
 pub trait DocumentStore: Send + Sync {
     /// Appends changes (hash, bytes) of one document atomically, creating its metadata on first
@@ -109,6 +122,25 @@ pub trait DocumentStore: Send + Sync {
         enterprise: EnterpriseId,
         changes: &[([u8; 32], Vec<u8>)],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Appends the changes of several documents, as [`append`](Self::append) does for each, and
+    /// returns each document's highest sequence number in the order given. A store that can
+    /// make this one transaction does (the server's backends: one commit per sync request, and on
+    /// PostgreSQL one turn of the global order); this default appends one document at a time.
+    /// Either way each document's part is atomic; after an error some parts may be stored and
+    /// others not, so a caller holding copies of these documents must not trust them.
+    fn append_many(
+        &self,
+        batches: &[AppendBatch],
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
+        async move {
+            let mut seqs = Vec::with_capacity(batches.len());
+            for b in batches {
+                seqs.push(self.append(b.id, b.kind, b.enterprise, &b.changes).await?);
+            }
+            Ok(seqs)
+        }
+    }
 
     /// Loads a document's snapshot and later changes.
     fn load(
@@ -429,6 +461,115 @@ pub mod conformance {
         );
     }
 
+    /// Several documents in one call: each gets its changes in order and its highest number
+    /// (in the order given), a change already stored is skipped, the same document may appear
+    /// twice, and everything loads back.
+    pub async fn append_many_stores_every_part<S: DocumentStore>(store: S) {
+        let (a, b) = (
+            uuid::Uuid::from_bytes([9; 16]),
+            uuid::Uuid::from_bytes([3; 16]),
+        );
+        let (mut da, mut db) = (automerge::AutoCommit::new(), automerge::AutoCommit::new());
+        let a1 = change(&mut da, "x", 1);
+        let b1 = change(&mut db, "y", 1);
+        let b2 = change(&mut db, "y", 2);
+        let a2 = change(&mut da, "x", 2);
+        let first = store
+            .append(a, DocKind::Visit, ent(1), std::slice::from_ref(&a1))
+            .await
+            .expect("append");
+        let part = |id, kind, changes: Vec<([u8; 32], Vec<u8>)>| AppendBatch {
+            id,
+            kind,
+            enterprise: ent(1),
+            changes,
+        };
+        let seqs = store
+            .append_many(&[
+                part(a, DocKind::Visit, vec![a1.clone(), a2.clone()]),
+                part(b, DocKind::Hazard, vec![b1.clone()]),
+                part(b, DocKind::Hazard, vec![b1.clone(), b2.clone()]),
+            ])
+            .await
+            .expect("append_many");
+        assert_eq!(seqs.len(), 3, "one number per part");
+        assert!(seqs[0] > first, "a's new change drew a new number");
+        assert!(
+            seqs[2] >= seqs[1],
+            "b's later part ends no earlier than its first"
+        );
+        let b_last = store
+            .load(b)
+            .await
+            .expect("load")
+            .expect("b exists")
+            .meta
+            .last_seq;
+        assert_eq!(seqs[2], b_last, "b's last part ends at b's last number");
+        let top = store.max_seq().await.expect("max");
+        assert_eq!(top, seqs.iter().copied().max().expect("parts"));
+        assert_eq!(
+            store
+                .changes_since(0, top, &[ent(1)], 100)
+                .await
+                .expect("since")
+                .len(),
+            4,
+            "a1 once, a2, b1 once, b2"
+        );
+        for (id, doc) in [(a, &mut da), (b, &mut db)] {
+            let loaded = store.load(id).await.expect("load").expect("exists");
+            assert_eq!(
+                loaded.into_automerge().expect("rebuild").get_heads(),
+                doc.get_heads()
+            );
+        }
+    }
+
+    /// A store that makes `append_many` one transaction stores nothing of a call in which one
+    /// part names a document of another enterprise (the server's backends; the memory store's
+    /// default appends part by part).
+    pub async fn append_many_is_all_or_nothing<S: DocumentStore>(store: S) {
+        let (a, b) = (
+            uuid::Uuid::from_bytes([9; 16]),
+            uuid::Uuid::from_bytes([3; 16]),
+        );
+        let (mut da, mut db) = (automerge::AutoCommit::new(), automerge::AutoCommit::new());
+        let b1 = change(&mut db, "y", 1);
+        store
+            .append(b, DocKind::Hazard, ent(1), std::slice::from_ref(&b1))
+            .await
+            .expect("append");
+        let before = store.max_seq().await.expect("max");
+        let a1 = change(&mut da, "x", 1);
+        let b2 = change(&mut db, "y", 2);
+        let refused = store
+            .append_many(&[
+                AppendBatch {
+                    id: a,
+                    kind: DocKind::Visit,
+                    enterprise: ent(1),
+                    changes: vec![a1],
+                },
+                AppendBatch {
+                    id: b,
+                    kind: DocKind::Hazard,
+                    enterprise: ent(2),
+                    changes: vec![b2],
+                },
+            ])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(id)) if id == b),
+            "{refused:?}"
+        );
+        assert!(
+            store.load(a).await.expect("load").is_none(),
+            "the good part was not kept"
+        );
+        assert_eq!(store.max_seq().await.expect("max"), before);
+    }
+
     /// A document keeps the kind and enterprise it was created with.
     pub async fn a_document_cannot_change_enterprise<S: DocumentStore>(store: S) {
         let id = uuid::Uuid::from_bytes([7; 16]);
@@ -580,6 +721,7 @@ pub mod conformance {
 macro_rules! store_conformance_tests {
     ($attr:meta, $make:expr) => {
         $crate::store_conformance_tests!(@doc $attr, $make, append_and_load_round_trip);
+        $crate::store_conformance_tests!(@doc $attr, $make, append_many_stores_every_part);
         $crate::store_conformance_tests!(@doc $attr, $make, a_document_cannot_change_enterprise);
         $crate::store_conformance_tests!(@doc $attr, $make, compaction_keeps_everything);
         $crate::store_conformance_tests!(@doc $attr, $make, changes_since_filters_and_orders);
@@ -592,6 +734,7 @@ macro_rules! store_conformance_tests {
     // (e.g. `sync_core::store::block_on`); `$make` is a plain expression yielding a fresh store.
     (blocking $runner:path, $make:expr) => {
         $crate::store_conformance_tests!(@blocking $runner, $make, append_and_load_round_trip);
+        $crate::store_conformance_tests!(@blocking $runner, $make, append_many_stores_every_part);
         $crate::store_conformance_tests!(@blocking $runner, $make, a_document_cannot_change_enterprise);
         $crate::store_conformance_tests!(@blocking $runner, $make, compaction_keeps_everything);
         $crate::store_conformance_tests!(@blocking $runner, $make, changes_since_filters_and_orders);

@@ -400,3 +400,52 @@ fn request_for_sends_only_the_named_documents_and_keeps_the_rest_pending() {
     let ids: Vec<uuid::Uuid> = rest.docs.iter().map(|d| d.id).collect();
     assert_eq!(ids, vec![*hid.as_uuid()]);
 }
+
+/// A request that names one document twice (a hostile or buggy client) is one batch validated
+/// in order: the second part is checked against the document with the first applied, both are
+/// stored together, and the document is projected once.
+#[test]
+fn a_document_named_twice_in_one_request_is_validated_in_order_and_stored_once() {
+    let (w, hub, mut phones, vid, hid) = world_with_docs();
+    do_edit(&mut phones[0], vid, hid, 0, 1);
+    do_edit(&mut phones[0], vid, hid, 0, 2);
+    let (mut req, _) = phones[0].replica.request();
+    let at = req
+        .docs
+        .iter()
+        .position(|d| d.id == *hid.as_uuid())
+        .expect("the hazard is pending");
+    let mut second = req.docs[at].clone();
+    assert_eq!(second.changes.len(), 2, "two edits, two changes");
+    let later = second.changes.split_off(1);
+    req.docs[at].changes = second.changes;
+    req.docs.push(sync_core::protocol::DocChanges {
+        changes: later,
+        ..req.docs[at].clone()
+    });
+    let scope = w.scope(&phones[0].author);
+    let out = block_on(hub.sync(&phones[0].author, &scope, &req)).expect("hub");
+    assert!(
+        out.response.refused.is_empty(),
+        "{:?}",
+        out.response.refused
+    );
+    let hazard: Vec<_> = out
+        .applied
+        .iter()
+        .filter(|a| a.header.id == *hid.as_uuid())
+        .collect();
+    assert_eq!(hazard.len(), 1, "projected once");
+    assert_eq!(hazard[0].new_changes, 2, "both parts stored");
+    let TypedDoc::Hazard(h) = &hazard[0].typed else {
+        panic!("a hazard")
+    };
+    assert_eq!(h.location, "车间2", "the later edit wins, as on the phone");
+    // Another phone receives both changes.
+    sync(&hub, &w, &mut phones[1], 0);
+    let got = TypedDoc::hydrate(&phones[1].replica.docs[hid.as_uuid()].doc).expect("hydrates");
+    let TypedDoc::Hazard(h) = got else {
+        panic!("a hazard")
+    };
+    assert_eq!(h.location, "车间2");
+}

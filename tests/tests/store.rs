@@ -26,6 +26,8 @@ macro_rules! conformance {
 
 conformance!(
     append_and_load_round_trip,
+    append_many_stores_every_part,
+    append_many_is_all_or_nothing,
     a_document_cannot_change_enterprise,
     compaction_keeps_everything,
     changes_since_filters_and_orders,

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use sync_core::domain::Author;
 use sync_core::ids::{DeviceId, UserId};
 use sync_core::protocol;
@@ -17,6 +18,10 @@ use sync_core::protocol;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::{AppState, projection, scope};
+
+/// How many documents of one request are projected at the same time: each holds a database
+/// connection while it runs, so a few, not all.
+const PROJECTIONS_AT_ONCE: usize = 4;
 
 /// Handles one sync round trip.
 pub async fn sync(
@@ -42,18 +47,30 @@ pub async fn sync(
             ApiError::Internal(anyhow::anyhow!(e.to_string()))
         })?;
     let now_ms = crate::clock::to_millis(state.clock.now());
-    for applied in &outcome.applied {
-        // The changes are durable already; a projection failure is logged and repaired by the
-        // reconciler, never reported as a failed sync (the phone would resend what is stored).
-        let hydrated = Some((applied.heads.as_slice(), &applied.typed));
-        if let Err(e) =
-            projection::project_current(&state.hub, &state.db, applied.header.id, hydrated, now_ms)
+    // The changes are durable already; a projection failure is logged and repaired by the
+    // reconciler, never reported as a failed sync (the phone would resend what is stored).
+    // Projections of different documents are independent (each is its own transaction, taking
+    // its rows in one order), so a few run at once.
+    futures_util::stream::iter(&outcome.applied)
+        .for_each_concurrent(PROJECTIONS_AT_ONCE, |applied| {
+            let state = &state;
+            async move {
+                let hydrated = Some((applied.heads.as_slice(), &applied.typed));
+                if let Err(e) = projection::project_current(
+                    &state.hub,
+                    &state.db,
+                    applied.header.id,
+                    hydrated,
+                    now_ms,
+                )
                 .await
-        {
-            tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
-            state.reconciler.nudge();
-        }
-    }
+                {
+                    tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
+                    state.reconciler.nudge();
+                }
+            }
+        })
+        .await;
     if !outcome.response.refused.is_empty() {
         tracing::info!(refused = outcome.response.refused.len(), user = %user.user_id, "sync batches refused");
     }

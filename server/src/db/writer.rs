@@ -46,6 +46,10 @@ pub enum WriteError {
     /// The job panicked; its writes were rolled back.
     #[error("a write job panicked: {0}")]
     Panicked(String),
+    /// The job refused its input part `0` (a document that exists with another kind or
+    /// enterprise); its writes were rolled back.
+    #[error("part {0} of the write names a document of another kind or enterprise")]
+    Conflict(usize),
 }
 
 impl WriteError {
@@ -61,6 +65,7 @@ impl WriteError {
             )),
             WriteError::Closed => WriteError::Closed,
             WriteError::Panicked(m) => WriteError::Panicked(m.clone()),
+            WriteError::Conflict(i) => WriteError::Conflict(*i),
         }
     }
 }
