@@ -898,3 +898,58 @@ async fn processing_waits_for_its_share_of_the_decode_memory_budget() {
         .expect("finish");
     assert!(matches!(outcome, FinishOutcome::Stored(_)), "{outcome:?}");
 }
+
+/// A proof of holding under way counts against its sender's allowance of unfinished uploads at
+/// the stored photo's size, as a begun upload does (issue #19, item 4): proofs left unfinished
+/// cannot hold disk without bound. Continuing one's own proof is not a new one, and a finished
+/// proof frees its room.
+#[tokio::test]
+async fn unfinished_proofs_of_holding_count_against_the_allowance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (gradient_jpeg(64, 48), gradient_jpeg(80, 60));
+    let config = PhotoConfig {
+        max_unfinished_bytes_per_user: (a.len() + b.len() - 1) as u64,
+        max_unfinished_uploads_per_user: 8,
+        ..PhotoConfig::default()
+    };
+    let store = PhotoStore::open(dir.path(), config).await.expect("open");
+    upload(&store, &a).await.expect("a stored");
+    upload(&store, &b).await.expect("b stored");
+    let (ha, hb) = (PhotoHash::of(&a), PhotoHash::of(&b));
+    let carol = uuid::Uuid::from_u128(3);
+    let half = |p: &[u8]| p[..p.len() / 2].to_vec();
+
+    store
+        .prove_chunk(ha, carol, 0, a.len() as u64, body(vec![half(&a)]))
+        .await
+        .expect("a's proof begins");
+    let err = store
+        .prove_chunk(hb, carol, 0, b.len() as u64, body(vec![half(&b)]))
+        .await
+        .expect_err("a second proof does not fit beside the first");
+    assert!(
+        matches!(err, PhotoError::UnfinishedQuota { uploads: 1, bytes, .. } if bytes == a.len() as u64),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.proof_received(hb, carol).await.expect("read"),
+        None,
+        "the refused proof left no file"
+    );
+    // Her own proof goes on, and once done the other fits.
+    let rest = a[a.len() / 2..].to_vec();
+    store
+        .prove_chunk(
+            ha,
+            carol,
+            (a.len() / 2) as u64,
+            a.len() as u64,
+            body(vec![rest]),
+        )
+        .await
+        .expect("a's proof finishes");
+    store
+        .prove_chunk(hb, carol, 0, b.len() as u64, body(vec![half(&b)]))
+        .await
+        .expect("room came back");
+}

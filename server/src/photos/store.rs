@@ -271,22 +271,7 @@ impl PhotoStore {
             });
         }
         let _starting = match started_by {
-            Some(who) => {
-                let guard = self.inner.starting.lock().await;
-                let (uploads, bytes) = self.unfinished_of(who).await?;
-                let config = &self.inner.config;
-                if uploads >= config.max_unfinished_uploads_per_user
-                    || bytes.saturating_add(expected_size) > config.max_unfinished_bytes_per_user
-                {
-                    return Err(PhotoError::UnfinishedQuota {
-                        uploads,
-                        bytes,
-                        max_uploads: config.max_unfinished_uploads_per_user,
-                        max_bytes: config.max_unfinished_bytes_per_user,
-                    });
-                }
-                Some(guard)
-            }
+            Some(who) => Some(self.reserve_unfinished(who, expected_size).await?),
             None => None,
         };
         tokio::fs::File::create(self.part_path(hash))
@@ -773,18 +758,55 @@ impl PhotoStore {
     /// How many unfinished uploads `who` began, and their declared bytes. Reads every upload's
     /// record: called only when a new upload begins, and each user's count is bounded by the
     /// allowance itself.
+    /// Checks that `who` may start one more unfinished upload (or proof of holding) of `size`
+    /// bytes. The guard it returns must be held until the new upload's files exist, so that
+    /// two starts at once cannot both pass the check.
+    pub(super) async fn reserve_unfinished(
+        &self,
+        who: uuid::Uuid,
+        size: u64,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, PhotoError> {
+        let guard = self.inner.starting.lock().await;
+        let (uploads, bytes) = self.unfinished_of(who).await?;
+        let config = &self.inner.config;
+        if uploads >= config.max_unfinished_uploads_per_user
+            || bytes.saturating_add(size) > config.max_unfinished_bytes_per_user
+        {
+            return Err(PhotoError::UnfinishedQuota {
+                uploads,
+                bytes,
+                max_uploads: config.max_unfinished_uploads_per_user,
+                max_bytes: config.max_unfinished_bytes_per_user,
+            });
+        }
+        Ok(guard)
+    }
+
+    /// What `who` holds unfinished: uploads they began (counted at their declared size) and
+    /// proofs of holding under way (counted at the stored photo's size, which a proof must
+    /// reach).
     async fn unfinished_of(&self, who: uuid::Uuid) -> Result<(usize, u64), PhotoError> {
+        let proof_suffix = format!(".{}.proof", who.simple());
         let list_err = || PhotoError::io("listing uploads in progress");
         let mut entries = tokio::fs::read_dir(self.inner.root.join("uploads"))
             .await
             .map_err(list_err())?;
         let (mut uploads, mut bytes) = (0usize, 0u64);
         while let Some(entry) = entries.next_entry().await.map_err(list_err())? {
-            if !entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(".upload.json"))
-            {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if let Some(hex) = name.strip_suffix(proof_suffix.as_str()) {
+                if let Ok(hash) = hex.parse::<PhotoHash>()
+                    && let Some(stored) = self.meta(hash).await?
+                {
+                    uploads += 1;
+                    bytes = bytes.saturating_add(stored.byte_size);
+                }
+                continue;
+            }
+            if !name.ends_with(".upload.json") {
                 continue;
             }
             // A record removed meanwhile (finished or expired) no longer counts.

@@ -66,12 +66,20 @@ impl PhotoStore {
         let path = self.proof_path(hash, who);
         let lease = self.lease(hash);
         let _slot = lease.handle.lock().await;
+        // A new proof counts against its sender's allowance of unfinished uploads, as a new
+        // upload does: otherwise proofs left unfinished would hold disk without bound.
+        let starting = match tokio::fs::try_exists(&path).await {
+            Ok(true) => None,
+            _ => Some(self.reserve_unfinished(who, size).await?),
+        };
         let mut file = tokio::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(&path)
             .await
             .map_err(PhotoError::io("opening a proof upload"))?;
+        // The proof's file exists now, so later starts count it.
+        drop(starting);
         let received = file
             .metadata()
             .await
