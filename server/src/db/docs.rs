@@ -186,24 +186,46 @@ const INSERT_CHANGES_PG: &str = "WITH ins AS (\
      FROM last JOIN unnest($5::text[], $6::text[]) AS h(id, heads) ON h.id = last.doc_id \
      WHERE documents.id = last.doc_id RETURNING documents.id, documents.last_seq";
 
-/// A document's part of an append, as the server's backends take it.
-struct Part {
+/// A document's part of an append as SQL binds it: ids as text, the changes borrowed.
+struct Part<'a> {
     id: String,
     kind: &'static str,
     enterprise: String,
-    changes: Vec<([u8; 32], Vec<u8>)>,
+    changes: &'a [([u8; 32], Vec<u8>)],
 }
 
-fn parts_of(batches: &[AppendBatch]) -> Vec<Part> {
+fn parts_of(batches: &[AppendBatch]) -> Vec<Part<'_>> {
     batches
         .iter()
         .map(|b| Part {
             id: b.id.to_string(),
             kind: b.kind.as_str(),
             enterprise: b.enterprise.to_string(),
-            changes: b.changes.clone(),
+            changes: &b.changes,
         })
         .collect()
+}
+
+/// Locks document `part`'s row on PostgreSQL, creating it on first use; a concurrent creator
+/// wins the race and its row is locked instead.
+async fn lock_row(
+    tx: &mut sqlx::PgConnection,
+    part: &Part<'_>,
+) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
+    let select = || sqlx::query(SELECT_DOC_FOR_UPDATE).bind(&part.id);
+    if let Some(row) = select().fetch_optional(&mut *tx).await? {
+        return Ok(row);
+    }
+    let created = sqlx::query(INSERT_DOC_PG)
+        .bind(&part.id)
+        .bind(part.kind)
+        .bind(&part.enterprise)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match created {
+        Some(row) => Ok(row),
+        None => select().fetch_one(&mut *tx).await,
+    }
 }
 
 /// PostgreSQL's append of several documents, as one transaction. `Ok(Err(i))`: part `i`'s id
@@ -217,7 +239,7 @@ fn parts_of(batches: &[AppendBatch]) -> Vec<Part> {
 /// 8-phone field simulator spent 20 ms per append waiting for it (issue #21).
 async fn append_postgres(
     pool: &sqlx::PgPool,
-    parts: &[Part],
+    parts: &[Part<'_>],
 ) -> Result<Result<Vec<i64>, usize>, sqlx::Error> {
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by(|a, b| parts[*a].id.cmp(&parts[*b].id));
@@ -233,28 +255,7 @@ async fn append_postgres(
         let (last_seq, heads_before, known) = match pending.remove(part.id.as_str()) {
             Some(seen) => seen,
             None => {
-                let mut existing = sqlx::query(SELECT_DOC_FOR_UPDATE)
-                    .bind(&part.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if existing.is_none() {
-                    existing = sqlx::query(INSERT_DOC_PG)
-                        .bind(&part.id)
-                        .bind(part.kind)
-                        .bind(&part.enterprise)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                }
-                if existing.is_none() {
-                    // Created by a concurrent append since the first read: wait for its row.
-                    existing = sqlx::query(SELECT_DOC_FOR_UPDATE)
-                        .bind(&part.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                }
-                let Some(row) = existing else {
-                    return Err(sqlx::Error::RowNotFound);
-                };
+                let row = lock_row(&mut tx, part).await?;
                 let (k, e): (String, String) = (row.get(0), row.get(1));
                 if k != part.kind || e != part.enterprise {
                     return Ok(Err(i));
@@ -340,16 +341,17 @@ impl DocumentStore for Db {
     }
 
     async fn append_many(&self, batches: &[AppendBatch]) -> Result<Vec<u64>, StoreError> {
-        let parts = parts_of(batches);
         let seqs = match self {
             Db::Sqlite(sqlite) => {
+                // The writer thread needs its own copy; PostgreSQL binds the caller's.
+                let owned = batches.to_vec();
                 let seqs = sqlite
                     .writer
                     .call(move |conn| {
-                        let mut seqs = Vec::with_capacity(parts.len());
-                        for (i, p) in parts.iter().enumerate() {
+                        let mut seqs = Vec::with_capacity(owned.len());
+                        for (i, p) in parts_of(&owned).iter().enumerate() {
                             // An error rolls back the whole job: every part or none.
-                            match append_sqlite(conn, &p.id, p.kind, &p.enterprise, &p.changes)? {
+                            match append_sqlite(conn, &p.id, p.kind, &p.enterprise, p.changes)? {
                                 Some(seq) => seqs.push(seq),
                                 None => return Err(super::writer::WriteError::Conflict(i)),
                             }
@@ -372,6 +374,7 @@ impl DocumentStore for Db {
                 seqs
             }
             Db::Postgres(pool) => {
+                let parts = parts_of(batches);
                 super::retry::retry_transient("append", || append_postgres(pool, &parts))
                     .await
                     .map_err(backend)?
