@@ -25,6 +25,7 @@ use crate::photo;
 use crate::records::*;
 use crate::store::{self, EnterpriseRow, LocalStore, PhotoRow, SessionRow};
 
+mod link;
 mod net;
 
 /// Size of one photo upload chunk.
@@ -41,7 +42,9 @@ pub(crate) struct Inner {
     pub(crate) store: LocalStore,
     data_dir: PathBuf,
     server: String,
-    http: reqwest::Client,
+    /// Rebuilt when the timeout changes (reqwest's timeouts are the client's).
+    http: std::sync::RwLock<reqwest::Client>,
+    link: link::Link,
     handle: tokio::runtime::Handle,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     listeners: Mutex<HashMap<u64, Arc<dyn ChangeListener>>>,
@@ -152,17 +155,14 @@ impl InspectionClient {
             .enable_all()
             .build()
             .map_err(BridgeError::storage)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(BridgeError::network)?;
+        let http = http_client(link::DEFAULT_TIMEOUT)?;
         Ok(Arc::new(Self {
             inner: Arc::new(Inner {
                 store,
                 data_dir: dir,
                 server: server_url.trim_end_matches('/').to_owned(),
-                http,
+                http: std::sync::RwLock::new(http),
+                link: link::Link::default(),
                 handle: runtime.handle().clone(),
                 runtime: Mutex::new(Some(runtime)),
                 listeners: Mutex::new(HashMap::new()),
@@ -176,6 +176,26 @@ impl InspectionClient {
     /// Sets the longest edge photos are downscaled to (default 2048).
     pub fn set_max_photo_edge(&self, pixels: u32) {
         self.inner.max_edge.store(pixels.max(64), Ordering::Relaxed);
+    }
+
+    /// Sets the network timeout in seconds (default 60, at least 1): a request fails when
+    /// nothing arrives for this long, and a sync sizes its batches to a quarter of it at the
+    /// rate the link achieved. A sync request itself has no overall deadline: a large answer on
+    /// a slow link is read to the end while it keeps arriving.
+    pub fn set_network_timeout(&self, seconds: u32) -> Result<(), BridgeError> {
+        let timeout = Duration::from_secs(u64::from(seconds.max(1)));
+        let http = http_client(timeout)?;
+        self.inner.link.set_timeout(timeout);
+        *self.inner.http.write().unwrap_or_else(|p| p.into_inner()) = http;
+        Ok(())
+    }
+
+    /// Sets the most documents one sync request carries (default 1,000; the server takes at most
+    /// 5,000). A larger backlog goes in several requests, each kept once acknowledged.
+    pub fn set_sync_batch_limit(&self, documents: u32) {
+        self.inner
+            .link
+            .set_max_docs(usize::try_from(documents).unwrap_or(usize::MAX));
     }
 
     // ---- session ----
@@ -193,13 +213,51 @@ impl InspectionClient {
             .block_on(self.inner.login(username, password, device_name, platform))
     }
 
-    /// Ends the session on the server (best effort) and forgets the tokens. Documents stay.
+    /// Ends the session on the server (best effort) and forgets the tokens. Documents stay, and
+    /// no edit is accepted until someone logs in again. Another user may log in once this
+    /// user's unsynced work ([`Self::unsynced_work`]) has reached the server or been discarded
+    /// ([`Self::discard_unsynced_work`]); then the phone forgets the first user's data.
     pub fn logout(&self) -> Result<(), BridgeError> {
         self.inner.block_on(self.inner.logout())
     }
 
+    /// What this phone holds that the server does not have yet.
+    pub fn unsynced_work(&self) -> Result<UnsyncedWork, BridgeError> {
+        let (documents, photos) = self.inner.store.unsynced_work()?;
+        Ok(UnsyncedWork { documents, photos })
+    }
+
+    /// Discards, after logout, everything this phone holds of its user, unsynced work included,
+    /// so that another user can log in. `documents` and `photos` are the counts the user was
+    /// shown ([`Self::unsynced_work`]): if more work is waiting than that, nothing is discarded.
+    pub fn discard_unsynced_work(&self, documents: u32, photos: u32) -> Result<(), BridgeError> {
+        if !self.inner.store.signed_out()? {
+            return Err(BridgeError::Refused {
+                reason:
+                    "请先退出登录 / log out first: only a logged-out phone's work can be discarded"
+                        .into(),
+            });
+        }
+        let now = self.unsynced_work()?;
+        if now.documents != documents || now.photos != photos {
+            return Err(BridgeError::Refused {
+                reason: format!(
+                    "待同步的工作已变为 {} 份记录和 {} 张照片，请确认后再放弃 / the unsynced work is now {} documents and {} photos: confirm again",
+                    now.documents, now.photos, now.documents, now.photos
+                ),
+            });
+        }
+        for path in self.inner.store.wipe()? {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
     /// The logged-in user, if any (works offline).
     pub fn current_user(&self) -> Result<Option<UserRecord>, BridgeError> {
+        if self.inner.store.signed_out()? {
+            return Ok(None);
+        }
         Ok(self.inner.store.session()?.and_then(|s| {
             s.access_token.as_ref().or(s.refresh_token.as_ref())?;
             Some(user_record(&s))
@@ -793,6 +851,17 @@ fn user_record(s: &SessionRow) -> UserRecord {
     }
 }
 
+/// The HTTP client: connecting may take 10 s, and a request fails when nothing arrives for
+/// `timeout` or (except sync, which sets its own) when it takes longer than `timeout` overall.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, BridgeError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(timeout)
+        .timeout(timeout)
+        .build()
+        .map_err(BridgeError::network)
+}
+
 /// Why an HTTP answer is not what was expected.
 fn http_error(status: reqwest::StatusCode, body: &str) -> BridgeError {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -816,6 +885,10 @@ impl Inner {
         self.handle.block_on(f)
     }
 
+    fn http(&self) -> reqwest::Client {
+        self.http.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.server)
     }
@@ -827,6 +900,12 @@ impl Inner {
             .ok_or_else(|| BridgeError::Unauthorized {
                 message: "未登录 / not logged in".into(),
             })?;
+        if self.store.signed_out()? {
+            return Err(BridgeError::Unauthorized {
+                message: "已退出登录，请重新登录后再记录 / logged out: log in to record anything"
+                    .into(),
+            });
+        }
         let actor = hex::decode(&s.actor_id).map_err(BridgeError::storage)?;
         Ok(Author {
             user: UserId::parse(&s.user_id).map_err(BridgeError::storage)?,
@@ -980,6 +1059,7 @@ impl Inner {
             gps: prepared.gps,
             added_by: author.user.to_string(),
             original_sha256: Some(prepared.original_sha256),
+            exif_unreadable: prepared.exif_unreadable.then_some(true),
         };
         r.validate()?;
         Ok(r)

@@ -105,6 +105,9 @@ pub struct PhotoRecord {
     pub added_by: String,
     /// Where the prepared file is on this phone, if it is here.
     pub local_path: Option<String>,
+    /// The file had EXIF metadata that could not be read: capture time and position are
+    /// unknown for that reason. Show it beside the photo.
+    pub exif_unreadable: bool,
 }
 
 impl From<&PhotoRef> for PhotoRecord {
@@ -118,6 +121,7 @@ impl From<&PhotoRef> for PhotoRecord {
             gps: p.gps.map(Into::into),
             added_by: p.added_by.clone(),
             local_path: None,
+            exif_unreadable: p.exif_unreadable == Some(true),
         }
     }
 }
@@ -653,6 +657,21 @@ pub struct SyncReport {
     pub photos_pending: u32,
     /// Why photos did not upload, if they did not.
     pub photo_error: Option<String>,
+    /// Sync requests made (a backlog goes in several).
+    pub requests: u32,
+    /// Bytes of sync requests sent.
+    pub bytes_up: u64,
+    /// Bytes of sync answers received.
+    pub bytes_down: u64,
+}
+
+/// Work on the phone the server does not have yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct UnsyncedWork {
+    /// Documents with edits not yet acknowledged.
+    pub documents: u32,
+    /// Photos not yet uploaded.
+    pub photos: u32,
 }
 
 /// A value the user typed that `repair` discarded, to offer again.

@@ -22,7 +22,7 @@ use sync_core::ids::{DeviceId, EnterpriseId};
 use sync_core::store::{DeliveryLog, DocMeta, DocumentStore, LoadedDoc, StoreError, StoredChange};
 
 /// Storage format version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Changes appended after a snapshot before the document is compacted into a new snapshot.
 const COMPACT_AFTER: i64 = 32;
@@ -79,7 +79,9 @@ CREATE TABLE IF NOT EXISTS session (
     actor_id TEXT NOT NULL,
     access_token TEXT,
     access_expires_at TEXT,
-    refresh_token TEXT
+    refresh_token TEXT,
+    -- 1 after logout: no edit is accepted until someone logs in
+    signed_out INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS enterprises (
     id TEXT PRIMARY KEY,
@@ -293,6 +295,13 @@ impl LocalStore {
             // Format 1 had no out-of-scope mark.
             conn.execute_batch(
                 "ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(backend)?;
+        }
+        if (1..3).contains(&version) {
+            // Formats 1 and 2 had no logout mark.
+            conn.execute_batch(
+                "ALTER TABLE session ADD COLUMN signed_out INTEGER NOT NULL DEFAULT 0",
             )
             .map_err(backend)?;
         }
@@ -529,39 +538,89 @@ impl LocalStore {
         })
     }
 
-    /// Ids and pending changes of every dirty document, with their heads and edit generation.
+    /// Marks the session logged out (or in again).
+    pub fn set_signed_out(&self, signed_out: bool) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE session SET signed_out = ?1 WHERE id = 1",
+                params![signed_out],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    /// Whether the phone's user logged out (a session ended by expiry is not a logout: work
+    /// goes on offline until the user logs in again).
+    pub fn signed_out(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            let v: Option<bool> = c
+                .query_row("SELECT signed_out FROM session WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            Ok(v.unwrap_or(false))
+        })
+    }
+
+    /// Work the server does not have yet: documents with unsent edits, photos not uploaded.
+    pub fn unsynced_work(&self) -> Result<(u32, u32), StoreError> {
+        self.read(|c| {
+            let count = |sql: &str| -> Result<u32, StoreError> {
+                c.query_row(sql, [], |r| r.get(0)).map_err(backend)
+            };
+            Ok((
+                count("SELECT COUNT(*) FROM docs WHERE dirty = 1")?,
+                count("SELECT COUNT(*) FROM photos WHERE complete = 0")?,
+            ))
+        })
+    }
+
+    /// Forgets everything this phone holds for its user (documents, cursor, deliveries,
+    /// enterprises, photos, the session), in one transaction, before another user logs in.
+    /// Returns the prepared photo files to delete.
+    pub fn wipe(&self) -> Result<Vec<String>, StoreError> {
+        self.write(|tx| {
+            let mut st = tx.prepare("SELECT path FROM photos").map_err(backend)?;
+            let paths = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            drop(st);
+            tx.execute_batch(
+                "DELETE FROM changes; DELETE FROM docs; DELETE FROM kv; DELETE FROM delivered; \
+                 DELETE FROM enterprises; DELETE FROM photos; DELETE FROM refused_versions; \
+                 DELETE FROM session;",
+            )
+            .map_err(backend)?;
+            Ok(paths)
+        })
+    }
+
+    /// Ids and pending changes of every dirty document, with their heads and edit generation,
+    /// in the order they are sent ([`LocalStore::pending_ids`]).
     pub fn pending(&self) -> Result<Vec<PendingDoc>, StoreError> {
         self.read(|c| {
-            let ids: Vec<String> = {
-                let mut st = c
-                    .prepare("SELECT id FROM docs WHERE dirty = 1 ORDER BY id")
-                    .map_err(backend)?;
-                st.query_map([], |r| r.get(0))
-                    .map_err(backend)?
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?
-            };
             let mut out = Vec::new();
-            for id in ids {
-                let id = uuid::Uuid::parse_str(&id).map_err(corrupt)?;
-                let (Some(state), Some(doc)) = (doc_state(c, id)?, load_doc(c, id)?) else {
-                    continue;
-                };
-                let changes: Vec<Vec<u8>> = doc
-                    .get_changes(&state.synced)
-                    .into_iter()
-                    .map(|ch| ch.raw_bytes().to_vec())
-                    .collect();
-                out.push(PendingDoc {
-                    id,
-                    kind: state.kind,
-                    heads: doc.get_heads(),
-                    edit_gen: state.edit_gen,
-                    changes,
-                });
+            for (id, _) in pending_ids_in(c)? {
+                out.extend(pending_doc(c, id)?);
             }
             Ok(out)
         })
+    }
+
+    /// Every dirty document's id and kind, visits first (a hazard is checked against its visit,
+    /// so a visit must reach the server in the same request or an earlier one), then by id.
+    pub fn pending_ids(&self) -> Result<Vec<(uuid::Uuid, DocKind)>, StoreError> {
+        self.read(pending_ids_in)
+    }
+
+    /// One dirty document's pending changes, with its heads and edit generation; `None` when it
+    /// is gone or has nothing to send.
+    pub fn pending_doc(&self, id: uuid::Uuid) -> Result<Option<PendingDoc>, StoreError> {
+        self.read(|c| pending_doc(c, id))
     }
 
     /// Photos not yet uploaded: those already begun first, then oldest first. Begun ones lead
@@ -737,6 +796,49 @@ pub fn doc_state(c: &Connection, id: uuid::Uuid) -> Result<Option<DocState>, Sto
     }))
 }
 
+/// See [`LocalStore::pending_ids`].
+pub fn pending_ids_in(c: &Connection) -> Result<Vec<(uuid::Uuid, DocKind)>, StoreError> {
+    let mut st = c
+        .prepare("SELECT id, kind FROM docs WHERE dirty = 1 ORDER BY id")
+        .map_err(backend)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, kind) = row.map_err(backend)?;
+        out.push((
+            uuid::Uuid::parse_str(&id).map_err(corrupt)?,
+            kind_of(&kind)?,
+        ));
+    }
+    // Stable: ids stay in order within each kind.
+    out.sort_by_key(|(_, kind)| *kind != DocKind::Visit);
+    Ok(out)
+}
+
+/// See [`LocalStore::pending_doc`].
+fn pending_doc(c: &Connection, id: uuid::Uuid) -> Result<Option<PendingDoc>, StoreError> {
+    let (Some(state), Some(doc)) = (doc_state(c, id)?, load_doc(c, id)?) else {
+        return Ok(None);
+    };
+    if !state.dirty {
+        return Ok(None);
+    }
+    let changes: Vec<Vec<u8>> = doc
+        .get_changes(&state.synced)
+        .into_iter()
+        .map(|ch| ch.raw_bytes().to_vec())
+        .collect();
+    Ok(Some(PendingDoc {
+        id,
+        kind: state.kind,
+        heads: doc.get_heads(),
+        edit_gen: state.edit_gen,
+        changes,
+    }))
+}
+
 /// Loads a document within a connection or transaction.
 pub fn load_doc(c: &Connection, id: uuid::Uuid) -> Result<Option<Automerge>, StoreError> {
     match load(c, id)? {
@@ -798,6 +900,29 @@ pub fn replace_doc(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(
     )
     .map_err(backend)?;
     set_synced(tx, id, doc, doc.get_heads())?;
+    summarise(tx, id, doc)
+}
+
+/// Replaces a document's unsent edits with `doc` (the same content re-recorded by this
+/// device): its log becomes one snapshot, the server still has `synced`, and it stays dirty.
+pub fn rerecord_doc(
+    tx: &Connection,
+    id: uuid::Uuid,
+    doc: &Automerge,
+    synced: Vec<ChangeHash>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM changes WHERE doc = ?1",
+        params![id.to_string()],
+    )
+    .map_err(backend)?;
+    let seq = max_seq(tx)?;
+    tx.execute(
+        "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, dirty = 1, edit_gen = edit_gen + 1, refused = NULL WHERE id = ?1",
+        params![id.to_string(), doc.save(), seq],
+    )
+    .map_err(backend)?;
+    set_synced(tx, id, doc, synced)?;
     summarise(tx, id, doc)
 }
 

@@ -260,6 +260,7 @@ async fn store_photo(state: &AppState, bytes: &[u8], by: &Author) -> anyhow::Res
         gps: None,
         added_by: by.author_id(),
         original_sha256: None,
+        exif_unreadable: None,
     })
 }
 

@@ -149,6 +149,7 @@ fn evidence_photo() -> PhotoRef {
         gps: None,
         added_by: String::new(),
         original_sha256: None,
+        exif_unreadable: None,
     }
 }
 

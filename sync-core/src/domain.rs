@@ -215,6 +215,12 @@ pub struct PhotoRef {
     #[autosurgeon(reconcile = "reconcile_if_present", missing = "Option::default")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_sha256: Option<String>,
+    /// `Some(true)` when the file had an EXIF block that could not be read, so its capture time
+    /// and position are unknown for that reason (not because the camera recorded none). Absent
+    /// otherwise, like [`PhotoRef::original_sha256`].
+    #[autosurgeon(reconcile = "reconcile_if_present", missing = "Option::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exif_unreadable: Option<bool>,
 }
 
 /// Writes an optional value only when it is present, never as null: a key added to a type
@@ -392,6 +398,7 @@ mod tests {
             }),
             added_by: "0195a000-0000-7000-8000-000000000004".into(),
             original_sha256: original.map(str::to_owned),
+            exif_unreadable: None,
         }
     }
 

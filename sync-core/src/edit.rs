@@ -430,6 +430,101 @@ pub fn resolve_conflict(
     checked(Some(doc), edited, &header, author, true)
 }
 
+/// Re-records what `doc` holds beyond `synced` (the changes the server is known to have) as one
+/// change by `author`, for edits made on a device that can no longer send them: its agency
+/// revoked it, and the user enrolled this phone again as a new device.
+///
+/// The content stays as it is. Events recorded on `from_device` that the server has not seen now
+/// name the author's device (the server accepts new events only from the device that sends
+/// them); their time stays the time they were recorded. The change's message says which device
+/// the edits came from, so the history keeps it. The result is checked as the server will check
+/// it, so an edit the rules no longer allow is refused here, not after the next sync.
+pub fn rerecord(
+    doc: &Automerge,
+    synced: &[automerge::ChangeHash],
+    author: &Author,
+    from_device: &str,
+    at_ms: i64,
+) -> Result<Edited, EditError> {
+    let actor = first_actor(author)?;
+    let header = crate::doc::read_header(doc)?;
+    let base = if synced.is_empty() {
+        None
+    } else {
+        Some(
+            doc.fork_at(synced)
+                .map_err(|e| EditError::Write(e.to_string()))?,
+        )
+    };
+    let message = format!("{RERECORDED_FROM}{from_device}");
+    let edited = match crate::doc::TypedDoc::hydrate(doc)? {
+        crate::doc::TypedDoc::Visit(visit) => {
+            rewrite(base.as_ref(), actor, visit.as_ref(), at_ms, &message)?
+        }
+        crate::doc::TypedDoc::Hazard(mut hazard) => {
+            let known: std::collections::HashSet<String> = match &base {
+                Some(b) => HazardDoc::hydrate_from(b)?
+                    .events
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect(),
+                None => std::collections::HashSet::new(),
+            };
+            let device = author.device.to_string();
+            for e in hazard
+                .events
+                .iter_mut()
+                .filter(|e| e.device == from_device && !known.contains(&e.id))
+            {
+                e.device.clone_from(&device);
+            }
+            rewrite(base.as_ref(), actor, hazard.as_ref(), at_ms, &message)?
+        }
+    };
+    checked(base.as_ref(), edited, &header, author, true)
+}
+
+/// How the message of a re-recorded change begins; the old device's id follows.
+pub const RERECORDED_FROM: &str = "re-recorded from device ";
+
+/// Writes `value` over `base` (or into a new document) as one change by `actor` with `message`.
+fn rewrite<T: Fields>(
+    base: Option<&Automerge>,
+    actor: &ActorId,
+    value: &T,
+    at_ms: i64,
+    message: &str,
+) -> Result<Edited, EditError> {
+    let mut fork = match base {
+        Some(b) => b.clone().with_actor(actor.clone()),
+        None => Automerge::new().with_actor(actor.clone()),
+    };
+    let heads = fork.get_heads();
+    let mut tx = fork.transaction();
+    match base {
+        Some(b) => {
+            let before: T = autosurgeon::hydrate(b).map_err(|e| DocError::Shape {
+                kind: "document",
+                detail: e.to_string(),
+            })?;
+            T::write_changed(&mut tx, &before, value)
+        }
+        None => autosurgeon::reconcile(&mut tx, value),
+    }
+    .map_err(|e| EditError::Write(e.to_string()))?;
+    tx.commit_with(
+        CommitOptions::default()
+            .with_time(at_ms / 1000)
+            .with_message(message.to_owned()),
+    );
+    let change = if fork.get_heads() == heads {
+        None
+    } else {
+        fork.get_last_local_change().map(|c| c.raw_bytes().to_vec())
+    };
+    Ok(Edited { doc: fork, change })
+}
+
 fn first_actor(author: &Author) -> Result<&ActorId, EditError> {
     author
         .actors

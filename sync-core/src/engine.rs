@@ -417,6 +417,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         let mut response = SyncResponse::default();
         let mut applied = Vec::new();
         let mut sent_hashes: HashSet<[u8; 32]> = HashSet::new();
+        let sent_docs: HashSet<uuid::Uuid> = req.docs.iter().map(|d| d.id).collect();
         // Visits first: a new hazard is checked against its visit, which may come in the same
         // request.
         let mut docs: Vec<&DocChanges> = req.docs.iter().collect();
@@ -486,6 +487,26 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             for meta in self.store.docs_of(std::slice::from_ref(ent)).await? {
                 if let Some(doc) = self.load_shared(meta.id).await? {
                     if !readable(author, &doc) {
+                        continue;
+                    }
+                    // A document the device sent in this request: it holds what it sent, so
+                    // it gets only the rest (on a first sync after capture offline, nothing).
+                    if sent_docs.contains(&meta.id) {
+                        let rest: Vec<Vec<u8>> = doc
+                            .get_changes(&[])
+                            .into_iter()
+                            .filter(|c| !sent_hashes.contains(&c.hash().0))
+                            .map(|c| c.raw_bytes().to_vec())
+                            .collect();
+                        if !rest.is_empty() {
+                            let size: usize = rest.iter().map(Vec::len).sum();
+                            budget = budget.saturating_sub(size);
+                            response.updates.push(DocUpdate {
+                                id: meta.id,
+                                kind: meta.kind,
+                                payload: Payload::Changes(rest),
+                            });
+                        }
                         continue;
                     }
                     let bytes = doc.save();

@@ -1,7 +1,8 @@
 //! The shared core of the inspection platform: domain types, typed Automerge documents, the
 //! rules of who may change what ([`policy`]), how a hazard moves between states
 //! ([`rectification`]), validation of incoming changes ([`validate`]), the sync protocol
-//! ([`protocol`], [`engine`]) and the document-store trait ([`store`]).
+//! ([`protocol`], [`engine`]), the document-store trait ([`store`]) and the checks made on photo
+//! bytes before any decoder runs ([`photo`]).
 //!
 //! It is *sans I/O*: no runtime, no database, no HTTP. The phone (`mobile-bridge`) and the
 //! server run exactly this code, so the rules live once.
@@ -14,6 +15,7 @@ pub mod edit;
 pub mod engine;
 pub mod ids;
 pub mod limits;
+pub mod photo;
 pub mod policy;
 pub mod protocol;
 pub mod rectification;

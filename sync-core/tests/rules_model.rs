@@ -361,6 +361,7 @@ fn photo() -> PhotoRef {
         gps: None,
         added_by: String::new(),
         original_sha256: None,
+        exif_unreadable: None,
     }
 }
 

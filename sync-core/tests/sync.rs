@@ -449,3 +449,106 @@ fn a_document_named_twice_in_one_request_is_validated_in_order_and_stored_once()
     };
     assert_eq!(h.location, "车间2");
 }
+
+/// A device's first sync after capturing offline: the answer carries none of what it sent, and
+/// of a document it sent that the server holds more of, only the rest.
+#[test]
+fn a_first_sync_does_not_send_back_what_the_device_just_sent() {
+    let w = World::new();
+    let hub = Hub::new(MemoryStore::new(), HubLimits::default());
+    let phone = |author: &Author| Phone {
+        author: author.clone(),
+        replica: Replica::default(),
+        stale: vec![],
+    };
+    let new_doc = |kind, doc| sync_core::engine::ReplicaDoc {
+        kind,
+        doc,
+        synced: vec![],
+        refused: None,
+    };
+    // A visit reached the server from the inspector's first phone; a colleague then changed
+    // its place. The inspector's new phone holds a copy of the visit as the first phone had it
+    // (restored from a backup, so nothing of it counts as synced) and edits it.
+    let mut first = phone(&w.inspector);
+    let shared = VisitId::new_random();
+    let (_, vdoc, _) = w.visit(shared);
+    first
+        .replica
+        .docs
+        .insert(*shared.as_uuid(), new_doc(DocKind::Visit, vdoc.clone()));
+    sync(&hub, &w, &mut first, 0);
+    let mut colleague = phone(&w.inspector2);
+    sync(&hub, &w, &mut colleague, 0);
+    let held = colleague.replica.docs[shared.as_uuid()].doc.clone();
+    let later =
+        edit::edit_visit(&held, &colleague.author, T, |v| v.place = "锅炉房".into()).expect("edit");
+    colleague
+        .replica
+        .docs
+        .get_mut(shared.as_uuid())
+        .expect("held")
+        .doc = later.doc;
+    sync(&hub, &w, &mut colleague, 0);
+
+    let mut p = phone(&Author {
+        device: sync_core::ids::DeviceId::new_random(),
+        ..w.inspector.clone()
+    });
+    let mine =
+        edit::edit_visit(&vdoc, &p.author, T + 1, |v| v.ended_at = Some(T + 1)).expect("edit");
+    p.replica
+        .docs
+        .insert(*shared.as_uuid(), new_doc(DocKind::Visit, mine.doc));
+    // And a visit of its own with forty hazards.
+    let vid = VisitId::new_random();
+    let (_, own, _) = w.visit(vid);
+    p.replica
+        .docs
+        .insert(*vid.as_uuid(), new_doc(DocKind::Visit, own));
+    for _ in 0..40 {
+        let hid = HazardId::new_random();
+        let (hdoc, _) = w.hazard(hid, vid, Grade::General);
+        p.replica
+            .docs
+            .insert(*hid.as_uuid(), new_doc(DocKind::Hazard, hdoc));
+    }
+
+    let (req, heads) = p.replica.request();
+    let scope = w.scope(&p.author);
+    let out = block_on(hub.sync(&p.author, &scope, &req)).expect("hub");
+    assert!(
+        out.response.refused.is_empty(),
+        "{:?}",
+        out.response.refused
+    );
+    let up = protocol::encode_request(&req).len();
+    let down = protocol::encode_response(&out.response).len();
+    assert!(down * 10 <= up, "{down} B down for {up} B up");
+    let shared_update: Vec<_> = out
+        .response
+        .updates
+        .iter()
+        .filter(|u| u.id == *shared.as_uuid())
+        .collect();
+    assert_eq!(
+        out.response.updates.len(),
+        shared_update.len(),
+        "only the shared visit comes back"
+    );
+    let [update] = shared_update.as_slice() else {
+        panic!("the shared visit comes back once: {shared_update:?}")
+    };
+    let protocol::Payload::Changes(changes) = &update.payload else {
+        panic!("as changes, not the whole document")
+    };
+    assert_eq!(changes.len(), 1, "only the colleague's later edit");
+    p.replica.apply(&heads, &out.response).expect("applies");
+    let TypedDoc::Visit(v) =
+        TypedDoc::hydrate(&p.replica.docs[shared.as_uuid()].doc).expect("hydrates")
+    else {
+        panic!("a visit")
+    };
+    assert_eq!(v.place, "锅炉房");
+    assert_eq!(v.ended_at, Some(T + 1));
+}

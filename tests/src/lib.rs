@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
 pub mod fieldsim;
+pub mod proxy;
 pub mod scenario;
 pub mod world;
 

@@ -111,6 +111,7 @@ pub async fn upload_photo(app: &TestApp, token: &str, bytes: &[u8], added_by: &s
         gps: None,
         added_by: added_by.to_owned(),
         original_sha256: None,
+        exif_unreadable: None,
     }
 }
 
@@ -415,6 +416,7 @@ pub async fn visit_with_a_photo_not_uploaded(app: &TestApp, seed: &Seed) -> (Str
         gps: None,
         added_by: user.clone(),
         original_sha256: None,
+        exif_unreadable: None,
     };
     let signature_image = upload_photo(app, &inspector.session.token, &tiny_jpeg(5), &user).await;
     let here = Place {

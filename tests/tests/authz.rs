@@ -192,6 +192,7 @@ async fn record(
         gps: None,
         added_by: phone.author.user.to_string(),
         original_sha256: None,
+        exif_unreadable: None,
     });
     let hz = edit::new_hazard(&doc, &phone.author, T).unwrap();
     phone.hold(DocKind::Hazard, *hid.as_uuid(), hz.doc);

@@ -323,3 +323,365 @@ async fn two_offline_writers_of_one_field_are_shown_and_resolved_on_the_phone() 
     .await
     .unwrap();
 }
+
+/// The hazards of the seeded enterprise as the server lists them to the inspector.
+async fn server_hazards(app: &TestApp) -> Vec<serde_json::Value> {
+    let web = app.login(users::INSPECTOR).await;
+    let (status, v) = app.get(&web.token, "/api/v1/hazards?limit=1000").await;
+    assert!(status.is_success(), "{v}");
+    v["items"]
+        .as_array()
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A backlog on a 30 kB/s link with a short timeout goes in several requests, each sized to the
+/// link; the link is cut mid-way (the phone leaves the signal) and the app restarts: what was
+/// acknowledged stays acknowledged, the rest goes on the next sync, nothing is sent twice to
+/// the server's store, and the answers never carry back what the phone sent.
+#[tokio::test]
+async fn a_slow_link_takes_a_backlog_in_batches_and_a_cut_keeps_what_was_acknowledged() {
+    const HAZARDS: usize = 200;
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let proxy = tests::proxy::Proxy::start(&app.base, 30_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("phone-slow").display().to_string();
+    let base = proxy.base.clone();
+    let enterprise = seed.enterprise.clone();
+    let client = tokio::task::spawn_blocking({
+        let (data, base) = (data.clone(), base.clone());
+        move || {
+            let c = InspectionClient::new(data, base).unwrap();
+            c.login(
+                users::INSPECTOR.into(),
+                PASSWORD.into(),
+                "phone-slow".into(),
+                "android".into(),
+            )
+            .unwrap();
+            c.sync_now().unwrap();
+            c.set_network_timeout(8).unwrap();
+            let visit = c
+                .start_visit(enterprise, VisitKindRecord::Routine, "一号车间".into())
+                .unwrap();
+            for i in 0..HAZARDS {
+                let mut input = hazard_input();
+                input.description =
+                    format!("第{i}号隐患：配电柜未上锁，柜门破损，线缆裸露，未张贴警示标识");
+                c.add_hazard(visit.clone(), input).unwrap();
+            }
+            c
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        client.unsynced_work().unwrap().documents as usize,
+        HAZARDS + 1
+    );
+
+    // The first sync runs until about a third of the backlog is through, then the link drops.
+    let before = proxy.bytes_up();
+    let syncing = tokio::task::spawn_blocking({
+        let c = client.clone();
+        move || c.sync_now()
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    while client.unsynced_work().unwrap().documents as usize > HAZARDS * 2 / 3 {
+        assert!(Instant::now() < until, "no batch was acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.cut();
+    let first = syncing.await.unwrap();
+    assert!(first.is_err(), "the cut ends the sync: {first:?}");
+    let left = client.unsynced_work().unwrap().documents as usize;
+    assert!(
+        left > 0 && left <= HAZARDS * 2 / 3,
+        "acknowledged batches stay acknowledged: {left} left"
+    );
+    let sent_before_cut = proxy.bytes_up() - before;
+    drop(client);
+
+    // The app starts again on the same data directory; the link is back.
+    proxy.restore();
+    let report = tokio::task::spawn_blocking(move || {
+        let c = InspectionClient::new(data, base).unwrap();
+        c.set_network_timeout(8).unwrap();
+        let report = c.sync_now().unwrap();
+        assert_eq!(c.unsynced_work().unwrap().documents, 0);
+        report
+    })
+    .await
+    .unwrap();
+    println!("cut after {sent_before_cut} B up with {left} documents left; then {report:?}");
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(
+        report.sent as usize >= left,
+        "what was left is sent: {} of {left}",
+        report.sent
+    );
+    // 8 s timeout: batches of about 2 s of a 30 kB/s link.
+    let backlog_bytes = report.bytes_up as usize;
+    assert!(
+        report.requests as usize >= backlog_bytes / 80_000,
+        "{} requests for {backlog_bytes} bytes",
+        report.requests
+    );
+    assert!(
+        report.bytes_down * 10 <= report.bytes_up,
+        "the answers carry back nothing the phone sent: {} down, {} up",
+        report.bytes_down,
+        report.bytes_up
+    );
+    assert!(sent_before_cut > 0);
+    let hazards = server_hazards(&app).await;
+    let described = hazards
+        .iter()
+        .filter(|h| {
+            h["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with('第'))
+        })
+        .count();
+    assert_eq!(described, HAZARDS, "every hazard arrived once");
+}
+
+/// A backlog larger than one request's worth of documents goes in several requests.
+#[tokio::test]
+async fn a_backlog_beyond_the_batch_limit_goes_in_several_requests() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a2 = app.clone();
+    let path = dir.path().to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        let c = phone(&a2, &path, "phone-b", users::INSPECTOR);
+        c.sync_now().unwrap();
+        let visit = c
+            .start_visit(seed.enterprise, VisitKindRecord::Routine, "仓库".into())
+            .unwrap();
+        for _ in 0..60 {
+            c.add_hazard(visit.clone(), hazard_input()).unwrap();
+        }
+        c.set_sync_batch_limit(25);
+        let report = c.sync_now().unwrap();
+        assert_eq!(c.unsynced_work().unwrap().documents, 0);
+        report
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.sent, 61);
+    assert!(
+        report.requests >= 3,
+        "61 documents, 25 a request: {report:?}"
+    );
+    assert!(
+        report.refused.is_empty(),
+        "the visit goes before its hazards"
+    );
+}
+
+/// The agency revokes a phone that holds unsent work. The user logs in again: the bridge enrols
+/// a new device, re-records the pending edits under it (events now name the new device, the
+/// change says where it came from), and they reach the server.
+#[tokio::test]
+async fn a_revoked_phone_logs_in_again_and_its_pending_work_arrives() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a2 = app.clone();
+    let path = dir.path().to_owned();
+    let (a, hazard, new_hazard, old_device) = tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
+        let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
+        // Offline: a detail edit, the notice, and a new hazard.
+        a.edit_hazard(
+            hazard.clone(),
+            mobile_bridge::records::HazardPatch {
+                location: Some("配电房北侧".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        a.notify(hazard.clone()).unwrap();
+        let new_hazard = a.add_hazard(visit, hazard_input()).unwrap();
+        let device = a.current_user().unwrap().unwrap().device_id;
+        (a, hazard, new_hazard, device)
+    })
+    .await
+    .unwrap();
+
+    let admin = app.login(users::AGENCY_ADMIN).await;
+    let (status, v) = app
+        .post(
+            &admin.token,
+            &format!("/api/v1/devices/{old_device}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+
+    let (hazard2, old2) = (hazard.clone(), old_device.clone());
+    let (new_device, last_message) = tokio::task::spawn_blocking(move || {
+        let (hazard, old_device) = (hazard2, old2);
+        assert!(a.sync_now().is_err(), "a revoked device cannot sync");
+        let user = a
+            .login(
+                users::INSPECTOR.into(),
+                PASSWORD.into(),
+                "phone-a".into(),
+                "android".into(),
+            )
+            .unwrap();
+        assert_ne!(user.device_id, old_device, "enrolled as a new device");
+        let report = a.sync_now().unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert_eq!(a.unsynced_work().unwrap().documents, 0);
+        let id = uuid::Uuid::parse_str(&hazard).unwrap();
+        let doc = a.store().load_doc(id).unwrap().unwrap();
+        let message = doc
+            .get_changes(&[])
+            .iter()
+            .filter_map(|c| c.message().map(str::to_owned))
+            .next_back();
+        (user.device_id, message)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        last_message.as_deref(),
+        Some(format!("{}{old_device}", sync_core::edit::RERECORDED_FROM).as_str()),
+        "the history says where the edits came from"
+    );
+
+    let web = app.login(users::INSPECTOR).await;
+    let (status, v) = app
+        .get(&web.token, &format!("/api/v1/hazards/{hazard}"))
+        .await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(v["hazard"]["location"], "配电房北侧");
+    assert_eq!(v["hazard"]["state"], "notified");
+    let devices: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["device"].as_str())
+        .collect();
+    assert_eq!(
+        devices,
+        vec![new_device.as_str()],
+        "the notice names the new device"
+    );
+    let (status, v) = app
+        .get(&web.token, &format!("/api/v1/hazards/{new_hazard}"))
+        .await;
+    assert!(
+        status.is_success(),
+        "the hazard recorded offline arrived: {v}"
+    );
+}
+
+/// After logout no edit is accepted. Another user cannot log in while the first user's work is
+/// unsynced; once it is discarded (with the count the user was shown), the second user logs in
+/// on a phone that holds nothing of the first.
+#[tokio::test]
+async fn after_logout_nothing_is_recorded_and_another_user_never_sees_the_first_users_work() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a2 = app.clone();
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
+        let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
+        let unsent = a.add_hazard(visit.clone(), hazard_input()).unwrap();
+        a.logout().unwrap();
+        match a.add_hazard(visit.clone(), hazard_input()) {
+            Err(mobile_bridge::BridgeError::Unauthorized { .. }) => {}
+            other => panic!("an edit after logout: {other:?}"),
+        }
+        assert!(a.notify(hazard.clone()).is_err());
+
+        let login2 = || {
+            a.login(
+                users::INSPECTOR2.into(),
+                PASSWORD.into(),
+                "phone-a".into(),
+                "android".into(),
+            )
+        };
+        match login2() {
+            Err(mobile_bridge::BridgeError::Refused { reason }) => {
+                assert!(reason.contains("1 份记录"), "{reason}")
+            }
+            other => panic!("another user while work is unsynced: {other:?}"),
+        }
+        let work = a.unsynced_work().unwrap();
+        assert_eq!((work.documents, work.photos), (1, 0));
+        assert!(
+            a.discard_unsynced_work(0, 0).is_err(),
+            "a count the user was not shown discards nothing"
+        );
+        assert!(a.get_hazard(unsent.clone()).is_ok());
+        a.discard_unsynced_work(1, 0).unwrap();
+
+        let user = login2().unwrap();
+        assert_eq!(user.username, users::INSPECTOR2);
+        a.sync_now().unwrap();
+        assert!(
+            a.get_hazard(unsent.clone()).is_err(),
+            "the first user's unsent hazard is gone"
+        );
+        // The first user's synced hazard is the agency's: the second inspector receives it
+        // from the server, under the second user's session.
+        assert!(a.get_hazard(hazard.clone()).is_ok());
+        a.add_hazard(visit, hazard_input()).unwrap();
+        assert!(a.sync_now().unwrap().refused.is_empty());
+    })
+    .await
+    .unwrap();
+}
+
+/// Weeks offline: the refresh token expires. Work goes on offline, the user logs in again on
+/// the same device, and everything recorded meanwhile arrives.
+#[tokio::test]
+async fn an_expired_session_offline_loses_nothing_after_login() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a2 = app.clone();
+    let path = dir.path().to_owned();
+    let hazard = tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
+        let device = a.current_user().unwrap().unwrap().device_id;
+        a2.clock.advance(jiff::SignedDuration::from_hours(24 * 40));
+        let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
+        let offline = a.add_hazard(visit, hazard_input()).unwrap();
+        match a.sync_now() {
+            Err(mobile_bridge::BridgeError::Unauthorized { .. }) => {}
+            other => panic!("an expired session: {other:?}"),
+        }
+        a.notify(hazard.clone()).unwrap();
+        let user = a
+            .login(
+                users::INSPECTOR.into(),
+                PASSWORD.into(),
+                "phone-a".into(),
+                "android".into(),
+            )
+            .unwrap();
+        assert_eq!(user.device_id, device, "the same device");
+        assert!(a.sync_now().unwrap().refused.is_empty());
+        assert_eq!(a.unsynced_work().unwrap().documents, 0);
+        offline
+    })
+    .await
+    .unwrap();
+    let web = app.login(users::INSPECTOR).await;
+    let (status, v) = app
+        .get(&web.token, &format!("/api/v1/hazards/{hazard}"))
+        .await;
+    assert!(status.is_success(), "{v}");
+}

@@ -98,6 +98,7 @@ async fn reference(app: &TestApp, seed: &tests::Seed, sha: &str, size: usize) ->
         gps: None,
         added_by: phone.author.user.to_string(),
         original_sha256: Some(camera_original()),
+        exif_unreadable: None,
     });
     let e = edit::new_hazard(&hz, &phone.author, T).unwrap();
     phone.hold(DocKind::Hazard, *hid.as_uuid(), e.doc);

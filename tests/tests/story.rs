@@ -74,6 +74,7 @@ async fn a_major_hazard_is_followed_to_closure(app: TestApp) {
                 gps: None,
                 added_by: String::new(),
                 original_sha256: None,
+                exif_unreadable: None,
             }],
         },
     );

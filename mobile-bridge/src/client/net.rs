@@ -4,6 +4,13 @@
 
 use super::*;
 
+/// Rounds of one sync that only fetch further updates (`more`) before it stops; the next sync
+/// goes on from the cursor.
+const MAX_PULLS: usize = 20;
+/// The overall deadline of one sync request: far beyond any batch; stalls end by the read
+/// timeout instead.
+const SYNC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Inner {
     pub(super) async fn login(
         &self,
@@ -22,43 +29,83 @@ impl Inner {
             .await?;
         let web_token = web["access_token"].as_str().unwrap_or_default().to_owned();
         let user_id = web["user"]["id"].as_str().unwrap_or_default().to_owned();
-        // Re-use this phone's enrolment when the same user logs in again on the same server.
-        let existing = self
-            .store
-            .session()?
-            .filter(|s| s.user_id == user_id && s.server_url == self.server);
-        let (device_id, actor_id) = match existing {
-            Some(s) => (s.device_id, s.actor_id),
-            None => {
-                if self.store.session()?.is_some() {
-                    // Another user's documents must not be sent with this user's device.
-                    return Err(BridgeError::Refused {
-                        reason: "此设备已绑定其他账号，请使用新的数据目录 / this data directory belongs to another account".into(),
-                    });
-                }
-                let dev = self
-                    .post_json(
-                        "/devices",
-                        Some(&web_token),
-                        &json!({"name": device_name, "platform": platform}),
-                    )
-                    .await?;
-                (
-                    dev["device_id"].as_str().unwrap_or_default().to_owned(),
-                    dev["actor_id"].as_str().unwrap_or_default().to_owned(),
-                )
+        if user_id.is_empty() || web_token.is_empty() {
+            return Err(BridgeError::network(
+                "登录应答缺少用户或令牌 / login answered without a user or token",
+            ));
+        }
+        let previous = self.store.session()?;
+        let same_user = previous
+            .as_ref()
+            .is_some_and(|s| s.user_id == user_id && s.server_url == self.server);
+        if previous.is_some() && !same_user {
+            // The phone never mixes two users' work: another user's unsent work must reach the
+            // server (that user logs in and syncs) or be discarded on purpose first.
+            let (docs, photos) = self.store.unsynced_work()?;
+            if docs > 0 || photos > 0 {
+                return Err(BridgeError::Refused {
+                    reason: format!(
+                        "此设备上还有上一位用户未同步的 {docs} 份记录和 {photos} 张照片：请该用户登录并同步，或确认放弃后再登录 \
+                         / this phone holds {docs} documents and {photos} photos of the previous user that have not \
+                         reached the server: that user logs in and syncs, or they are discarded first"
+                    ),
+                });
             }
+            for path in self.store.wipe()? {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let enrol = async |this: &Self| -> Result<(String, String), BridgeError> {
+            let dev = this
+                .post_json(
+                    "/devices",
+                    Some(&web_token),
+                    &json!({"name": device_name, "platform": platform}),
+                )
+                .await?;
+            let device = dev["device_id"].as_str().unwrap_or_default().to_owned();
+            let actor = dev["actor_id"].as_str().unwrap_or_default().to_owned();
+            if device.is_empty() || actor.is_empty() {
+                return Err(BridgeError::network(
+                    "登记设备的应答不完整 / device enrolment answered without an id",
+                ));
+            }
+            Ok((device, actor))
         };
-        let phone = self
-            .post_json(
+        // Re-use this phone's enrolment when the same user logs in again on the same server.
+        let (mut device_id, mut actor_id) = match previous.as_ref().filter(|_| same_user) {
+            Some(s) => (s.device_id.clone(), s.actor_id.clone()),
+            None => enrol(self).await?,
+        };
+        let mut replaced: Option<String> = None;
+        let phone = match self
+            .post_json_coded(
                 "/auth/login",
                 None,
                 &json!({"username": username, "password": password, "device_id": device_id}),
             )
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            // The agency revoked this phone (or the server lost it): enrol it again as a new
+            // device; its unsent work is re-recorded under the new device below.
+            Err((Some(code), _))
+                if same_user && matches!(code.as_str(), "device_revoked" | "unknown_device") =>
+            {
+                replaced = Some(device_id);
+                (device_id, actor_id) = enrol(self).await?;
+                self.post_json(
+                    "/auth/login",
+                    None,
+                    &json!({"username": username, "password": password, "device_id": device_id}),
+                )
+                .await?
+            }
+            Err((_, e)) => return Err(e),
+        };
         // The web session was only needed to enrol.
         let _ = self
-            .http
+            .http()
             .post(self.url("/auth/logout"))
             .bearer_auth(&web_token)
             .send()
@@ -78,6 +125,9 @@ impl Inner {
             refresh_token: phone["refresh_token"].as_str().map(str::to_owned),
         };
         self.store.put_session(&row)?;
+        if let Some(old) = replaced {
+            self.rerecord_pending(&old)?;
+        }
         drop(_g);
         let _ = self.fetch_enterprises().await;
         Ok(user_record(&row))
@@ -89,13 +139,43 @@ impl Inner {
             && let Some(t) = &s.access_token
         {
             let _ = self
-                .http
+                .http()
                 .post(self.url("/auth/logout"))
                 .bearer_auth(t)
                 .send()
                 .await;
         }
         self.store.put_tokens(None, None, None)?;
+        self.store.set_signed_out(true)?;
+        Ok(())
+    }
+
+    /// After the phone was enrolled again as a new device: every document with edits the old
+    /// device never sent is re-recorded under the new one, checked as the server will check it
+    /// ([`sync_core::edit::rerecord`]). A document the rules no longer let this user change is
+    /// marked refused with the reason, for the user to see and repair; nothing is dropped.
+    fn rerecord_pending(&self, old_device: &str) -> Result<(), BridgeError> {
+        let author = self.author()?;
+        let at = now_ms();
+        self.store.write(|tx| {
+            for (id, _) in store::pending_ids_in(tx)? {
+                let (Some(state), Some(doc)) = (store::doc_state(tx, id)?, store::load_doc(tx, id)?)
+                else {
+                    continue;
+                };
+                match sync_core::edit::rerecord(&doc, &state.synced, &author, old_device, at) {
+                    Ok(edited) => store::rerecord_doc(tx, id, &edited.doc, state.synced)?,
+                    Err(e) => store::set_refused(
+                        tx,
+                        id,
+                        Some(&[format!(
+                            "换用新设备后无法重新记录 / could not be re-recorded on the new device: {e}"
+                        )]),
+                    )?,
+                }
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -105,17 +185,33 @@ impl Inner {
         token: Option<&str>,
         body: &Value,
     ) -> Result<Value, BridgeError> {
-        let mut req = self.http.post(self.url(path)).json(body);
+        self.post_json_coded(path, token, body)
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// [`Self::post_json`], keeping the server's error code (`device_revoked`, …) beside the
+    /// error when the server gave one.
+    async fn post_json_coded(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, (Option<String>, BridgeError)> {
+        let mut req = self.http().post(self.url(path)).json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let r = req.send().await?;
+        let r = req.send().await.map_err(|e| (None, e.into()))?;
         let status = r.status();
-        let text = r.text().await?;
+        let text = r.text().await.map_err(|e| (None, e.into()))?;
         if !status.is_success() {
-            return Err(http_error(status, &text));
+            let code = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned));
+            return Err((code, http_error(status, &text)));
         }
-        serde_json::from_str(&text).map_err(BridgeError::network)
+        serde_json::from_str(&text).map_err(|e| (None, BridgeError::network(e)))
     }
 
     /// A valid access token, refreshing it first when it has expired. Callers hold `sync_lock`
@@ -142,7 +238,7 @@ impl Inner {
             message: "会话已结束 / session ended".into(),
         })?;
         let r = self
-            .http
+            .http()
             .post(self.url("/auth/refresh"))
             .json(&json!({"refresh_token": refresh}))
             .send()
@@ -169,7 +265,7 @@ impl Inner {
     async fn get_authed(&self, path: &str) -> Result<reqwest::Response, BridgeError> {
         let token = self.token(false).await?;
         let r = self
-            .http
+            .http()
             .get(self.url(path))
             .bearer_auth(&token)
             .send()
@@ -177,7 +273,7 @@ impl Inner {
         if r.status().as_u16() == 401 {
             let token = self.token(true).await?;
             return Ok(self
-                .http
+                .http()
                 .get(self.url(path))
                 .bearer_auth(&token)
                 .send()
@@ -209,52 +305,46 @@ impl Inner {
             photos_uploaded: 0,
             photos_pending: 0,
             photo_error: None,
+            requests: 0,
+            bytes_up: 0,
+            bytes_down: 0,
         };
         let mut changed: Vec<String> = Vec::new();
-        // `more` means the server has further updates: ask again at once (bounded).
-        for _round in 0..20 {
-            let pending = self.store.pending()?;
-            let cursor = self.store.read(store::cursor)?;
-            let req = protocol::SyncRequest {
-                cursor,
-                docs: pending
-                    .iter()
-                    .filter(|p| !p.changes.is_empty())
-                    .map(|p| protocol::DocChanges {
-                        id: p.id,
-                        kind: p.kind,
-                        changes: p.changes.clone(),
-                    })
-                    .collect(),
-            };
-            let body = protocol::encode_request(&req);
-            let mut token = self.token(false).await?;
-            let mut attempt = 0;
-            let bytes = loop {
-                let r = self
-                    .http
-                    .post(self.url("/sync"))
-                    .bearer_auth(&token)
-                    .header(reqwest::header::CONTENT_TYPE, protocol::MEDIA_TYPE)
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                let status = r.status();
-                if status.as_u16() == 401 && attempt == 0 {
-                    attempt += 1;
-                    token = self.token(true).await?;
+        // The backlog as it stands now, visits first; edits made while this runs go next time.
+        let mut queue = self.store.pending_ids()?.into_iter().peekable();
+        // Rounds that only ask for more updates (`more`), bounded.
+        let mut pulls = 0;
+        loop {
+            let budget = self.link.budget();
+            let max_docs = self.link.max_docs();
+            let mut batch: Vec<store::PendingDoc> = Vec::new();
+            let mut bytes = 0;
+            while let Some(&(id, _)) = queue.peek() {
+                if batch.len() >= max_docs {
+                    break;
+                }
+                let Some(p) = self.store.pending_doc(id)? else {
+                    queue.next();
+                    continue;
+                };
+                if p.changes.is_empty() {
+                    queue.next();
                     continue;
                 }
-                let b = r.bytes().await?;
-                if !status.is_success() {
-                    return Err(http_error(status, &String::from_utf8_lossy(&b)));
+                let size = p.changes.iter().map(|c| c.len() + 4).sum::<usize>() + 24;
+                if !batch.is_empty() && bytes + size > budget {
+                    break;
                 }
-                break b;
-            };
-            let resp = protocol::decode_response(&bytes).map_err(BridgeError::network)?;
-            let sent = req.docs.len();
-            let outcome = self.apply(&pending, &resp)?;
-            report.sent += u32::try_from(sent).unwrap_or(u32::MAX);
+                bytes += size;
+                batch.push(p);
+                queue.next();
+            }
+            if batch.is_empty() {
+                pulls += 1;
+            }
+            let resp = self.round_trip(&batch, &mut report).await?;
+            let outcome = self.apply(&batch, &resp)?;
+            report.sent += u32::try_from(batch.len()).unwrap_or(u32::MAX);
             report.received += u32::try_from(outcome.updated.len()).unwrap_or(u32::MAX);
             report.removed += u32::try_from(outcome.removed).unwrap_or(u32::MAX);
             for r in &resp.refused {
@@ -264,7 +354,8 @@ impl Inner {
                 });
             }
             changed.extend(outcome.updated);
-            if !resp.more {
+            let backlog_left = queue.peek().is_some();
+            if !backlog_left && (!resp.more || pulls >= MAX_PULLS) {
                 break;
             }
         }
@@ -278,6 +369,59 @@ impl Inner {
         changed.dedup();
         self.notify(changed);
         Ok(report)
+    }
+
+    /// One sync request with `batch` and its decoded answer; refreshes the token once on a 401.
+    /// Counts the request and its bytes in `report` and tells the link how long it took.
+    async fn round_trip(
+        &self,
+        batch: &[store::PendingDoc],
+        report: &mut SyncReport,
+    ) -> Result<SyncResponse, BridgeError> {
+        let req = protocol::SyncRequest {
+            cursor: self.store.read(store::cursor)?,
+            docs: batch
+                .iter()
+                .map(|p| protocol::DocChanges {
+                    id: p.id,
+                    kind: p.kind,
+                    changes: p.changes.clone(),
+                })
+                .collect(),
+        };
+        let body = protocol::encode_request(&req);
+        let mut token = self.token(false).await?;
+        let mut refreshed = false;
+        loop {
+            let started = std::time::Instant::now();
+            let r = self
+                .http()
+                .post(self.url("/sync"))
+                .bearer_auth(&token)
+                .header(reqwest::header::CONTENT_TYPE, protocol::MEDIA_TYPE)
+                // No overall deadline: the client's read timeout ends a stalled request, and
+                // an answer that keeps arriving is read to the end however long it takes.
+                .timeout(SYNC_DEADLINE)
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = r.status();
+            if status.as_u16() == 401 && !refreshed {
+                refreshed = true;
+                token = self.token(true).await?;
+                continue;
+            }
+            let answer = r.bytes().await?;
+            report.requests += 1;
+            report.bytes_up += body.len() as u64;
+            report.bytes_down += answer.len() as u64;
+            self.link
+                .record(body.len() + answer.len(), started.elapsed());
+            if !status.is_success() {
+                return Err(http_error(status, &String::from_utf8_lossy(&answer)));
+            }
+            return protocol::decode_response(&answer).map_err(BridgeError::network);
+        }
     }
 
     /// Applies a response in one transaction: acknowledgements, refusals, updates, removals
@@ -439,7 +583,7 @@ impl Inner {
                 .min(bytes.len());
             let end = (start + PHOTO_CHUNK).min(bytes.len());
             let r = self
-                .http
+                .http()
                 .put(self.url(&format!("/photos/{}?offset={offset}", p.sha256)))
                 .bearer_auth(&token)
                 .header("x-photo-size", total.to_string())

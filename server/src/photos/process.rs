@@ -38,8 +38,8 @@ pub struct ProcessingLimits {
 impl Default for ProcessingLimits {
     fn default() -> Self {
         Self {
-            max_side: 20_000,
-            max_pixels: 50_000_000,
+            max_side: sync_core::photo::MAX_SIDE,
+            max_pixels: sync_core::photo::MAX_PIXELS,
             thumbnail_edge: 320,
             thumbnail_quality: 80,
             display_quality: 88,
@@ -351,15 +351,8 @@ fn flatten_to_rgb(image: DynamicImage) -> RgbImage {
     }
     let rgba = image.into_rgba8();
     let (width, height) = rgba.dimensions();
-    let mut out = RgbImage::new(width, height);
-    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
-        let alpha = u16::from(src[3]);
-        for c in 0..3 {
-            let blended = (u16::from(src[c]) * alpha + 255 * (255 - alpha) + 127) / 255;
-            dst[c] = u8::try_from(blended).unwrap_or(u8::MAX);
-        }
-    }
-    out
+    let rgb = sync_core::photo::flatten_rgba_onto_white(rgba.as_raw());
+    RgbImage::from_raw(width, height, rgb).unwrap_or_else(|| RgbImage::new(width, height))
 }
 
 fn encode_jpeg(image: &DynamicImage, quality: u8) -> Result<EncodedJpeg, PhotoError> {

@@ -547,6 +547,7 @@ mod tests {
             gps: None,
             added_by: "u".into(),
             original_sha256: None,
+            exif_unreadable: None,
         }
     }
 
