@@ -162,7 +162,7 @@ mod tests {
 
     fn network_down() -> Result<(), BridgeError> {
         Err(BridgeError::Network {
-            message: "connection refused".into(),
+            detail: "connection refused".into(),
         })
     }
 
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(Outcome::of(&network_down()), Outcome::Unreachable);
         assert_eq!(Outcome::of(&Ok::<(), BridgeError>(())), Outcome::Reached);
         let expired = Err::<(), _>(BridgeError::Unauthorized {
-            message: "expired".into(),
+            detail: "expired".into(),
         });
         assert_eq!(Outcome::of(&expired), Outcome::Reached);
     }

@@ -872,11 +872,11 @@ fn http_error(status: reqwest::StatusCode, body: &str) -> BridgeError {
         )
     });
     match status.as_u16() {
-        401 => BridgeError::Unauthorized { message },
+        401 => BridgeError::Unauthorized { detail: message },
         403 => BridgeError::Refused { reason: message },
         404 => BridgeError::not_found(message),
         400 | 409 | 422 => BridgeError::invalid(v["error"].as_str().unwrap_or("request"), message),
-        _ => BridgeError::Network { message },
+        _ => BridgeError::Network { detail: message },
     }
 }
 
@@ -898,11 +898,11 @@ impl Inner {
             .store
             .session()?
             .ok_or_else(|| BridgeError::Unauthorized {
-                message: "未登录 / not logged in".into(),
+                detail: "未登录 / not logged in".into(),
             })?;
         if self.store.signed_out()? {
             return Err(BridgeError::Unauthorized {
-                message: "已退出登录，请重新登录后再记录 / logged out: log in to record anything"
+                detail: "已退出登录，请重新登录后再记录 / logged out: log in to record anything"
                     .into(),
             });
         }

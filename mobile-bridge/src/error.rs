@@ -9,16 +9,16 @@ use sync_core::store::StoreError;
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum BridgeError {
     /// The server could not be reached or answered unexpectedly: keep working offline, retry later.
-    #[error("网络不可用，稍后自动重试 / network unavailable, will retry: {message}")]
+    #[error("网络不可用，稍后自动重试 / network unavailable, will retry: {detail}")]
     Network {
         /// Details.
-        message: String,
+        detail: String,
     },
     /// The session is gone or was never there: show the login screen.
-    #[error("请重新登录 / please log in again: {message}")]
+    #[error("请重新登录 / please log in again: {detail}")]
     Unauthorized {
         /// Details.
-        message: String,
+        detail: String,
     },
     /// The rules forbid this (the same check the server makes): show the reason.
     #[error("操作不被允许 / not allowed: {reason}")]
@@ -27,18 +27,18 @@ pub enum BridgeError {
         reason: String,
     },
     /// A field the user typed is not acceptable: show it next to the field.
-    #[error("输入无效（{field}）/ invalid {field}: {message}")]
+    #[error("输入无效（{field}）/ invalid {field}: {detail}")]
     InvalidInput {
         /// The field.
         field: String,
         /// What is wrong.
-        message: String,
+        detail: String,
     },
     /// The phone's storage failed (disk full, corrupt file): report it.
-    #[error("本地存储出错 / local storage failed: {message}")]
+    #[error("本地存储出错 / local storage failed: {detail}")]
     Storage {
         /// Details.
-        message: String,
+        detail: String,
     },
     /// No such record on this phone: refresh the list.
     #[error("记录不存在 / not found: {what}")]
@@ -52,7 +52,7 @@ impl BridgeError {
     pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         BridgeError::InvalidInput {
             field: field.to_owned(),
-            message: message.into(),
+            detail: message.into(),
         }
     }
 
@@ -62,13 +62,13 @@ impl BridgeError {
 
     pub(crate) fn storage(e: impl std::fmt::Display) -> Self {
         BridgeError::Storage {
-            message: e.to_string(),
+            detail: e.to_string(),
         }
     }
 
     pub(crate) fn network(e: impl std::fmt::Display) -> Self {
         BridgeError::Network {
-            message: e.to_string(),
+            detail: e.to_string(),
         }
     }
 }

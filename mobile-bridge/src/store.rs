@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS docs (
     title TEXT
 );
 CREATE INDEX IF NOT EXISTS docs_enterprise ON docs(enterprise, kind);
+-- what a sync looks for on a phone holding thousands of documents: the few with unsent edits,
+-- the few kept only for them
+CREATE INDEX IF NOT EXISTS docs_dirty ON docs(id) WHERE dirty = 1;
+CREATE INDEX IF NOT EXISTS docs_out_of_scope ON docs(id) WHERE out_of_scope = 1;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     doc TEXT NOT NULL,

@@ -221,7 +221,7 @@ impl Inner {
             .store
             .session()?
             .ok_or_else(|| BridgeError::Unauthorized {
-                message: "未登录 / not logged in".into(),
+                detail: "未登录 / not logged in".into(),
             })?;
         let expired = s
             .access_expires_at
@@ -235,7 +235,7 @@ impl Inner {
             return Ok(t.clone());
         }
         let refresh = s.refresh_token.ok_or_else(|| BridgeError::Unauthorized {
-            message: "会话已结束 / session ended".into(),
+            detail: "会话已结束 / session ended".into(),
         })?;
         let r = self
             .http()

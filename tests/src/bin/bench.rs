@@ -677,6 +677,129 @@ async fn bench_fieldsim(backend: Backend, phones: usize, edits: usize) -> Value 
     v
 }
 
+/// The phone's side of sync through the real bridge against a real server (SQLite), issue #13:
+/// the first upload of 2,000 hazards (time, bytes up and down); a one-edit sync and an idle sync
+/// on a phone holding 10,000 documents (medians of 21); a backlog of `backlog` documents, over the
+/// server's 5,000 a request, syncing in batches (time and requests).
+async fn bench_phone_sync(backlog: usize) -> Value {
+    use mobile_bridge::InspectionClient;
+    use mobile_bridge::records::{HazardInput, HazardPatch, VisitKindRecord};
+    let app = std::sync::Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = app.base.clone();
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let phone = |name: &str, user: &str| {
+            let c =
+                InspectionClient::new(path.join(name).display().to_string(), base.clone()).unwrap();
+            c.login(
+                user.into(),
+                tests::PASSWORD.into(),
+                name.into(),
+                "android".into(),
+            )
+            .unwrap();
+            c.sync_now().unwrap();
+            c
+        };
+        let input = |i: usize| HazardInput {
+            location: format!("{}号车间", i % 40),
+            description: format!("第{i}号隐患：配电柜未上锁，柜门破损，线缆裸露"),
+            category: "electrical".into(),
+            grade: "general".into(),
+            criterion: String::new(),
+            measure: "加锁并张贴警示标识".into(),
+            deadline: "2026-04-30".into(),
+            responsible_person: "王师傅".into(),
+            funds_yuan: None,
+            emergency_plan: String::new(),
+        };
+        let capture = |c: &InspectionClient, n: usize| {
+            let mut visit = String::new();
+            let mut ids = Vec::with_capacity(n);
+            for i in 0..n {
+                // A visit per hundred hazards, as a day's work.
+                if i % 100 == 0 {
+                    visit = c
+                        .start_visit(
+                            seed.enterprise.clone(),
+                            VisitKindRecord::Routine,
+                            "厂区".into(),
+                        )
+                        .unwrap();
+                }
+                ids.push(c.add_hazard(visit.clone(), input(i)).unwrap());
+            }
+            ids
+        };
+        let mut out = serde_json::Map::new();
+
+        let a = phone("first-upload", users::INSPECTOR);
+        capture(&a, 2_000);
+        let t = Instant::now();
+        let r = a.sync_now().unwrap();
+        let took = t.elapsed().as_secs_f64() * 1e3;
+        assert!(r.refused.is_empty());
+        out.insert("first_upload_2000_ms".into(), took.into());
+        out.insert("first_upload_2000_bytes_up".into(), r.bytes_up.into());
+        out.insert("first_upload_2000_bytes_down".into(), r.bytes_down.into());
+        out.insert("first_upload_2000_requests".into(), r.requests.into());
+        drop(a);
+
+        // A phone holding 10,000 documents (its own 8,000 plus the 2,000 above, all synced).
+        let b = phone("holding", users::INSPECTOR2);
+        let ids = capture(&b, 8_000);
+        b.sync_now().unwrap();
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (mut one, mut idle) = (Vec::new(), Vec::new());
+        for i in 0..21 {
+            b.edit_hazard(
+                ids[i * 97].clone(),
+                HazardPatch {
+                    location: Some(format!("东区{i}")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let t = Instant::now();
+            b.sync_now().unwrap();
+            one.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            b.sync_now().unwrap();
+            idle.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        out.insert(
+            "held_documents".into(),
+            b.store().summaries(None, None).unwrap().len().into(),
+        );
+        out.insert("one_edit_sync_ms".into(), median(one).into());
+        out.insert("idle_sync_ms".into(), median(idle).into());
+        drop(b);
+
+        let c = phone("backlog", users::INSPECTOR3);
+        capture(&c, backlog);
+        let t = Instant::now();
+        let r = c.sync_now().unwrap();
+        out.insert("backlog_documents".into(), r.sent.into());
+        out.insert(
+            "backlog_ms".into(),
+            (t.elapsed().as_secs_f64() * 1e3).into(),
+        );
+        out.insert("backlog_requests".into(), r.requests.into());
+        out.insert(
+            "backlog_left".into(),
+            c.unsynced_work().unwrap().documents.into(),
+        );
+        Value::Object(out)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -718,6 +841,7 @@ async fn main() {
         (Value::Null, Value::Null, Value::Null, Value::Null);
     let (mut dash_sqlite, mut dash_pg, mut phone) = (Value::Null, Value::Null, Value::Null);
     let (mut sim_sqlite, mut sim_pg) = (Value::Null, Value::Null);
+    let mut phone_sync = Value::Null;
     if want("fieldsim") {
         let edits = if quick { 30 } else { 100 };
         eprintln!("field simulator on SQLite…");
@@ -754,6 +878,10 @@ async fn main() {
         eprintln!("phone: bridge library and store…");
         phone = bench_phone();
     }
+    if want("phonesync") {
+        eprintln!("phone sync through the bridge…");
+        phone_sync = bench_phone_sync(if quick { 6_000 } else { 20_000 }).await;
+    }
     let figures = json!({
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "sync_200": s200,
@@ -763,6 +891,7 @@ async fn main() {
         "dashboard_sqlite": dash_sqlite,
         "dashboard_postgres": dash_pg,
         "phone": phone,
+        "phone_sync": phone_sync,
         "fieldsim_sqlite": sim_sqlite,
         "fieldsim_postgres": sim_pg,
     });
@@ -900,9 +1029,54 @@ async fn main() {
             "",
         ),
         (
-            "phone: ingest one 12 MP photo, ms",
+            "phone: ingest one 12 MP photo, median ms",
             &figures["phone"]["photo_12mp_ingest_ms"],
+            "≤ 150",
+        ),
+        (
+            "  full decode through image (before), ms",
+            &figures["phone"]["photo_12mp_ingest_baseline_ms"],
             "",
+        ),
+        (
+            "phone: first upload of 2,000 hazards, ms",
+            &figures["phone_sync"]["first_upload_2000_ms"],
+            "≤ 1000",
+        ),
+        (
+            "  bytes up",
+            &figures["phone_sync"]["first_upload_2000_bytes_up"],
+            "",
+        ),
+        (
+            "  bytes down",
+            &figures["phone_sync"]["first_upload_2000_bytes_down"],
+            "≤ 10 % of up",
+        ),
+        (
+            "phone holding 10,000 docs: one-edit sync ms",
+            &figures["phone_sync"]["one_edit_sync_ms"],
+            "≤ 5",
+        ),
+        (
+            "  idle sync ms",
+            &figures["phone_sync"]["idle_sync_ms"],
+            "≤ 2",
+        ),
+        (
+            "phone: backlog documents synced in batches",
+            &figures["phone_sync"]["backlog_documents"],
+            "",
+        ),
+        (
+            "  requests / ms / left",
+            &json!(format!(
+                "{} / {:.0} / {}",
+                figures["phone_sync"]["backlog_requests"],
+                figures["phone_sync"]["backlog_ms"].as_f64().unwrap_or(0.0),
+                figures["phone_sync"]["backlog_left"]
+            )),
+            "0 left",
         ),
     ];
     println!("{:<42} {:>12}  target", "figure", "value");
