@@ -396,3 +396,177 @@ def test_photos_wait_in_the_queue_until_the_server_takes_them(world):
         # Documents sync; the photo stays queued with a clear reason.
         assert report.photos_pending == 1 and a.pending_photos() == 1
         assert report.photo_error is not None
+
+
+# ---- weak links and hostile files ------------------------------------------------------------
+
+
+class SlowProxy:
+    """A loopback TCP proxy that paces bytes to `rate` bytes per second each way."""
+
+    def __init__(self, target_port: int, rate: int):
+        import threading
+
+        self.rate = rate
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        slice_ = max(1, self.rate // 10)
+        try:
+            while True:
+                data = src.recv(slice_)
+                if not data:
+                    break
+                dst.sendall(data)
+                time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+
+
+CHILD_SLOW_SYNC = textwrap.dedent(
+    """
+    import sys, mobile_bridge as mb
+    c = mb.InspectionClient(sys.argv[1], sys.argv[2])
+    c.set_network_timeout(8)
+    print("syncing", flush=True)
+    r = c.sync_now()
+    print("done", r.requests, r.bytes_up, r.bytes_down, flush=True)
+    """
+)
+
+
+def server_hazard_count(srv, token) -> int:
+    status, body = srv.request("GET", "/api/v1/hazards?limit=1000", token=token)
+    assert status == 200, body
+    return len(body)
+
+
+def test_a_backlog_on_a_30_kb_link_syncs_in_batches_through_two_kills(world):
+    """About 300 kB of hazards over a 30 kB/s loopback proxy, the app killed twice mid-sync:
+    every acknowledged batch stays acknowledged and the third run finishes the backlog."""
+    srv = world["server"]
+    token = srv.web_token("inspector")
+    start = server_hazard_count(srv, token)
+    proxy = SlowProxy(srv.port, 30_000)
+    d = os.path.join(world["tmp"], "phone-slow")
+    a = mb.InspectionClient(d, proxy.base)
+    a.login("inspector", PASSWORD, "inspector 的手机", "android")
+    visit = a.start_visit(world["enterprise"], mb.VisitKindRecord.ROUTINE, "二号仓库")
+    n = 400
+    for i in range(n):
+        a.add_hazard(visit, hazard_input(description=f"第{i}号隐患：配电柜未上锁，柜门破损，线缆裸露，未张贴警示标识"))
+    pending = [a.unsynced_work().documents]
+    assert pending[0] == n + 1
+    del a
+    for _kill in range(2):
+        before = server_hazard_count(srv, token)
+        child = subprocess.Popen([sys.executable, "-c", CHILD_SLOW_SYNC, d, proxy.base],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "syncing"
+        # Kill once two more batches are stored on the server: the first of them was
+        # acknowledged on the phone before the second was sent.
+        deadline = time.monotonic() + 60
+        while server_hazard_count(srv, token) < before + 100:
+            assert time.monotonic() < deadline, "no progress on the slow link"
+            time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        a = mb.InspectionClient(d, proxy.base)
+        pending.append(a.unsynced_work().documents)
+        del a
+        assert pending[-1] < pending[-2], f"acknowledged batches stay acknowledged: {pending}"
+    child = subprocess.run([sys.executable, "-c", CHILD_SLOW_SYNC, d, proxy.base],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    done = child.stdout.split("\n")[1].split()
+    assert done[0] == "done"
+    requests, up, down = int(done[1]), int(done[2]), int(done[3])
+    assert requests >= 1 and up > 0, done
+    assert down * 10 <= up, f"the answers carry back nothing the phone sent: {done}"
+    proxy.close()
+    a = mb.InspectionClient(d, srv.base)
+    assert a.unsynced_work().documents == 0
+    assert server_hazard_count(srv, token) == start + n, "every hazard arrived once"
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A JPEG header with a frame that claims width x height, and nothing behind it."""
+    sof = struct.pack(">BHHB", 8, height, width, 3) + bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])
+    return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
+
+
+def png_bomb(side: int) -> bytes:
+    """An RGBA PNG of side x side zero pixels: a few hundred kilobytes that decode to side^2 x 4 bytes."""
+    row = b"\x00" + b"\x00" * (side * 4)
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_hostile_photos_are_refused_quickly_with_bounded_memory(world):
+    """Files a gallery can hand over: each is refused in under a second, and the process's peak
+    memory grows by less than 64 MB over all of them."""
+    import resource
+
+    a, _ = phone(world, "phone-hostile", "inspector")
+    a.list_enterprises()
+    visit = a.start_visit(world["enterprise"], mb.VisitKindRecord.ROUTINE, "车间")
+    hazard = a.add_hazard(visit, hazard_input())
+    good = png(64, 48, seed=9)
+    files = {
+        "giant.jpg": jpeg_claiming(60000, 60000),
+        "bomb.png": png_bomb(15000),
+        "cut.png": good[: len(good) // 2],
+        "page.jpg": b"<!DOCTYPE html><html><body>not a photo</body></html>",
+    }
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    for name, data in files.items():
+        p = os.path.join(world["tmp"], name)
+        with open(p, "wb") as f:
+            f.write(data)
+        started = time.monotonic()
+        with pytest.raises(mb.BridgeError.InvalidInput) as refused:
+            a.attach_photo(hazard, p)
+        assert time.monotonic() - started < 1.0, name
+        assert refused.value.detail, name
+    growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert growth_mib < 64, f"peak memory grew by {growth_mib:.0f} MiB"
+    assert a.get_hazard(hazard).photos == []

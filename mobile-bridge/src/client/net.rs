@@ -432,6 +432,15 @@ impl Inner {
         resp: &SyncResponse,
     ) -> Result<ApplyOutcome, BridgeError> {
         let mut out = ApplyOutcome::default();
+        // Nothing sent and nothing new: no write (an idle sync costs no disk flush).
+        if sent.is_empty()
+            && resp.refused.is_empty()
+            && resp.updates.is_empty()
+            && resp.removed.is_empty()
+            && self.store.read(store::cursor)? == resp.cursor
+        {
+            return Ok(out);
+        }
         self.store.write(|tx| {
             let refused: HashMap<uuid::Uuid, &protocol::DocRefusal> =
                 resp.refused.iter().map(|r| (r.id, r)).collect();

@@ -364,22 +364,31 @@ async fn commit(
     };
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), user).await?;
     let enterprises = scope.reach();
-    let accepted = state
-        .hub
-        .ingest(author, &enterprises, doc_id, DocKind::Hazard, &[change])
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
-        .map_err(|refusal| refused(&refusal.reasons))?;
-    let heads = accepted.doc.get_heads();
-    let hydrated = Some((heads.as_slice(), &accepted.typed));
-    if let Err(e) =
-        projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
+    // Stored and projected in a task of its own, so a browser that goes away mid-request does
+    // not cancel them between the commit and the hub's cache or the read models.
+    let (task_state, author) = (state.clone(), author.clone());
+    let accepted = tokio::spawn(async move {
+        let state = task_state;
+        let accepted = state
+            .hub
+            .ingest(&author, &enterprises, doc_id, DocKind::Hazard, &[change])
             .await
-    {
-        // The edit is durable: answering 500 would make the user make it again. The
-        // reconciler brings the lists level with the document.
-        tracing::error!(error = %e, doc = %accepted.header.id, "projection failed");
-        state.reconciler.nudge();
-    }
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.to_string())))?
+            .map_err(|refusal| refused(&refusal.reasons))?;
+        let heads = accepted.doc.get_heads();
+        let hydrated = Some((heads.as_slice(), &accepted.typed));
+        if let Err(e) =
+            projection::project_current(&state.hub, &state.db, accepted.header.id, hydrated, now_ms)
+                .await
+        {
+            // The edit is durable: answering 500 would make the user make it again. The
+            // reconciler brings the lists level with the document.
+            tracing::error!(error = %e, doc = %accepted.header.id, "projection failed");
+            state.reconciler.nudge();
+        }
+        Ok::<_, ApiError>(accepted)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("edit task failed: {e}")))??;
     crate::api::hazards::detail(state, user, id, Some(&accepted.doc)).await
 }

@@ -38,20 +38,41 @@ pub async fn sync(
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let enterprises = scope.reach();
 
-    let outcome = state
-        .hub
-        .sync(&author, &enterprises, &request)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "sync failed in the store");
-            ApiError::Internal(anyhow::anyhow!(e.to_string()))
-        })?;
+    // Storing and projecting run in their own task: a phone that drops the connection (killed,
+    // out of signal) must not cancel them half way, between the commit and the hub's cache or
+    // between the commit and the read models. The answer is then simply not delivered; the
+    // phone re-sends, and what is stored is skipped.
+    let task_state = state.clone();
+    let outcome = tokio::spawn(async move {
+        let state = task_state;
+        let outcome = state
+            .hub
+            .sync(&author, &enterprises, &request)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "sync failed in the store");
+                ApiError::Internal(anyhow::anyhow!(e.to_string()))
+            })?;
+        project_applied(&state, &outcome.applied).await;
+        Ok::<_, ApiError>(outcome)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("sync task failed: {e}")))??;
+    if !outcome.response.refused.is_empty() {
+        tracing::info!(refused = outcome.response.refused.len(), user = %user.user_id, "sync batches refused");
+    }
+    let bytes = protocol::encode_response(&outcome.response);
+    Ok(([(CONTENT_TYPE, protocol::MEDIA_TYPE)], bytes).into_response())
+}
+
+/// Projects the documents a sync stored into the read models, a few at a time.
+async fn project_applied(state: &AppState, applied: &[sync_core::engine::Applied]) {
     let now_ms = crate::clock::to_millis(state.clock.now());
     // The changes are durable already; a projection failure is logged and repaired by the
     // reconciler, never reported as a failed sync (the phone would resend what is stored).
     // Projections of different documents are independent (each is its own transaction, taking
     // its rows in one order), so a few run at once.
-    futures_util::stream::iter(&outcome.applied)
+    futures_util::stream::iter(applied)
         .for_each_concurrent(PROJECTIONS_AT_ONCE, |applied| {
             let state = &state;
             async move {
@@ -71,11 +92,6 @@ pub async fn sync(
             }
         })
         .await;
-    if !outcome.response.refused.is_empty() {
-        tracing::info!(refused = outcome.response.refused.len(), user = %user.user_id, "sync batches refused");
-    }
-    let bytes = protocol::encode_response(&outcome.response);
-    Ok(([(CONTENT_TYPE, protocol::MEDIA_TYPE)], bytes).into_response())
 }
 
 /// The sync-core author of a request: user, role, organisation, device and its actor id.

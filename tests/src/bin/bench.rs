@@ -686,6 +686,9 @@ async fn bench_phone_sync(backlog: usize) -> Value {
     use mobile_bridge::records::{HazardInput, HazardPatch, VisitKindRecord};
     let app = std::sync::Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
     let seed = app.seed().await;
+    // The phone reads token expiry against its own clock: the server's must agree with it, or
+    // every sync would first refresh its token.
+    app.clock.set(jiff::Timestamp::now());
     let dir = tempfile::tempdir().unwrap();
     let base = app.base.clone();
     let path = dir.path().to_owned();
@@ -710,7 +713,7 @@ async fn bench_phone_sync(backlog: usize) -> Value {
             grade: "general".into(),
             criterion: String::new(),
             measure: "加锁并张贴警示标识".into(),
-            deadline: "2026-04-30".into(),
+            deadline: "2026-12-30".into(),
             responsible_person: "王师傅".into(),
             funds_yuan: None,
             emergency_plan: String::new(),
