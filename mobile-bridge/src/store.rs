@@ -964,6 +964,16 @@ pub fn sweep_out_of_scope(tx: &Connection) -> Result<Vec<uuid::Uuid>, StoreError
     Ok(out)
 }
 
+/// Whether [`sweep_out_of_scope`] has anything to remove.
+pub fn any_to_sweep(c: &Connection) -> Result<bool, StoreError> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM docs WHERE out_of_scope = 1 AND dirty = 0)",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
 /// Whether a document is kept only for its unsent edits after it left the scope.
 pub fn is_out_of_scope(c: &Connection, id: uuid::Uuid) -> Result<bool, StoreError> {
     c.query_row(

@@ -438,6 +438,7 @@ impl Inner {
             && resp.updates.is_empty()
             && resp.removed.is_empty()
             && self.store.read(store::cursor)? == resp.cursor
+            && !self.store.read(store::any_to_sweep)?
         {
             return Ok(out);
         }
