@@ -28,6 +28,11 @@ cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 # field against the real server binary.
 bash mobile-bridge/scripts/test-python.sh || status=$?
 
+# The same SDK from Kotlin on the JVM, as an Android app calls it: the generated bindings compiled
+# with kotlinc, the Kotlin field suite against the real server (installs kotlin-compiler with npm
+# and libjna-java with apt when missing; about half a minute).
+INSPECT_BINDINGS_FRESH=1 bash mobile-bridge/scripts/test-kotlin.sh || status=$?
+
 # The web pages in headless Chromium (installs chromium, a CJK font and poppler-utils when missing).
 bash tests/browser/run.sh || status=$?
 
