@@ -311,7 +311,9 @@ impl InspectionClient {
 
     /// A visit.
     pub fn get_visit(&self, visit_id: String) -> Result<VisitRecord, BridgeError> {
-        let (_, doc) = self.inner.load(&visit_id)?;
+        let doc = self
+            .inner
+            .load_kind(&visit_id, DocKind::Visit, "visit_id")?;
         let v = VisitDoc::hydrate_from(&doc).map_err(BridgeError::storage)?;
         Ok((&v).into())
     }
@@ -375,7 +377,9 @@ impl InspectionClient {
 
     /// A hazard with its state and history.
     pub fn get_hazard(&self, hazard_id: String) -> Result<HazardRecord, BridgeError> {
-        let (_, doc) = self.inner.load(&hazard_id)?;
+        let doc = self
+            .inner
+            .load_kind(&hazard_id, DocKind::Hazard, "hazard_id")?;
         let h = HazardDoc::hydrate_from(&doc).map_err(BridgeError::storage)?;
         let mut rec: HazardRecord = (&h).into();
         rec.conflicts = edit::conflicts(&doc).into_iter().map(Into::into).collect();
@@ -851,6 +855,14 @@ fn user_record(s: &SessionRow) -> UserRecord {
     }
 }
 
+/// A document kind as a user reads it.
+fn kind_zh(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::Visit => "巡查记录",
+        DocKind::Hazard => "隐患",
+    }
+}
+
 /// The HTTP client: connecting may take 10 s, and a request fails when nothing arrives for
 /// `timeout` or (except sync, which sets its own) when it takes longer than `timeout` overall.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, BridgeError> {
@@ -937,6 +949,26 @@ impl Inner {
             .load_doc(uid)?
             .ok_or_else(|| BridgeError::not_found(format!("document {id}")))?;
         Ok((uid, doc))
+    }
+
+    /// Loads a document that must be of `kind`: another kind's id is the caller's mistake
+    /// (`InvalidInput` naming `field`), not a storage failure.
+    fn load_kind(&self, id: &str, kind: DocKind, field: &str) -> Result<Automerge, BridgeError> {
+        let (_, doc) = self.load(id)?;
+        match sync_core::doc::read_kind(&doc) {
+            Some(k) if k == kind => Ok(doc),
+            Some(other) => Err(BridgeError::invalid(
+                field,
+                format!(
+                    "此编号是{}，不是{} / this id is a {}, not a {}",
+                    kind_zh(other),
+                    kind_zh(kind),
+                    other.as_str(),
+                    kind.as_str()
+                ),
+            )),
+            None => Err(BridgeError::storage(format!("document {id} has no kind"))),
+        }
     }
 
     fn notify(&self, ids: Vec<String>) {

@@ -437,3 +437,46 @@ fn unreadable_exif_is_recorded_not_dropped_silently() {
         .unwrap();
     assert!(!photo::prepare(&plain, 2048).unwrap().exif_unreadable);
 }
+
+/// Asking for a visit with a hazard's id (or the reverse) is the caller's mistake, named as
+/// such, not a storage failure.
+#[test]
+fn a_visit_asked_for_with_a_hazards_id_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = offline_inspector(dir.path());
+    let visit = client
+        .start_visit(
+            ENTERPRISE.into(),
+            VisitKindRecord::Routine,
+            "一号车间".into(),
+        )
+        .unwrap();
+    let hazard = client
+        .add_hazard(
+            visit.clone(),
+            HazardInput {
+                location: "配电房".into(),
+                description: "配电柜未上锁".into(),
+                category: "electrical".into(),
+                grade: "general".into(),
+                criterion: String::new(),
+                measure: "加锁".into(),
+                deadline: "2030-06-30".into(),
+                responsible_person: String::new(),
+                funds_yuan: None,
+                emergency_plan: String::new(),
+            },
+        )
+        .unwrap();
+    match client.get_visit(hazard.clone()) {
+        Err(mobile_bridge::BridgeError::InvalidInput { field, detail }) => {
+            assert_eq!(field, "visit_id");
+            assert!(detail.starts_with("此编号是隐患"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        client.get_hazard(visit),
+        Err(mobile_bridge::BridgeError::InvalidInput { field, .. }) if field == "hazard_id"
+    ));
+}

@@ -685,3 +685,49 @@ async fn an_expired_session_offline_loses_nothing_after_login() {
         .await;
     assert!(status.is_success(), "{v}");
 }
+
+/// A fresh phone on a 30 kB/s link with a 2 s timeout downloads an answer that takes several
+/// times that long: the timeout is for silence, not for a long answer that keeps arriving.
+#[tokio::test]
+async fn a_long_answer_on_a_slow_link_is_read_to_the_end() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let proxy = tests::proxy::Proxy::start(&app.base, 30_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a2, path, base) = (app.clone(), dir.path().to_owned(), proxy.base.clone());
+    let (took, report) = tokio::task::spawn_blocking(move || {
+        let a = phone(&a2, &path, "phone-fast", users::INSPECTOR);
+        a.sync_now().unwrap();
+        let visit = a
+            .start_visit(seed.enterprise, VisitKindRecord::Routine, "一号车间".into())
+            .unwrap();
+        for _ in 0..150 {
+            a.add_hazard(visit.clone(), hazard_input()).unwrap();
+        }
+        assert!(a.sync_now().unwrap().refused.is_empty());
+
+        let b = InspectionClient::new(path.join("phone-slow").display().to_string(), base).unwrap();
+        b.set_network_timeout(2).unwrap();
+        b.login(
+            users::INSPECTOR2.into(),
+            PASSWORD.into(),
+            "phone-slow".into(),
+            "android".into(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let report = b.sync_now().unwrap();
+        (started.elapsed(), report)
+    })
+    .await
+    .unwrap();
+    assert!(report.received >= 151, "{report:?}");
+    assert!(
+        report.bytes_down > 60_000,
+        "an answer of two seconds of link at least: {report:?}"
+    );
+    assert!(
+        took > Duration::from_secs(2),
+        "longer than the timeout: {took:?}"
+    );
+}
