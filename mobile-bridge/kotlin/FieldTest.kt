@@ -95,8 +95,11 @@ fun theFieldConvergesOnAClosedHazard() {
             synchronized(changed) { changed.addAll(docIds) }
         }
     })
+    check(hazardCategories().any { it.code == "electrical" && it.nameZh == "电气安全" }) { "categories" }
     val visit = a.startVisit(enterprise, VisitKindRecord.ROUTINE, "一号车间")
     val hazard = a.addHazard(visit, hazardInput())
+    val listed = a.listVisits(null).single { it.id == visit }
+    check(listed.place == "一号车间" && listed.hazards == 1u && listed.itemState == ItemState.Pending) { "$listed" }
     a.editVisit(visit, VisitPatch(addInspectors = listOf(b.currentUser()!!.id)))
     val report = a.syncNow()
     check(report.refused.isEmpty() && report.sent == 2u) { "first sync: $report" }

@@ -299,13 +299,37 @@ impl InspectionClient {
     }
 
     /// Ids of the visits on this phone.
-    pub fn list_visits(&self, enterprise_id: Option<String>) -> Result<Vec<String>, BridgeError> {
-        Ok(self
-            .inner
-            .store
+    pub fn list_visits(
+        &self,
+        enterprise_id: Option<String>,
+    ) -> Result<Vec<VisitSummary>, BridgeError> {
+        let store = &self.inner.store;
+        let mut hazards: HashMap<String, u32> = HashMap::new();
+        for h in store.summaries(Some(DocKind::Hazard), enterprise_id.as_deref())? {
+            if let Some(v) = h.visit_id {
+                *hazards.entry(v).or_default() += 1;
+            }
+        }
+        Ok(store
             .summaries(Some(DocKind::Visit), enterprise_id.as_deref())?
             .into_iter()
-            .map(|s| s.id)
+            .map(|s| VisitSummary {
+                hazards: hazards.get(&s.id).copied().unwrap_or(0),
+                ended: s.state.as_deref() == Some("ended"),
+                place: s.title.unwrap_or_default(),
+                enterprise_id: s.enterprise,
+                item_state: if s.refused {
+                    ItemState::Refused {
+                        reason: "服务器拒收，请查看详情 / refused by the server: see the visit"
+                            .into(),
+                    }
+                } else if s.dirty {
+                    ItemState::Pending
+                } else {
+                    ItemState::Synced
+                },
+                id: s.id,
+            })
             .collect())
     }
 

@@ -665,6 +665,47 @@ pub struct SyncReport {
     pub bytes_down: u64,
 }
 
+/// A visit in a list.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VisitSummary {
+    /// Id.
+    pub id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Place (workshop, building).
+    pub place: String,
+    /// Whether the visit has ended.
+    pub ended: bool,
+    /// Hazards of the visit this phone holds.
+    pub hazards: u32,
+    /// Whether the server has it all.
+    pub item_state: ItemState,
+}
+
+/// A hazard category an app offers: its code (what `HazardInput::category` takes) and names.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CategoryRecord {
+    /// Code.
+    pub code: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+}
+
+/// The hazard categories a hazard may have, in the order an app offers them.
+#[uniffi::export]
+pub fn hazard_categories() -> Vec<CategoryRecord> {
+    sync_core::domain::HAZARD_CATEGORIES
+        .iter()
+        .map(|(code, zh, en)| CategoryRecord {
+            code: (*code).to_owned(),
+            name_zh: (*zh).to_owned(),
+            name_en: (*en).to_owned(),
+        })
+        .collect()
+}
+
 /// Work on the phone the server does not have yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct UnsyncedWork {

@@ -476,7 +476,29 @@ fn a_visit_asked_for_with_a_hazards_id_is_invalid_input() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        client.get_hazard(visit),
+        client.get_hazard(visit.clone()),
         Err(mobile_bridge::BridgeError::InvalidInput { field, .. }) if field == "hazard_id"
     ));
+    // The visit list says what an app shows, not only ids.
+    let list = client.list_visits(None).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].id.as_str(), list[0].place.as_str(), list[0].hazards),
+        (visit.as_str(), "一号车间", 1)
+    );
+    assert_eq!(list[0].item_state, ItemState::Pending);
+    // The categories an app offers are the ones the rules accept.
+    let categories = mobile_bridge::records::hazard_categories();
+    assert!(
+        categories
+            .iter()
+            .any(|c| c.code == "electrical" && c.name_zh == "电气安全")
+    );
+    for c in &categories {
+        assert!(
+            sync_core::domain::parse_category(&c.code).is_ok(),
+            "{}",
+            c.code
+        );
+    }
 }
