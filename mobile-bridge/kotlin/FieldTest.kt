@@ -28,7 +28,7 @@ fun hazardInput(description: String = "配电箱未上锁") = HazardInput(
     location = "一号车间配电箱",
     description = description,
     category = "electrical",
-    grade = "general",
+    grade = GradeRecord.GENERAL,
     criterion = "",
     measure = "加锁",
     deadline = "2030-06-30",
@@ -95,6 +95,7 @@ fun theFieldConvergesOnAClosedHazard() {
             synchronized(changed) { changed.addAll(docIds) }
         }
     })
+    check(a.currentUser()!!.role == RoleRecord.INSPECTOR) { "typed role" }
     check(hazardCategories().any { it.code == "electrical" && it.nameZh == "电气安全" }) { "categories" }
     val visit = a.startVisit(enterprise, VisitKindRecord.ROUTINE, "一号车间")
     val hazard = a.addHazard(visit, hazardInput())
@@ -146,7 +147,7 @@ fun theFieldConvergesOnAClosedHazard() {
     // A third inspector verifies and closes offline, then syncs on the same data directory.
     val c = phone("phone-c", "inspector3")
     c.syncNow()
-    check(c.getHazard(hazard).state == "submitted")
+    check(c.getHazard(hazard).state == HazardStateRecord.SUBMITTED)
     c.destroy()
     val offline = InspectionClient(File(scratch, "phone-c").path, "http://127.0.0.1:9")
     offline.verify(hazard, true, "复查合格")
@@ -159,7 +160,7 @@ fun theFieldConvergesOnAClosedHazard() {
     syncAll(a, b, m, back)
     for (p in listOf(a, b, m, back)) {
         val h = p.getHazard(hazard)
-        check(h.state == "closed") { h.state }
+        check(h.state == HazardStateRecord.CLOSED) { "${h.state}" }
         check(h.events.map { it.kind } == listOf("notified", "signed_for", "rectification_submitted", "verified", "closed")) {
             "${h.events.map { it.kind }}"
         }

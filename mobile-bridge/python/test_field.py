@@ -166,7 +166,7 @@ def phone(world, name: str, username: str):
 
 def hazard_input(**kw):
     base = dict(location="一号车间配电箱", description="配电箱未上锁", category="electrical",
-                grade="general", criterion="", measure="加锁", deadline="2030-06-30",
+                grade=mb.GradeRecord.GENERAL, criterion="", measure="加锁", deadline="2030-06-30",
                 responsible_person="")
     base.update(kw)
     return mb.HazardInput(**base)
@@ -251,7 +251,7 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
     # A third inspector syncs, then verifies and closes while offline, and syncs later.
     c, _ = phone(world, "phone-c", "inspector3")
     c.sync_now()
-    assert c.get_hazard(hazard).state == "submitted"
+    assert c.get_hazard(hazard).state == mb.HazardStateRecord.SUBMITTED
     # Offline for real: point nowhere, then come back (the same data dir).
     del c
     offline = mb.InspectionClient(os.path.join(world["tmp"], "phone-c"), "http://127.0.0.1:9")
@@ -263,7 +263,7 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
     del offline
     c = mb.InspectionClient(os.path.join(world["tmp"], "phone-c"), srv.base)
     assert c.sync_now().refused == []
-    assert c.get_hazard(hazard).state == "closed"
+    assert c.get_hazard(hazard).state == mb.HazardStateRecord.CLOSED
 
     status, body = srv.request("GET", f"/api/v1/hazards/{hazard}", token=srv.web_token("inspector"))
     if status == 500:
@@ -274,7 +274,7 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
         warnings.warn(f"GET /api/v1/hazards/{{id}} answered 500: {body}")
         fresh, _ = phone(world, "phone-fresh", "inspector")
         fresh.sync_now()
-        assert fresh.get_hazard(hazard).state == "closed"
+        assert fresh.get_hazard(hazard).state == mb.HazardStateRecord.CLOSED
     else:
         assert status == 200, body
         assert body["hazard"]["state"] == "closed", body
@@ -282,7 +282,7 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
     sync_all(a, b, m, c)
     for p in (a, b, m, c):
         h = p.get_hazard(hazard)
-        assert h.state == "closed"
+        assert h.state == mb.HazardStateRecord.CLOSED
         assert [e.kind for e in h.events] == ["notified", "signed_for", "rectification_submitted", "verified", "closed"]
         assert p.open_hazards(None) == []
 
@@ -297,7 +297,7 @@ CHILD_EDITS = textwrap.dedent(
     i = 0
     while True:
         h = c.add_hazard(visit, mb.HazardInput(location=f"位置{i}", description=f"隐患{i}", category="fire",
-            grade="general", criterion="", measure="整改", deadline="2030-06-30", responsible_person=""))
+            grade=mb.GradeRecord.GENERAL, criterion="", measure="整改", deadline="2030-06-30", responsible_person=""))
         print(h, flush=True)
         i += 1
     """

@@ -258,10 +258,12 @@ impl InspectionClient {
         if self.inner.store.signed_out()? {
             return Ok(None);
         }
-        Ok(self.inner.store.session()?.and_then(|s| {
-            s.access_token.as_ref().or(s.refresh_token.as_ref())?;
-            Some(user_record(&s))
-        }))
+        match self.inner.store.session()? {
+            Some(s) if s.access_token.is_some() || s.refresh_token.is_some() => {
+                Ok(Some(user_record(&s)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     // ---- lists ----
@@ -551,7 +553,7 @@ impl InspectionClient {
         let (_, vdoc) = self.inner.load(&visit_id)?;
         let visit = VisitDoc::hydrate_from(&vdoc).map_err(BridgeError::storage)?;
         let vh = visit.header().map_err(BridgeError::storage)?;
-        let grade = Grade::parse(&input.grade)?;
+        let grade: Grade = input.grade.into();
         let deadline = Deadline::parse(&input.deadline)?;
         check_text("location", &input.location, 200)?;
         check_text("description", &input.description, 4000)?;
@@ -581,7 +583,7 @@ impl InspectionClient {
 
     /// Changes a hazard's details (every field optional).
     pub fn edit_hazard(&self, hazard_id: String, patch: HazardPatch) -> Result<(), BridgeError> {
-        let grade = patch.grade.as_deref().map(Grade::parse).transpose()?;
+        let grade: Option<Grade> = patch.grade.map(Into::into);
         let deadline = patch.deadline.as_deref().map(Deadline::parse).transpose()?;
         let category = patch.category.as_deref().map(parse_category).transpose()?;
         if let Some(l) = &patch.location {
@@ -823,8 +825,14 @@ impl InspectionClient {
             .summaries(Some(DocKind::Hazard), enterprise_id.as_deref())?;
         let mut out = Vec::new();
         for r in rows {
-            let state = r.state.clone().unwrap_or_default();
-            if !include_closed && (state == "closed" || state.is_empty()) {
+            // A hazard whose document does not read yet (changes still missing) has no state.
+            let Some(state) = r.state.as_deref().and_then(HazardStateRecord::parse) else {
+                continue;
+            };
+            let Some(grade) = r.grade.as_deref().and_then(|g| Grade::parse(g).ok()) else {
+                continue;
+            };
+            if !include_closed && state == HazardStateRecord::Closed {
                 continue;
             }
             let sync_state = if r.refused {
@@ -838,7 +846,7 @@ impl InspectionClient {
                 enterprise_id: r.enterprise,
                 visit_id: r.visit_id,
                 state,
-                grade: r.grade.unwrap_or_default(),
+                grade: grade.into(),
                 deadline: r.deadline,
                 location: r.title.unwrap_or_default(),
                 sync_state,
@@ -868,15 +876,15 @@ fn item_state(dirty: bool, refused: Option<&[String]>) -> ItemState {
     }
 }
 
-fn user_record(s: &SessionRow) -> UserRecord {
-    UserRecord {
+fn user_record(s: &SessionRow) -> Result<UserRecord, BridgeError> {
+    Ok(UserRecord {
         id: s.user_id.clone(),
         username: s.username.clone(),
-        role: s.role.clone(),
+        role: Role::parse(&s.role).map_err(BridgeError::storage)?.into(),
         org_id: s.org_id.clone(),
         display_name: s.display_name.clone(),
         device_id: s.device_id.clone(),
-    }
+    })
 }
 
 /// A document kind as a user reads it.

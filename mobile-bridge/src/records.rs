@@ -17,7 +17,7 @@ pub struct UserRecord {
     /// Login name.
     pub username: String,
     /// `inspector`, `enterprise_manager`, `supervisor` or `agency_admin`.
-    pub role: String,
+    pub role: RoleRecord,
     /// Organisation id.
     pub org_id: String,
     /// Display name.
@@ -323,7 +323,7 @@ pub struct HazardInput {
     /// Category code (see sync-core `HAZARD_CATEGORIES`).
     pub category: String,
     /// `general` or `major`.
-    pub grade: String,
+    pub grade: GradeRecord,
     /// Criterion (依据).
     pub criterion: String,
     /// Required measure.
@@ -354,7 +354,7 @@ pub struct HazardPatch {
     pub category: Option<String>,
     /// Grade.
     #[uniffi(default = None)]
-    pub grade: Option<String>,
+    pub grade: Option<GradeRecord>,
     /// Criterion.
     #[uniffi(default = None)]
     pub criterion: Option<String>,
@@ -389,7 +389,7 @@ pub struct EventRecord {
     /// Author's user id.
     pub author: String,
     /// Author's role.
-    pub role: String,
+    pub role: RoleRecord,
     /// Free text of the event (note, reason, signer, date).
     pub text: String,
     /// Photos (rectification evidence).
@@ -425,7 +425,7 @@ fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
         label_zh: e.kind.label_zh().to_owned(),
         at: e.at,
         author: e.author.clone(),
-        role: e.role.as_str().to_owned(),
+        role: e.role.into(),
         text,
         photos,
         ignored: status
@@ -458,7 +458,7 @@ pub struct HazardRecord {
     /// Category.
     pub category: String,
     /// Grade.
-    pub grade: String,
+    pub grade: GradeRecord,
     /// Criterion.
     pub criterion: String,
     /// Measure.
@@ -476,7 +476,7 @@ pub struct HazardRecord {
     /// Photos as found.
     pub photos: Vec<PhotoRecord>,
     /// State (`open`, `notified`, `in_progress`, `submitted`, `accepted`, `closed`).
-    pub state: String,
+    pub state: HazardStateRecord,
     /// State label in Chinese.
     pub state_zh: String,
     /// History.
@@ -563,7 +563,7 @@ impl From<&HazardDoc> for HazardRecord {
             description: h.description.to_string(),
             category: h.category.clone(),
             // The grade in force (the notice's and later regrades'), not an edited field.
-            grade: status.grade.as_str().to_owned(),
+            grade: status.grade.into(),
             criterion: h.criterion.clone(),
             measure: h.measure.to_string(),
             deadline: h.deadline.clone(),
@@ -572,7 +572,7 @@ impl From<&HazardDoc> for HazardRecord {
             funds_yuan: h.funds_yuan,
             emergency_plan: h.emergency_plan.clone(),
             photos: h.photos.iter().map(Into::into).collect(),
-            state: status.state.as_str().to_owned(),
+            state: status.state.into(),
             state_zh: status.state.label_zh().to_owned(),
             events: h.events.iter().map(|e| event_record(e, &status)).collect(),
             conflicts: Vec::new(),
@@ -603,9 +603,9 @@ pub struct HazardSummary {
     /// Visit.
     pub visit_id: Option<String>,
     /// State.
-    pub state: String,
+    pub state: HazardStateRecord,
     /// Grade.
-    pub grade: String,
+    pub grade: GradeRecord,
     /// Current deadline.
     pub deadline: Option<String>,
     /// Location.
@@ -680,6 +680,128 @@ pub struct VisitSummary {
     pub hazards: u32,
     /// Whether the server has it all.
     pub item_state: ItemState,
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleRecord {
+    /// Agency staff who record visits and hazards and verify rectification.
+    Inspector,
+    /// The enterprise's responsible person.
+    EnterpriseManager,
+    /// A regulator.
+    Supervisor,
+    /// Agency back office.
+    AgencyAdmin,
+}
+
+impl From<sync_core::domain::Role> for RoleRecord {
+    fn from(r: sync_core::domain::Role) -> Self {
+        use sync_core::domain::Role as R;
+        match r {
+            R::Inspector => Self::Inspector,
+            R::EnterpriseManager => Self::EnterpriseManager,
+            R::Supervisor => Self::Supervisor,
+            R::AgencyAdmin => Self::AgencyAdmin,
+        }
+    }
+}
+
+/// A hazard's grade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum GradeRecord {
+    /// 一般隐患.
+    General,
+    /// 重大事故隐患.
+    Major,
+}
+
+impl From<sync_core::domain::Grade> for GradeRecord {
+    fn from(g: sync_core::domain::Grade) -> Self {
+        match g {
+            sync_core::domain::Grade::General => Self::General,
+            sync_core::domain::Grade::Major => Self::Major,
+        }
+    }
+}
+
+impl From<GradeRecord> for sync_core::domain::Grade {
+    fn from(g: GradeRecord) -> Self {
+        match g {
+            GradeRecord::General => Self::General,
+            GradeRecord::Major => Self::Major,
+        }
+    }
+}
+
+impl GradeRecord {
+    /// The stable text form (`general`, `major`), as the server's API writes it.
+    pub fn as_str(self) -> &'static str {
+        sync_core::domain::Grade::from(self).as_str()
+    }
+}
+
+/// Where a hazard stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum HazardStateRecord {
+    /// Recorded, notice not issued yet (待通知).
+    Open,
+    /// Notice issued (已通知).
+    Notified,
+    /// Being fixed (整改中).
+    InProgress,
+    /// Rectification submitted, awaiting re-inspection (待复查).
+    Submitted,
+    /// Accepted on re-inspection (复查通过).
+    Accepted,
+    /// Closed (已销号).
+    Closed,
+}
+
+impl From<sync_core::rectification::HazardState> for HazardStateRecord {
+    fn from(s: sync_core::rectification::HazardState) -> Self {
+        use sync_core::rectification::HazardState as S;
+        match s {
+            S::Open => Self::Open,
+            S::Notified => Self::Notified,
+            S::InProgress => Self::InProgress,
+            S::Submitted => Self::Submitted,
+            S::Accepted => Self::Accepted,
+            S::Closed => Self::Closed,
+        }
+    }
+}
+
+impl HazardStateRecord {
+    /// Every state.
+    pub const ALL: [HazardStateRecord; 6] = [
+        Self::Open,
+        Self::Notified,
+        Self::InProgress,
+        Self::Submitted,
+        Self::Accepted,
+        Self::Closed,
+    ];
+
+    /// The stable text form (`open` … `closed`), as the server's API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Notified => "notified",
+            Self::InProgress => "in_progress",
+            Self::Submitted => "submitted",
+            Self::Accepted => "accepted",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses the stable text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// A hazard category an app offers: its code (what `HazardInput::category` takes) and names.

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use mobile_bridge::records::{
-    CheckResultRecord, ChecklistItemRecord, HazardInput, ItemState, VisitKindRecord, VisitPatch,
+    CheckResultRecord, ChecklistItemRecord, GradeRecord, HazardInput, HazardStateRecord, ItemState,
+    VisitKindRecord, VisitPatch,
 };
 use mobile_bridge::store::{EnterpriseRow, LocalStore, SessionRow};
 use mobile_bridge::{InspectionClient, photo};
@@ -102,7 +103,7 @@ fn an_offline_edit_survives_reopening_the_store() {
                     location: "一号车间配电箱".into(),
                     description: "配电箱未上锁，线路裸露".into(),
                     category: "electrical".into(),
-                    grade: "general".into(),
+                    grade: GradeRecord::General,
                     criterion: String::new(),
                     measure: "加锁并包扎线路".into(),
                     deadline: "2026-03-20".into(),
@@ -123,7 +124,7 @@ fn an_offline_edit_survives_reopening_the_store() {
     assert_eq!(v.checklist.len(), 1);
     let h = client.get_hazard(hazard.clone()).unwrap();
     assert_eq!(h.description, "配电箱未上锁，线路裸露");
-    assert_eq!(h.state, "notified");
+    assert_eq!(h.state, HazardStateRecord::Notified);
     assert_eq!(
         client.item_state(hazard.clone()).unwrap(),
         ItemState::Pending
@@ -148,7 +149,7 @@ fn a_manager_only_edit_is_refused_before_it_is_stored() {
                 location: "仓库".into(),
                 description: "通道堵塞".into(),
                 category: "fire".into(),
-                grade: "general".into(),
+                grade: GradeRecord::General,
                 criterion: String::new(),
                 measure: "清理通道".into(),
                 deadline: "2026-03-20".into(),
@@ -293,7 +294,7 @@ fn attaching_a_photo_queues_the_prepared_file_and_references_it_with_the_origina
                 location: "车间".into(),
                 description: "护栏缺失".into(),
                 category: "machinery".into(),
-                grade: "general".into(),
+                grade: GradeRecord::General,
                 criterion: String::new(),
                 measure: "加装护栏".into(),
                 deadline: "2026-03-20".into(),
@@ -458,7 +459,7 @@ fn a_visit_asked_for_with_a_hazards_id_is_invalid_input() {
                 location: "配电房".into(),
                 description: "配电柜未上锁".into(),
                 category: "electrical".into(),
-                grade: "general".into(),
+                grade: GradeRecord::General,
                 criterion: String::new(),
                 measure: "加锁".into(),
                 deadline: "2030-06-30".into(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mobile_bridge::InspectionClient;
-use mobile_bridge::records::{HazardInput, ItemState, VisitKindRecord, VisitPatch};
+use mobile_bridge::records::{GradeRecord, HazardInput, ItemState, VisitKindRecord, VisitPatch};
 use sync_core::doc::{DocKind, HazardDoc};
 use sync_core::ids::EnterpriseId;
 use tests::{Backend, PASSWORD, TestApp, spawn_app, users};
@@ -25,7 +25,7 @@ fn hazard_input() -> HazardInput {
         location: "配电房".into(),
         description: "配电柜未上锁".into(),
         category: "electrical".into(),
-        grade: "general".into(),
+        grade: GradeRecord::General,
         criterion: String::new(),
         measure: "加锁并张贴警示标识".into(),
         deadline: "2026-04-30".into(),

@@ -111,6 +111,12 @@ impl Inner {
             .send()
             .await;
         let u = &phone["user"];
+        if Role::parse(u["role"].as_str().unwrap_or_default()).is_err() {
+            return Err(BridgeError::network(format!(
+                "登录应答的角色无法识别 / login answered an unknown role: {}",
+                u["role"]
+            )));
+        }
         let row = SessionRow {
             server_url: self.server.clone(),
             username: u["username"].as_str().unwrap_or(&username).to_owned(),
@@ -130,7 +136,7 @@ impl Inner {
         }
         drop(_g);
         let _ = self.fetch_enterprises().await;
-        Ok(user_record(&row))
+        user_record(&row)
     }
 
     pub(super) async fn logout(&self) -> Result<(), BridgeError> {

@@ -710,7 +710,7 @@ async fn bench_phone_sync(backlog: usize) -> Value {
             location: format!("{}号车间", i % 40),
             description: format!("第{i}号隐患：配电柜未上锁，柜门破损，线缆裸露"),
             category: "electrical".into(),
-            grade: "general".into(),
+            grade: mobile_bridge::records::GradeRecord::General,
             criterion: String::new(),
             measure: "加锁并张贴警示标识".into(),
             deadline: "2026-12-30".into(),

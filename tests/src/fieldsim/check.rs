@@ -59,7 +59,7 @@ impl Simulation {
                 .client()?
                 .get_hazard(h.id.clone())?
                 .state;
-            *f.states.entry(state).or_default() += 1;
+            *f.states.entry(state.as_str().to_owned()).or_default() += 1;
         }
         Ok(())
     }
@@ -227,16 +227,16 @@ impl Simulation {
         let h = &d["hazard"];
         let what = |field: &str| format!("{}: hazard {id} {field}", p.name);
         for (field, ours) in [
-            ("location", &rec.location),
-            ("description", &rec.description),
-            ("category", &rec.category),
-            ("grade", &rec.grade),
-            ("criterion", &rec.criterion),
-            ("measure", &rec.measure),
-            ("responsible_person", &rec.responsible_person),
-            ("state", &rec.state),
+            ("location", rec.location.as_str()),
+            ("description", rec.description.as_str()),
+            ("category", rec.category.as_str()),
+            ("grade", rec.grade.as_str()),
+            ("criterion", rec.criterion.as_str()),
+            ("measure", rec.measure.as_str()),
+            ("responsible_person", rec.responsible_person.as_str()),
+            ("state", rec.state.as_str()),
         ] {
-            r.eq(&what(field), &ours.as_str(), &str_of(h, field));
+            r.eq(&what(field), &ours, &str_of(h, field));
         }
         r.eq(
             &what("deadline"),

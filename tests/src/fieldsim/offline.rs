@@ -144,7 +144,11 @@ fn inspect(
                 location: location.clone(),
                 description: description.into(),
                 category: category.into(),
-                grade: if major { "major" } else { "general" }.into(),
+                grade: if major {
+                    mobile_bridge::records::GradeRecord::Major
+                } else {
+                    mobile_bridge::records::GradeRecord::General
+                },
                 criterion: if major {
                     format!(
                         "工贸企业重大事故隐患判定标准 第{}条",
@@ -303,10 +307,10 @@ fn rectify(
         }
         let state = p.client()?.get_hazard(h.id.clone())?.state;
         // A notice is signed for, and rectification owed, only once it was issued (ADR 0009).
-        if state == "open" {
+        if state == mobile_bridge::records::HazardStateRecord::Open {
             continue;
         }
-        if state == "notified" {
+        if state == mobile_bridge::records::HazardStateRecord::Notified {
             let id = h.id.clone();
             p.edit("sign_for", |c| c.sign_for(id, "王厂长".into()))?;
             ops.push(Op::Event {
@@ -381,7 +385,9 @@ fn verify(
         if ordinal != n % count && Some(ordinal) != second {
             continue;
         }
-        if p.client()?.get_hazard(h.id.clone())?.state != "submitted" {
+        if p.client()?.get_hazard(h.id.clone())?.state
+            != mobile_bridge::records::HazardStateRecord::Submitted
+        {
             continue;
         }
         let accepted = p.chance(0.75);
