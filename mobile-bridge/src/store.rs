@@ -890,21 +890,10 @@ pub fn set_refused(
     Ok(())
 }
 
-/// Replaces a document wholesale (repair): drops its log, stores `doc` as the snapshot.
+/// Replaces a document wholesale (repair): drops its log, stores `doc` as the snapshot; the
+/// server has all of it.
 pub fn replace_doc(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM changes WHERE doc = ?1",
-        params![id.to_string()],
-    )
-    .map_err(backend)?;
-    let seq = max_seq(tx)?;
-    tx.execute(
-        "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, dirty = 0, edit_gen = edit_gen + 1, refused = NULL WHERE id = ?1",
-        params![id.to_string(), doc.save(), seq],
-    )
-    .map_err(backend)?;
-    set_synced(tx, id, doc, doc.get_heads())?;
-    summarise(tx, id, doc)
+    replace_log(tx, id, doc, doc.get_heads(), false)
 }
 
 /// Replaces a document's unsent edits with `doc` (the same content re-recorded by this
@@ -915,6 +904,18 @@ pub fn rerecord_doc(
     doc: &Automerge,
     synced: Vec<ChangeHash>,
 ) -> Result<(), StoreError> {
+    replace_log(tx, id, doc, synced, true)
+}
+
+/// Drops a document's change log and stores `doc` as its snapshot, with what the server has
+/// and whether edits wait for it; clears any refusal.
+fn replace_log(
+    tx: &Connection,
+    id: uuid::Uuid,
+    doc: &Automerge,
+    synced: Vec<ChangeHash>,
+    dirty: bool,
+) -> Result<(), StoreError> {
     tx.execute(
         "DELETE FROM changes WHERE doc = ?1",
         params![id.to_string()],
@@ -922,8 +923,8 @@ pub fn rerecord_doc(
     .map_err(backend)?;
     let seq = max_seq(tx)?;
     tx.execute(
-        "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, dirty = 1, edit_gen = edit_gen + 1, refused = NULL WHERE id = ?1",
-        params![id.to_string(), doc.save(), seq],
+        "UPDATE docs SET snapshot = ?2, snapshot_seq = ?3, dirty = ?4, edit_gen = edit_gen + 1, refused = NULL WHERE id = ?1",
+        params![id.to_string(), doc.save(), seq, dirty],
     )
     .map_err(backend)?;
     set_synced(tx, id, doc, synced)?;

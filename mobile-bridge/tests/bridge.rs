@@ -30,6 +30,31 @@ const TOWNSHIP: &str = "0195a000-0000-7000-8000-000000000003";
 const USER: &str = "0195a000-0000-7000-8000-000000000004";
 const DEVICE: &str = "0195a000-0000-7000-8000-000000000005";
 
+/// A general hazard: location, description, category, measure, deadline, responsible person.
+fn general_hazard(
+    [
+        location,
+        description,
+        category,
+        measure,
+        deadline,
+        responsible,
+    ]: [&str; 6],
+) -> HazardInput {
+    HazardInput {
+        location: location.into(),
+        description: description.into(),
+        category: category.into(),
+        grade: GradeRecord::General,
+        criterion: String::new(),
+        measure: measure.into(),
+        deadline: deadline.into(),
+        responsible_person: responsible.into(),
+        funds_yuan: None,
+        emergency_plan: String::new(),
+    }
+}
+
 /// A client with a session and an enterprise as a login would leave them, without a server.
 fn offline_inspector(dir: &std::path::Path) -> std::sync::Arc<InspectionClient> {
     let client =
@@ -99,18 +124,14 @@ fn an_offline_edit_survives_reopening_the_store() {
         let hazard = client
             .add_hazard(
                 visit.clone(),
-                HazardInput {
-                    location: "一号车间配电箱".into(),
-                    description: "配电箱未上锁，线路裸露".into(),
-                    category: "electrical".into(),
-                    grade: GradeRecord::General,
-                    criterion: String::new(),
-                    measure: "加锁并包扎线路".into(),
-                    deadline: "2026-03-20".into(),
-                    responsible_person: "王厂长".into(),
-                    funds_yuan: None,
-                    emergency_plan: String::new(),
-                },
+                general_hazard([
+                    "一号车间配电箱",
+                    "配电箱未上锁，线路裸露",
+                    "electrical",
+                    "加锁并包扎线路",
+                    "2026-03-20",
+                    "王厂长",
+                ]),
             )
             .unwrap();
         client.notify(hazard.clone()).unwrap();
@@ -145,18 +166,7 @@ fn a_manager_only_edit_is_refused_before_it_is_stored() {
     let hazard = client
         .add_hazard(
             visit,
-            HazardInput {
-                location: "仓库".into(),
-                description: "通道堵塞".into(),
-                category: "fire".into(),
-                grade: GradeRecord::General,
-                criterion: String::new(),
-                measure: "清理通道".into(),
-                deadline: "2026-03-20".into(),
-                responsible_person: "李".into(),
-                funds_yuan: None,
-                emergency_plan: String::new(),
-            },
+            general_hazard(["仓库", "通道堵塞", "fire", "清理通道", "2026-03-20", "李"]),
         )
         .unwrap();
     // Only the enterprise submits its rectification.
@@ -290,18 +300,14 @@ fn attaching_a_photo_queues_the_prepared_file_and_references_it_with_the_origina
     let hazard = client
         .add_hazard(
             visit,
-            HazardInput {
-                location: "车间".into(),
-                description: "护栏缺失".into(),
-                category: "machinery".into(),
-                grade: GradeRecord::General,
-                criterion: String::new(),
-                measure: "加装护栏".into(),
-                deadline: "2026-03-20".into(),
-                responsible_person: "张".into(),
-                funds_yuan: None,
-                emergency_plan: String::new(),
-            },
+            general_hazard([
+                "车间",
+                "护栏缺失",
+                "machinery",
+                "加装护栏",
+                "2026-03-20",
+                "张",
+            ]),
         )
         .unwrap();
     client.set_max_photo_edge(512);
@@ -455,18 +461,14 @@ fn a_visit_asked_for_with_a_hazards_id_is_invalid_input() {
     let hazard = client
         .add_hazard(
             visit.clone(),
-            HazardInput {
-                location: "配电房".into(),
-                description: "配电柜未上锁".into(),
-                category: "electrical".into(),
-                grade: GradeRecord::General,
-                criterion: String::new(),
-                measure: "加锁".into(),
-                deadline: "2030-06-30".into(),
-                responsible_person: String::new(),
-                funds_yuan: None,
-                emergency_plan: String::new(),
-            },
+            general_hazard([
+                "配电房",
+                "配电柜未上锁",
+                "electrical",
+                "加锁",
+                "2030-06-30",
+                "",
+            ]),
         )
         .unwrap();
     match client.get_visit(hazard.clone()) {
