@@ -68,6 +68,9 @@ for _ in range(400):
         time.sleep(0.05)
 PY
 
+# Every exported item has its Kotlin and Swift binding (the Python bindings of the same run list them).
+python3 "$here/scripts/check-bindings.py" "$here/bindings"
+
 "$kotlinc" "$here/bindings/kotlin/uniffi/mobile_bridge/mobile_bridge.kt" "$here/kotlin/FieldTest.kt" \
   -cp "$jna" -d "$work/field.jar" -nowarn 2>&1 | grep -v '^warning:' || true
 [[ -f "$work/field.jar" ]] || { echo "test-kotlin: the Kotlin bindings did not compile" >&2; exit 1; }
