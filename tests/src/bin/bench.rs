@@ -750,6 +750,39 @@ async fn bench_phone_sync(backlog: usize) -> Value {
         out.insert("first_upload_2000_requests".into(), r.requests.into());
         drop(a);
 
+        // Beside it, the server's share: the same kind of backlog from another device of the
+        // same user, posted as one raw request (no phone store, no batching, no applying).
+        let raw = phone("first-upload-raw", users::INSPECTOR);
+        capture(&raw, 2_000);
+        let pending = raw.store().pending().unwrap();
+        let request = protocol::SyncRequest {
+            cursor: raw.cursor().unwrap(),
+            docs: pending
+                .iter()
+                .map(|p| protocol::DocChanges {
+                    id: p.id,
+                    kind: p.kind,
+                    changes: p.changes.clone(),
+                })
+                .collect(),
+        };
+        let token = raw
+            .store()
+            .session()
+            .unwrap()
+            .unwrap()
+            .access_token
+            .unwrap();
+        let body = protocol::encode_request(&request);
+        let t = Instant::now();
+        let (status, _) = tokio::runtime::Handle::current().block_on(app.post_sync(&token, body));
+        assert!(status.is_success(), "{status}");
+        out.insert(
+            "first_upload_2000_server_ms".into(),
+            (t.elapsed().as_secs_f64() * 1e3).into(),
+        );
+        drop(raw);
+
         // A phone holding 10,000 documents (its own 8,000 plus the 2,000 above, all synced).
         let b = phone("holding", users::INSPECTOR2);
         let ids = capture(&b, 8_000);
@@ -1045,6 +1078,11 @@ async fn main() {
             "phone: first upload of 2,000 hazards, ms",
             &figures["phone_sync"]["first_upload_2000_ms"],
             "≤ 1000",
+        ),
+        (
+            "  the server's share (one raw request), ms",
+            &figures["phone_sync"]["first_upload_2000_server_ms"],
+            "",
         ),
         (
             "  bytes up",
