@@ -7,7 +7,9 @@
 //! that changed, the folded state and `allowed_actions` of every author must equal the model's,
 //! and four invariants hold: no major hazard is closed without a regulator's close (or a
 //! regulator's downgrade first), no acceptance without a submission since the last rejection,
-//! no deadline change without a grant, and the events recorded are never changed.
+//! no deadline change without a grant, and the events recorded are never changed. A second
+//! property plays signatures on a visit: tampering below the edit API by any role is refused by
+//! the server's validation, and no signature once made changes or goes, however replicas merge.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -699,6 +701,216 @@ proptest! {
     ) {
         let w = World::new();
         run(&w, five, if major { Grade::Major } else { Grade::General }, &steps)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures on the hazard list: whatever anyone does, on whichever replica, a signature once
+// made never changes and never goes.
+
+#[derive(Debug, Clone)]
+enum SigStep {
+    /// On replica `r`, author `who` records a new signature covering the hazard.
+    Sign { r: usize, who: usize },
+    /// On replica `r`, author `who` writes a change below the edit API that alters signature
+    /// `k` (`how`: rename the signer, remove it, drop its hazards, move its time, replace the
+    /// whole list), and the server's validation is asked to take it.
+    Tamper {
+        r: usize,
+        who: usize,
+        k: usize,
+        how: u8,
+    },
+    /// On replica `r`, the inspector edits the visit's notes.
+    Notes { r: usize, p: u8 },
+    /// Replica `a` receives everything replica `b` has.
+    Merge { a: usize, b: usize },
+}
+
+fn sig_step() -> impl Strategy<Value = SigStep> {
+    prop_oneof![
+        2 => (0usize..3, 0usize..4).prop_map(|(r, who)| SigStep::Sign { r, who }),
+        3 => (0usize..3, 0usize..4, 0usize..4, 0u8..5)
+            .prop_map(|(r, who, k, how)| SigStep::Tamper { r, who, k, how }),
+        1 => (0usize..3, any::<u8>()).prop_map(|(r, p)| SigStep::Notes { r, p }),
+        2 => (0usize..3, 0usize..3).prop_map(|(a, b)| SigStep::Merge { a, b }),
+    ]
+}
+
+fn signatures(d: &Automerge) -> Vec<sync_core::doc::visit::ListSignature> {
+    sync_core::doc::VisitDoc::hydrate_from(d)
+        .unwrap()
+        .signatures
+}
+
+/// Plays `steps`; returns how many signatures were made and how many tampers were refused.
+fn run_signatures(w: &World, steps: &[SigStep]) -> Result<(usize, usize), TestCaseError> {
+    let vid = VisitId::from_uuid(uuid::Uuid::from_u128(0xbeef));
+    let (_, visit, _) = w.visit(vid);
+    let (hazard, _) = w.hazard(
+        HazardId::from_uuid(uuid::Uuid::from_u128(0xfeed)),
+        vid,
+        Grade::General,
+    );
+    let hazard = hydrate(&hazard);
+    let header = sync_core::doc::read_header(&visit).unwrap();
+    let authors = [
+        &w.inspector,
+        &w.inspector2,
+        &w.foreign_inspector,
+        &w.manager,
+    ];
+    let all = |_: &sync_core::doc::Header| true;
+    let mut replicas = vec![visit.clone(), visit.clone(), visit];
+    // Every signature accepted, as it was made.
+    let mut made: std::collections::HashMap<String, sync_core::doc::visit::ListSignature> =
+        std::collections::HashMap::new();
+    let mut refused = 0;
+    for (n, st) in steps.iter().enumerate() {
+        let at = 1_760_000_100_000 + n as i64;
+        match st {
+            SigStep::Sign { r, who } => {
+                let a = on_replica(authors[*who], *r);
+                let id = uuid::Uuid::from_u128(0x5_0000 + n as u128);
+                if let Ok(e) = edit::sign_hazard_list(
+                    &replicas[*r],
+                    std::slice::from_ref(&hazard),
+                    &a,
+                    id,
+                    "王厂长",
+                    photo(),
+                    at,
+                ) {
+                    let sig = signatures(&e.doc)
+                        .into_iter()
+                        .find(|s| s.id == id.hyphenated().to_string())
+                        .unwrap();
+                    made.insert(sig.id.clone(), sig);
+                    replicas[*r] = e.doc;
+                }
+            }
+            SigStep::Tamper { r, who, k, how } => {
+                let before = &replicas[*r];
+                let present = signatures(before);
+                if present.is_empty() {
+                    continue;
+                }
+                let k = *k % present.len();
+                let a = on_replica(authors[*who], *r);
+                let e =
+                    edit::modify::<sync_core::doc::VisitDoc>(
+                        before,
+                        &a.actors[0],
+                        at,
+                        |v| match how {
+                            0 => v.signatures[k].signer_name = "李四".into(),
+                            1 => {
+                                v.signatures.remove(k);
+                            }
+                            2 => v.signatures[k].hazards.clear(),
+                            3 => v.signatures[k].signed_at += 1,
+                            _ => v.signatures = vec![v.signatures[k].clone()],
+                        },
+                    )
+                    .unwrap();
+                let Some(change) = e.change else {
+                    continue; // nothing to change (the list already was that one signature)
+                };
+                let verdict = sync_core::validate::validate_batch(
+                    Some(before),
+                    header.id,
+                    sync_core::doc::DocKind::Visit,
+                    &[change],
+                    &a,
+                    &all,
+                );
+                prop_assert!(
+                    verdict.is_err(),
+                    "{:?} changed signature {} ({how}) and the server took it",
+                    a.role,
+                    present[k].id
+                );
+                refused += 1;
+            }
+            SigStep::Notes { r, p } => {
+                let a = on_replica(&w.inspector, *r);
+                let e = edit::edit_visit(&replicas[*r], &a, at, |v| {
+                    v.notes = format!("现场记录 {p}").as_str().into()
+                })
+                .unwrap();
+                replicas[*r] = e.doc;
+            }
+            SigStep::Merge { a, b } => {
+                if a != b {
+                    let mut other = replicas[*b].clone();
+                    replicas[*a].merge(&mut other).unwrap();
+                }
+            }
+        }
+        for d in &replicas {
+            for s in signatures(d) {
+                prop_assert_eq!(Some(&s), made.get(&s.id), "a signature changed");
+            }
+        }
+    }
+    let mut all_docs = replicas[0].clone();
+    for d in &mut replicas[1..] {
+        all_docs.merge(d).unwrap();
+    }
+    let kept = signatures(&all_docs);
+    prop_assert_eq!(kept.len(), made.len(), "a signature went");
+    for s in kept {
+        prop_assert_eq!(Some(&s), made.get(&s.id));
+    }
+    Ok((made.len(), refused))
+}
+
+/// The property is not empty: inspectors of the agency sign on two replicas, every kind of
+/// tamper is tried by the agency's own inspector and refused, and both signatures survive.
+#[test]
+fn signatures_are_made_and_every_kind_of_tamper_is_refused() {
+    let w = World::new();
+    let mut steps = vec![
+        SigStep::Sign { r: 0, who: 0 },
+        SigStep::Sign { r: 1, who: 1 },
+    ];
+    for how in 0..5 {
+        steps.push(SigStep::Tamper {
+            r: 0,
+            who: 0,
+            k: 0,
+            how,
+        });
+    }
+    steps.push(SigStep::Merge { a: 2, b: 0 });
+    steps.push(SigStep::Merge { a: 2, b: 1 });
+    for how in 0..5 {
+        steps.push(SigStep::Tamper {
+            r: 2,
+            who: 1,
+            k: 1,
+            how,
+        });
+    }
+    let (made, refused) = run_signatures(&w, &steps).unwrap();
+    assert_eq!(made, 2);
+    // Replacing a one-signature list by that signature changes nothing on replica 0, so four
+    // tampers there and five on the merged replica.
+    assert_eq!(refused, 9);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("RULES_MODEL_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(500),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_signature_once_made_never_changes_whoever_edits_and_however_replicas_merge(
+        steps in proptest::collection::vec(sig_step(), 1..20),
+    ) {
+        let w = World::new();
+        run_signatures(&w, &steps)?;
     }
 }
 
