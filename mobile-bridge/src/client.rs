@@ -31,6 +31,47 @@ mod net;
 /// Size of one photo upload chunk.
 pub const PHOTO_CHUNK: usize = 256 * 1024;
 
+/// Told what background sync does, so an app can show it. Called on a background thread;
+/// calling back into the client from it is safe.
+#[uniffi::export(callback_interface)]
+pub trait SyncObserver: Send + Sync {
+    /// A sync begins.
+    fn on_started(&self);
+    /// A sync finished, with what it did.
+    fn on_finished(&self, report: SyncReport);
+    /// A sync failed: why, and the error's text (Chinese first).
+    fn on_failed(&self, failure: SyncFailure, message: String);
+}
+
+/// Why a background sync failed, in terms an app acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncFailure {
+    /// No network or no server: it retries on its own, backing off.
+    Network,
+    /// The session ended (logged out, or the refresh token expired): show the login screen.
+    SessionEnded,
+    /// The agency revoked this device: log in again to enrol it anew.
+    Revoked,
+    /// The server refused the request.
+    Refused,
+    /// The phone's storage failed.
+    Storage,
+}
+
+impl SyncFailure {
+    fn of(e: &BridgeError) -> Self {
+        match e {
+            BridgeError::Network { .. } => Self::Network,
+            BridgeError::Unauthorized { .. } => Self::SessionEnded,
+            BridgeError::DeviceRevoked { .. } => Self::Revoked,
+            BridgeError::Refused { .. }
+            | BridgeError::InvalidInput { .. }
+            | BridgeError::NotFound { .. } => Self::Refused,
+            BridgeError::Storage { .. } => Self::Storage,
+        }
+    }
+}
+
 /// Told when documents change on this phone (a local edit or a sync).
 #[uniffi::export(callback_interface)]
 pub trait ChangeListener: Send + Sync {
@@ -783,23 +824,51 @@ impl InspectionClient {
         let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
         // Each phone its own jitter, so phones that lost the network together spread out.
         let backoff = Backoff::new(interval, autosync::MAX_BACKOFF, rand::random());
-        self.auto_sync_with(TokioSleeper, backoff)
+        self.auto_sync_with(TokioSleeper, backoff, None)
+    }
+
+    /// [`Self::start_auto_sync`], telling `observer` when each sync starts, finishes (with its
+    /// report) or fails (with the reason).
+    pub fn start_auto_sync_observed(
+        &self,
+        interval_secs: u32,
+        observer: Box<dyn SyncObserver>,
+    ) -> Arc<SyncHandle> {
+        let interval = Duration::from_secs(u64::from(interval_secs.max(1)));
+        let backoff = Backoff::new(interval, autosync::MAX_BACKOFF, rand::random());
+        self.auto_sync_with(TokioSleeper, backoff, Some(Arc::from(observer)))
     }
 }
 
 impl InspectionClient {
     /// Background sync on the client's runtime, timed by `backoff` and waiting through `sleeper`.
-    fn auto_sync_with(&self, sleeper: impl Sleeper, backoff: Backoff) -> Arc<SyncHandle> {
+    fn auto_sync_with(
+        &self,
+        sleeper: impl Sleeper,
+        backoff: Backoff,
+        observer: Option<Arc<dyn SyncObserver>>,
+    ) -> Arc<SyncHandle> {
         let weak = Arc::downgrade(&self.inner);
         let attempt = move || {
             let weak = weak.clone();
+            let observer = observer.clone();
             async move {
                 let inner = weak.upgrade()?;
-                // Listeners may call back into the client (blocking): run the sync off the
-                // runtime's worker threads.
+                // Listeners and the observer may call back into the client (blocking): run the
+                // sync off the runtime's worker threads.
                 let done = tokio::task::spawn_blocking(move || {
                     let i2 = inner.clone();
-                    inner.block_on(async move { i2.sync().await })
+                    if let Some(o) = &observer {
+                        o.on_started();
+                    }
+                    let result = inner.block_on(async move { i2.sync().await });
+                    if let Some(o) = &observer {
+                        match &result {
+                            Ok(report) => o.on_finished(report.clone()),
+                            Err(e) => o.on_failed(SyncFailure::of(e), e.to_string()),
+                        }
+                    }
+                    result
                 })
                 .await;
                 Some(done.unwrap_or_else(|e| Err(BridgeError::storage(e))))
@@ -916,6 +985,9 @@ fn http_error(status: reqwest::StatusCode, body: &str) -> BridgeError {
         )
     });
     match status.as_u16() {
+        401 if v["error"].as_str() == Some("device_revoked") => {
+            BridgeError::DeviceRevoked { detail: message }
+        }
         401 => BridgeError::Unauthorized { detail: message },
         403 => BridgeError::Refused { reason: message },
         404 => BridgeError::not_found(message),

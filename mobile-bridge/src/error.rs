@@ -20,6 +20,15 @@ pub enum BridgeError {
         /// Details.
         detail: String,
     },
+    /// The agency revoked this device: log in again, which enrols the phone as a new device and
+    /// re-records its unsent work under it.
+    #[error(
+        "此设备已被停用，请重新登录以登记新设备 / this device was revoked: log in again to enrol it anew: {detail}"
+    )]
+    DeviceRevoked {
+        /// Details.
+        detail: String,
+    },
     /// The rules forbid this (the same check the server makes): show the reason.
     #[error("操作不被允许 / not allowed: {reason}")]
     Refused {

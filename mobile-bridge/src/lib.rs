@@ -15,6 +15,8 @@ pub mod photo;
 pub mod records;
 pub mod store;
 
-pub use client::{ChangeListener, InspectionClient, ListenerHandle, SyncHandle};
+pub use client::{
+    ChangeListener, InspectionClient, ListenerHandle, SyncFailure, SyncHandle, SyncObserver,
+};
 pub use error::BridgeError;
 pub use sync_core;

@@ -568,6 +568,32 @@ impl LocalStore {
         })
     }
 
+    /// Records that the server said this device is revoked (cleared by the next login, which
+    /// enrols a new device).
+    pub fn set_device_revoked(&self, revoked: bool) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if revoked {
+                put_kv(tx, "device_revoked", b"1")
+            } else {
+                tx.execute("DELETE FROM kv WHERE key = 'device_revoked'", [])
+                    .map_err(backend)?;
+                Ok(())
+            }
+        })
+    }
+
+    /// Whether the server said this device is revoked.
+    pub fn device_revoked(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM kv WHERE key = 'device_revoked')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+    }
+
     /// Work the server does not have yet: documents with unsent edits, photos not uploaded.
     pub fn unsynced_work(&self) -> Result<(u32, u32), StoreError> {
         self.read(|c| {

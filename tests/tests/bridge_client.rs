@@ -731,3 +731,92 @@ async fn a_long_answer_on_a_slow_link_is_read_to_the_end() {
         "longer than the timeout: {took:?}"
     );
 }
+
+/// Background sync tells the app what it does: started, finished with its report, and when
+/// the agency revokes the device, failed with `Revoked` (and a sync now says `DeviceRevoked`,
+/// not a bare "log in again").
+#[tokio::test]
+async fn auto_sync_reports_its_syncs_and_a_revoked_device() {
+    use mobile_bridge::{SyncFailure, SyncObserver};
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+    struct Observer(Arc<Seen>);
+    impl SyncObserver for Observer {
+        fn on_started(&self) {
+            self.0.0.lock().unwrap().push("started".into());
+        }
+        fn on_finished(&self, report: mobile_bridge::records::SyncReport) {
+            self.0
+                .0
+                .lock()
+                .unwrap()
+                .push(format!("finished {}", report.sent));
+        }
+        fn on_failed(&self, failure: SyncFailure, message: String) {
+            assert!(!message.is_empty());
+            self.0.0.lock().unwrap().push(format!("failed {failure:?}"));
+        }
+    }
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen::default());
+    let (a2, path, s2) = (app.clone(), dir.path().to_owned(), seen.clone());
+    let (a, device) = tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
+        let visit = a.get_hazard(hazard).unwrap().visit_id;
+        a.add_hazard(visit, hazard_input()).unwrap();
+        let handle = a.start_auto_sync_observed(1, Box::new(Observer(s2.clone())));
+        let until = Instant::now() + Duration::from_secs(30);
+        while !s2.0.lock().unwrap().iter().any(|e| e == "finished 1") {
+            assert!(Instant::now() < until, "no sync reported");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let device = a.current_user().unwrap().unwrap().device_id;
+        std::mem::forget(handle); // keeps running while the device is revoked
+        (a, device)
+    })
+    .await
+    .unwrap();
+    let admin = app.login(users::AGENCY_ADMIN).await;
+    let (status, v) = app
+        .post(
+            &admin.token,
+            &format!("/api/v1/devices/{device}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    let seen2 = seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !seen2
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e == "failed Revoked")
+        {
+            assert!(
+                Instant::now() < until,
+                "revocation not reported: {:?}",
+                seen2.0.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match a.sync_now() {
+            Err(mobile_bridge::BridgeError::DeviceRevoked { detail }) => {
+                assert!(detail.contains("停用"), "{detail}")
+            }
+            other => panic!("a revoked device's sync: {other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    let events = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("started"),
+        "{events:?}"
+    );
+}

@@ -131,6 +131,7 @@ impl Inner {
             refresh_token: phone["refresh_token"].as_str().map(str::to_owned),
         };
         self.store.put_session(&row)?;
+        self.store.set_device_revoked(false)?;
         if let Some(old) = replaced {
             self.rerecord_pending(&old)?;
         }
@@ -240,9 +241,16 @@ impl Inner {
         {
             return Ok(t.clone());
         }
-        let refresh = s.refresh_token.ok_or_else(|| BridgeError::Unauthorized {
-            detail: "会话已结束 / session ended".into(),
-        })?;
+        let Some(refresh) = s.refresh_token else {
+            if self.store.device_revoked()? {
+                return Err(BridgeError::DeviceRevoked {
+                    detail: "此设备已被停用 / this device has been revoked".into(),
+                });
+            }
+            return Err(BridgeError::Unauthorized {
+                detail: "会话已结束 / session ended".into(),
+            });
+        };
         let r = self
             .http()
             .post(self.url("/auth/refresh"))
@@ -253,7 +261,11 @@ impl Inner {
         let text = r.text().await?;
         if status.as_u16() == 401 || status.as_u16() == 400 {
             self.store.put_tokens(None, None, None)?;
-            return Err(http_error(reqwest::StatusCode::UNAUTHORIZED, &text));
+            let e = http_error(reqwest::StatusCode::UNAUTHORIZED, &text);
+            if matches!(e, BridgeError::DeviceRevoked { .. }) {
+                self.store.set_device_revoked(true)?;
+            }
+            return Err(e);
         }
         if !status.is_success() {
             return Err(http_error(status, &text));
