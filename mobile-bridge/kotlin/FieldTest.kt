@@ -168,6 +168,28 @@ fun theFieldConvergesOnAClosedHazard() {
     }
 }
 
+fun backgroundSyncReportsToItsObserver() {
+    val a = phone("phone-auto", "inspector")
+    a.listEnterprises()
+    val visit = a.startVisit(enterprise, VisitKindRecord.ROUTINE, "锅炉房")
+    a.addHazard(visit, hazardInput("锅炉压力表过期"))
+    val seen = java.util.concurrent.LinkedBlockingQueue<String>()
+    val handle = a.startAutoSyncObserved(1u, object : SyncObserver {
+        override fun onStarted() { seen.add("started") }
+        override fun onFinished(report: SyncReport) { seen.add("finished ${report.sent}") }
+        override fun onFailed(failure: SyncFailure, message: String) { seen.add("failed $failure") }
+    })
+    val events = mutableListOf<String>()
+    val until = System.nanoTime() + 30_000_000_000L
+    while ("finished 2" !in events) {
+        check(System.nanoTime() < until) { "no background sync reported: $events" }
+        seen.poll(100, java.util.concurrent.TimeUnit.MILLISECONDS)?.let { events.add(it) }
+    }
+    handle.cancel()
+    check(events.first() == "started") { "$events" }
+    check(a.unsyncedWork().documents == 0u)
+}
+
 fun afterLogoutNothingIsRecordedAndAnotherUserStartsClean() {
     val a = phone("phone-shared", "inspector")
     a.listEnterprises()
@@ -222,6 +244,7 @@ fun main(args: Array<String>) {
     scratch = File(args[2]).also { it.mkdirs() }
     val tests = listOf(
         "the field converges on a closed hazard" to ::theFieldConvergesOnAClosedHazard,
+        "background sync reports to its observer" to ::backgroundSyncReportsToItsObserver,
         "after logout nothing is recorded and another user starts clean" to ::afterLogoutNothingIsRecordedAndAnotherUserStartsClean,
         "hostile files are refused as invalid input" to ::hostileFilesAreRefusedAsInvalidInput,
     )
