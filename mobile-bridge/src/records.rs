@@ -396,9 +396,24 @@ pub struct EventRecord {
     pub photos: Vec<PhotoRecord>,
     /// Why the event had no effect, when it had none.
     pub ignored: Option<String>,
+    /// The date the event names, `YYYY-MM-DD`: the deadline of a notice, the date an extension
+    /// asks for or grants.
+    pub date: Option<String>,
+    /// The grade a notice or a regrade sets.
+    pub grade: Option<GradeRecord>,
 }
 
 fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
+    let (date, grade) = match &e.kind {
+        EventKind::NoticeIssued { grade, deadline } => {
+            (Some(deadline.clone()), Some((*grade).into()))
+        }
+        EventKind::Regraded { grade, .. } => (None, Some((*grade).into())),
+        EventKind::ExtensionRequested { until, .. } | EventKind::ExtensionGranted { until, .. } => {
+            (Some(until.clone()), None)
+        }
+        _ => (None, None),
+    };
     let (text, photos) = match &e.kind {
         EventKind::Notified => (String::new(), vec![]),
         EventKind::NoticeIssued { grade, deadline } => {
@@ -406,7 +421,7 @@ fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
         }
         EventKind::Regraded { grade, reason } => (format!("{} {reason}", grade.label_zh()), vec![]),
         EventKind::SignedFor { signer } => (signer.clone(), vec![]),
-        EventKind::ExtensionRequested { until, reason } => (format!("{until} {reason}"), vec![]),
+        EventKind::ExtensionRequested { reason, .. } => (reason.clone(), vec![]),
         EventKind::ExtensionGranted { until, .. } => (until.clone(), vec![]),
         EventKind::ExtensionRefused { reason, .. } => (reason.clone(), vec![]),
         EventKind::RectificationSubmitted { note, photos } => {
@@ -433,7 +448,20 @@ fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
             .iter()
             .find(|o| o.event == e.id)
             .and_then(|o| o.ignored.map(|w| w.message().to_owned())),
+        date,
+        grade,
     }
+}
+
+/// An extension request waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, uniffi::Record)]
+pub struct ExtensionRequestRecord {
+    /// The request's event id (what `grant_extension` answers).
+    pub request_event_id: String,
+    /// The date asked for, `YYYY-MM-DD`.
+    pub until: String,
+    /// Why, as the enterprise wrote it.
+    pub reason: String,
 }
 
 /// A hazard with its current state.
@@ -484,6 +512,12 @@ pub struct HazardRecord {
     /// Fields two people set at once, offline: every value is kept until an inspector of the
     /// agency picks one (`resolve_conflict`).
     pub conflicts: Vec<ConflictRecord>,
+    /// The extension request waiting for an answer, if any.
+    pub pending_extension: Option<ExtensionRequestRecord>,
+    /// Under a regulator's supervision (挂牌督办).
+    pub under_supervision: bool,
+    /// When the hazard was reported to the regulator, ms, if it was.
+    pub reported_at: Option<i64>,
 }
 
 /// A field holding concurrent values.
@@ -576,6 +610,23 @@ impl From<&HazardDoc> for HazardRecord {
             state_zh: status.state.label_zh().to_owned(),
             events: h.events.iter().map(|e| event_record(e, &status)).collect(),
             conflicts: Vec::new(),
+            pending_extension: status.pending_extension.as_ref().map(|(id, until)| {
+                ExtensionRequestRecord {
+                    request_event_id: id.clone(),
+                    until: until.to_string(),
+                    reason: h
+                        .events
+                        .iter()
+                        .find(|e| &e.id == id)
+                        .and_then(|e| match &e.kind {
+                            EventKind::ExtensionRequested { reason, .. } => Some(reason.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                }
+            }),
+            under_supervision: status.under_supervision,
+            reported_at: status.reported_at,
         }
     }
 }

@@ -820,3 +820,42 @@ async fn auto_sync_reports_its_syncs_and_a_revoked_device() {
         "{events:?}"
     );
 }
+
+/// An extension request reads as separate fields: the date and the reason, on the event and as
+/// the hazard's pending request; a notice carries its deadline and grade.
+#[tokio::test]
+async fn an_extension_request_shows_its_date_and_reason_apart() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let seed = app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a2, path) = (app.clone(), dir.path().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
+        a.notify(hazard.clone()).unwrap();
+        a.sync_now().unwrap();
+        let m = phone(&a2, &path, "phone-m", users::MANAGER);
+        m.sync_now().unwrap();
+        m.request_extension(hazard.clone(), "2026-05-20".into(), "设备采购周期长".into())
+            .unwrap();
+        let h = m.get_hazard(hazard.clone()).unwrap();
+        let pending = h.pending_extension.expect("a pending request");
+        assert_eq!(
+            (pending.until.as_str(), pending.reason.as_str()),
+            ("2026-05-20", "设备采购周期长")
+        );
+        let notice = &h.events[0];
+        assert_eq!(
+            notice.kind, "notified",
+            "a notice, by its name in the history"
+        );
+        assert_eq!(notice.date.as_deref(), Some("2026-04-30"));
+        assert_eq!(notice.grade, Some(GradeRecord::General));
+        let request = h.events.last().unwrap();
+        assert_eq!(request.id, pending.request_event_id);
+        assert_eq!(request.date.as_deref(), Some("2026-05-20"));
+        assert_eq!(request.text, "设备采购周期长");
+        assert!(!h.under_supervision);
+    })
+    .await
+    .unwrap();
+}
