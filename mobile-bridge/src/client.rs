@@ -893,6 +893,11 @@ impl InspectionClient {
             .store
             .summaries(Some(DocKind::Hazard), enterprise_id.as_deref())?;
         let mut out = Vec::new();
+        // Today in China, as deadlines are written.
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
+            .date()
+            .to_string();
         for r in rows {
             // A hazard whose document does not read yet (changes still missing) has no state.
             let Some(state) = r.state.as_deref().and_then(HazardStateRecord::parse) else {
@@ -910,7 +915,15 @@ impl InspectionClient {
             } else {
                 item_state(r.dirty, None)
             };
+            let detail = r.detail.unwrap_or_default();
+            let owed = matches!(
+                state,
+                HazardStateRecord::Open
+                    | HazardStateRecord::Notified
+                    | HazardStateRecord::InProgress
+            );
             out.push(HazardSummary {
+                overdue: owed && r.deadline.as_deref().is_some_and(|d| d < today.as_str()),
                 id: r.id,
                 enterprise_id: r.enterprise,
                 visit_id: r.visit_id,
@@ -918,6 +931,12 @@ impl InspectionClient {
                 grade: grade.into(),
                 deadline: r.deadline,
                 location: r.title.unwrap_or_default(),
+                description: detail.description,
+                photo_count: detail.photos,
+                pending_extension_until: detail.extension_until,
+                under_supervision: detail.supervised,
+                reported_at: detail.reported_at,
+                created_at: detail.created_at,
                 sync_state,
             });
         }

@@ -661,6 +661,20 @@ pub struct HazardSummary {
     pub deadline: Option<String>,
     /// Location.
     pub location: String,
+    /// Description.
+    pub description: String,
+    /// Past its deadline while rectification is still owed (by the phone's date in China).
+    pub overdue: bool,
+    /// Photos as found.
+    pub photo_count: u32,
+    /// The date a pending extension request asks for.
+    pub pending_extension_until: Option<String>,
+    /// Under a regulator's supervision.
+    pub under_supervision: bool,
+    /// When it was reported to the regulator, ms.
+    pub reported_at: Option<i64>,
+    /// When it was recorded, ms.
+    pub created_at: i64,
     /// Sync state of the row.
     pub sync_state: ItemState,
 }

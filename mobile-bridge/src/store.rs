@@ -22,7 +22,7 @@ use sync_core::ids::{DeviceId, EnterpriseId};
 use sync_core::store::{DeliveryLog, DocMeta, DocumentStore, LoadedDoc, StoreError, StoredChange};
 
 /// Storage format version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Changes appended after a snapshot before the document is compacted into a new snapshot.
 const COMPACT_AFTER: i64 = 32;
@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS docs (
     state TEXT,
     grade TEXT,
     deadline TEXT,
-    title TEXT
+    title TEXT,
+    -- more of the summary a list shows, as JSON (`HazardDetail`)
+    detail TEXT
 );
 CREATE INDEX IF NOT EXISTS docs_enterprise ON docs(enterprise, kind);
 -- what a sync looks for on a phone holding thousands of documents: the few with unsent edits,
@@ -237,6 +239,25 @@ pub struct SummaryRow {
     pub dirty: bool,
     /// Refused by the server.
     pub refused: bool,
+    /// For hazards, what else a list shows.
+    pub detail: Option<HazardDetail>,
+}
+
+/// What a hazard list shows beyond the summary columns, kept beside them as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HazardDetail {
+    /// Description.
+    pub description: String,
+    /// Photos as found.
+    pub photos: u32,
+    /// Under supervision.
+    pub supervised: bool,
+    /// When reported to the regulator, ms.
+    pub reported_at: Option<i64>,
+    /// The date a pending extension request asks for.
+    pub extension_until: Option<String>,
+    /// When it was recorded, ms.
+    pub created_at: i64,
 }
 
 fn hashes_to_json(h: &[ChangeHash]) -> String {
@@ -295,21 +316,21 @@ impl LocalStore {
                 "local database format {version} is newer than this app ({SCHEMA_VERSION}); update the app"
             )));
         }
-        if version == 1 {
-            // Format 1 had no out-of-scope mark.
-            conn.execute_batch(
-                "ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0",
-            )
-            .map_err(backend)?;
-        }
-        if (1..3).contains(&version) {
-            // Formats 1 and 2 had no logout mark.
-            conn.execute_batch(
-                "ALTER TABLE session ADD COLUMN signed_out INTEGER NOT NULL DEFAULT 0",
-            )
-            .map_err(backend)?;
+        // Columns added by later formats, each only where missing: a crash between adding one
+        // and recording the new format must not make the next open fail.
+        if version >= 1 {
+            for (table, column, decl) in [
+                ("docs", "out_of_scope", "INTEGER NOT NULL DEFAULT 0"),
+                ("session", "signed_out", "INTEGER NOT NULL DEFAULT 0"),
+                ("docs", "detail", "TEXT"),
+            ] {
+                add_column_if_missing(&conn, table, column, decl)?;
+            }
         }
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        if (1..4).contains(&version) {
+            resummarise(&conn)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;
         Ok(Self {
@@ -517,7 +538,7 @@ impl LocalStore {
         self.read(|c| {
             let mut st = c
                 .prepare(
-                    "SELECT id, kind, enterprise, visit_id, state, grade, deadline, title, dirty, refused IS NOT NULL \
+                    "SELECT id, kind, enterprise, visit_id, state, grade, deadline, title, dirty, refused IS NOT NULL, detail \
                      FROM docs WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR enterprise = ?2) \
                      ORDER BY deadline, id",
                 )
@@ -535,6 +556,9 @@ impl LocalStore {
                         title: r.get(7)?,
                         dirty: r.get(8)?,
                         refused: r.get(9)?,
+                        detail: r
+                            .get::<_, Option<String>>(10)?
+                            .and_then(|j| serde_json::from_str(&j).ok()),
                     })
                 })
                 .map_err(backend)?;
@@ -1047,12 +1071,65 @@ pub fn after_write(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(
     summarise(tx, id, doc)
 }
 
+/// `ALTER TABLE table ADD COLUMN column decl`, unless the column is there already (or the
+/// table is not: the schema then creates it whole).
+fn add_column_if_missing(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    decl: &str,
+) -> Result<(), StoreError> {
+    let (columns, present): (i64, bool) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(name = ?2), 0) > 0 FROM pragma_table_info(?1)",
+            params![table, column],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(backend)?;
+    if columns > 0 && !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Summarises every document again (after a format change added to the summary).
+fn resummarise(c: &Connection) -> Result<(), StoreError> {
+    let ids: Vec<String> = c
+        .prepare("SELECT id FROM docs")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(backend)?;
+    for id in ids {
+        let id = uuid::Uuid::parse_str(&id).map_err(corrupt)?;
+        if let Some(doc) = load_doc(c, id)? {
+            summarise(c, id, &doc)?;
+        }
+    }
+    Ok(())
+}
+
 fn summarise(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(), StoreError> {
+    let mut detail: Option<String> = None;
     let (visit_id, state, grade, deadline, title) = match TypedDoc::hydrate(doc) {
         Ok(TypedDoc::Hazard(h)) => {
             let status = h.header().ok().map(|hd| {
                 sync_core::rectification::fold(&hd, h.grade, h.original_deadline(), &h.events)
             });
+            detail = serde_json::to_string(&HazardDetail {
+                description: h.description.to_string(),
+                photos: u32::try_from(h.photos.len()).unwrap_or(u32::MAX),
+                supervised: status.as_ref().is_some_and(|s| s.under_supervision),
+                reported_at: status.as_ref().and_then(|s| s.reported_at),
+                extension_until: status
+                    .as_ref()
+                    .and_then(|s| s.pending_extension.as_ref())
+                    .map(|(_, d)| d.to_string()),
+                created_at: h.created_at,
+            })
+            .ok();
             (
                 Some(h.visit_id.clone()),
                 status.as_ref().map(|s| s.state.as_str().to_owned()),
@@ -1090,8 +1167,8 @@ fn summarise(tx: &Connection, id: uuid::Uuid, doc: &Automerge) -> Result<(), Sto
         Err(_) => (None, None, None, None, None),
     };
     tx.execute(
-        "UPDATE docs SET visit_id = ?2, state = ?3, grade = ?4, deadline = ?5, title = ?6 WHERE id = ?1",
-        params![id.to_string(), visit_id, state, grade, deadline, title],
+        "UPDATE docs SET visit_id = ?2, state = ?3, grade = ?4, deadline = ?5, title = ?6, detail = ?7 WHERE id = ?1",
+        params![id.to_string(), visit_id, state, grade, deadline, title, detail],
     )
     .map_err(backend)?;
     Ok(())

@@ -505,3 +505,53 @@ fn a_visit_asked_for_with_a_hazards_id_is_invalid_input() {
         );
     }
 }
+
+/// A hazard list shows what an app needs without opening each hazard: description, overdue,
+/// photo count, extension, supervision, times. A store of the format before is filled in when
+/// it is opened.
+#[test]
+fn hazard_summaries_carry_what_a_list_shows_and_old_stores_are_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = offline_inspector(dir.path());
+    let visit = client
+        .start_visit(ENTERPRISE.into(), VisitKindRecord::Routine, "仓库".into())
+        .unwrap();
+    // Due in March 2026: long past on the phone's clock.
+    let hazard = client
+        .add_hazard(
+            visit,
+            general_hazard(["仓库", "通道堵塞", "fire", "清理通道", "2026-03-20", "李"]),
+        )
+        .unwrap();
+    let check = |client: &InspectionClient| {
+        let list = client.open_hazards(None).unwrap();
+        let h = list.iter().find(|h| h.id == hazard).unwrap();
+        assert_eq!(h.description, "通道堵塞");
+        assert!(h.overdue, "open and past its deadline");
+        assert_eq!(h.photo_count, 0);
+        assert!(h.created_at > 0);
+        assert_eq!(
+            (
+                h.pending_extension_until.as_deref(),
+                h.under_supervision,
+                h.reported_at
+            ),
+            (None, false, None)
+        );
+    };
+    check(&client);
+    drop(client);
+    // The format before, as a crash after adding the column but before recording the new
+    // format would leave it: no summary detail, format 3.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("inspect.db")).unwrap();
+        conn.execute_batch("UPDATE docs SET detail = NULL; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let reopened = InspectionClient::new(
+        dir.path().display().to_string(),
+        "http://127.0.0.1:9".into(),
+    )
+    .unwrap();
+    check(&reopened);
+}
