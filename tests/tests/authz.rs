@@ -151,15 +151,15 @@ async fn record(
     )
     .unwrap();
     phone.hold(DocKind::Visit, *vid.as_uuid(), v.doc);
-    // A photo of the hazard, uploaded by this tenant's inspector.
+    // A photo of the hazard, uploaded by this tenant's inspector. Its pixels spell a fresh
+    // random id, losslessly: two records never upload the same bytes (a shared hash is rightly
+    // visible to both, and the one random shade of 200 used before collided now and then).
     let mut img = std::io::Cursor::new(Vec::new());
-    let shade = (uuid::Uuid::new_v4().as_u128() % 200) as u8;
-    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
-        40,
-        30,
-        image::Rgb([shade, 90, 160]),
-    ))
-    .write_to(&mut img, image::ImageFormat::Jpeg)
+    let id = uuid::Uuid::new_v4().into_bytes();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([id[(x as usize) % 16], id[(y as usize) % 16], 160])
+    }))
+    .write_to(&mut img, image::ImageFormat::Png)
     .unwrap();
     let bytes = img.into_inner();
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
@@ -187,7 +187,7 @@ async fn record(
     doc.photos.push(sync_core::domain::PhotoRef {
         sha256: sha.clone(),
         size: bytes.len() as u64,
-        media_type: "image/jpeg".into(),
+        media_type: "image/png".into(),
         captured_at: None,
         gps: None,
         added_by: phone.author.user.to_string(),
