@@ -101,7 +101,9 @@ fun theFieldConvergesOnAClosedHazard() {
     val hazard = a.addHazard(visit, hazardInput())
     val listed = a.listVisits(null).single { it.id == visit }
     check(listed.place == "一号车间" && listed.hazards == 1u && listed.itemState == ItemState.Pending) { "$listed" }
-    a.editVisit(visit, VisitPatch(addInspectors = listOf(b.currentUser()!!.id)))
+    val colleague = a.colleagues().single { it.username == "inspector2" }
+    check(colleague.role == RoleRecord.INSPECTOR && colleague.id == b.currentUser()!!.id) { "$colleague" }
+    a.editVisit(visit, VisitPatch(addInspectors = listOf(colleague.id)))
     val report = a.syncNow()
     check(report.refused.isEmpty() && report.sent == 2u) { "first sync: $report" }
     check(report.bytesDown * 10uL <= report.bytesUp) { "nothing sent comes back: $report" }

@@ -262,6 +262,25 @@ impl InspectionClient {
         self.inner.block_on(self.inner.logout())
     }
 
+    /// The users of the phone user's organisation (an inspector's agency), as last fetched
+    /// (at login and when the enterprise list is fetched): for adding inspectors to a visit.
+    pub fn colleagues(&self) -> Result<Vec<ColleagueRecord>, BridgeError> {
+        self.inner
+            .store
+            .colleagues()?
+            .into_iter()
+            .filter_map(|c| {
+                let role = Role::parse(&c.role).ok()?.into();
+                Some(Ok(ColleagueRecord {
+                    id: c.id,
+                    username: c.username,
+                    display_name: c.display_name,
+                    role,
+                }))
+            })
+            .collect()
+    }
+
     /// What this phone holds that the server does not have yet.
     pub fn unsynced_work(&self) -> Result<UnsyncedWork, BridgeError> {
         let (documents, photos) = self.inner.store.unsynced_work()?;

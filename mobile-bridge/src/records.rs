@@ -869,6 +869,19 @@ impl HazardStateRecord {
     }
 }
 
+/// A user of the phone user's own organisation (for adding inspectors to a visit).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ColleagueRecord {
+    /// User id (what `VisitPatch::add_inspectors` takes).
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Name shown.
+    pub display_name: String,
+    /// Role.
+    pub role: RoleRecord,
+}
+
 /// A hazard category an app offers: its code (what `HazardInput::category` takes) and names.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CategoryRecord {

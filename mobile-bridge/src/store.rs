@@ -243,6 +243,19 @@ pub struct SummaryRow {
     pub detail: Option<HazardDetail>,
 }
 
+/// A user of the phone user's organisation, as `GET /api/v1/colleagues` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColleagueRow {
+    /// User id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Name shown.
+    pub display_name: String,
+    /// Role, in its stable text form.
+    pub role: String,
+}
+
 /// What a hazard list shows beyond the summary columns, kept beside them as JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HazardDetail {
@@ -589,6 +602,28 @@ impl LocalStore {
                 .optional()
                 .map_err(backend)?;
             Ok(v.unwrap_or(false))
+        })
+    }
+
+    /// Replaces the cached colleagues list (JSON of `ColleagueRow`s).
+    pub fn put_colleagues(&self, rows: &[ColleagueRow]) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(rows).map_err(corrupt)?;
+        self.write(|tx| put_kv(tx, "colleagues", &json))
+    }
+
+    /// The cached colleagues list, empty before the first fetch.
+    pub fn colleagues(&self) -> Result<Vec<ColleagueRow>, StoreError> {
+        self.read(|c| {
+            let v: Option<Vec<u8>> = c
+                .query_row("SELECT value FROM kv WHERE key = 'colleagues'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            match v {
+                Some(b) => serde_json::from_slice(&b).map_err(corrupt),
+                None => Ok(Vec::new()),
+            }
         })
     }
 

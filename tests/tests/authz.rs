@@ -18,6 +18,8 @@ const T: i64 = 1_773_108_000_000;
 /// `{e}`, `{h}`, `{v}` are replaced by an enterprise, hazard and visit id of the tenant.
 const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/me", 200, 200),
+    // Always the caller's own organisation (who is listed: `colleagues_are_the_callers_organisation_only`).
+    ("GET", "/api/v1/colleagues", 200, 200),
     ("GET", "/api/v1/openapi.json", 200, 200),
     ("GET", "/api/v1/devices", 200, 200),
     ("GET", "/api/v1/enterprises", 200, 200),
@@ -479,3 +481,46 @@ async fn every_route_every_role_own_and_other_tenant(app: TestApp) {
 }
 
 tests::on_every_backend!(every_route_every_role_own_and_other_tenant);
+
+/// The colleagues list names the caller's own organisation and nobody else: an inspector sees
+/// the agency's inspectors and admin, never another agency's; a manager only the enterprise's.
+#[tokio::test]
+async fn colleagues_are_the_callers_organisation_only() {
+    let app = tests::spawn_app(tests::Backend::Sqlite).await.unwrap();
+    app.seed().await;
+    for user in [
+        users::INSPECTOR,
+        users::MANAGER,
+        users::SUPERVISOR,
+        users::AGENCY_ADMIN,
+        users::OTHER_INSPECTOR,
+    ] {
+        let s = app.login(user).await;
+        let org = s.org_id.clone();
+        let (status, list) = app.get(&s.token, "/api/v1/colleagues").await;
+        assert_eq!(status, StatusCode::OK, "{user}: {list}");
+        let list = list.as_array().unwrap();
+        assert!(
+            list.iter().all(|u| u["org_id"] == org.as_str()),
+            "{user} sees someone of another organisation: {list:?}"
+        );
+        assert!(
+            list.iter().any(|u| u["username"] == user),
+            "{user} is listed"
+        );
+        assert!(
+            list.iter().all(|u| u.get("password_hash").is_none()),
+            "no secrets"
+        );
+    }
+    let s = app.login(users::INSPECTOR).await;
+    let (_, list) = app.get(&s.token, "/api/v1/colleagues").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert!(names.contains(&users::INSPECTOR2), "{names:?}");
+    assert!(!names.contains(&users::OTHER_INSPECTOR), "{names:?}");
+}

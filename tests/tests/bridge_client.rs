@@ -859,3 +859,27 @@ async fn an_extension_request_shows_its_date_and_reason_apart() {
     .await
     .unwrap();
 }
+
+/// The phone lists the user's colleagues (fetched at login) for adding inspectors to a visit:
+/// the agency's own, never another agency's.
+#[tokio::test]
+async fn the_phone_lists_the_agencys_colleagues_only() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    app.seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a2, path) = (app.clone(), dir.path().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let a = phone(&a2, &path, "phone-a", users::INSPECTOR);
+        let colleagues = a.colleagues().unwrap();
+        let names: Vec<&str> = colleagues.iter().map(|c| c.username.as_str()).collect();
+        assert!(names.contains(&users::INSPECTOR2), "{names:?}");
+        assert!(!names.contains(&users::OTHER_INSPECTOR), "{names:?}");
+        let two = colleagues
+            .iter()
+            .find(|c| c.username == users::INSPECTOR2)
+            .unwrap();
+        assert_eq!(two.role, mobile_bridge::records::RoleRecord::Inspector);
+    })
+    .await
+    .unwrap();
+}

@@ -310,6 +310,14 @@ impl Inner {
         }
         let list: Vec<EnterpriseRow> = serde_json::from_str(&text).map_err(BridgeError::network)?;
         self.store.put_enterprises(&list)?;
+        // Colleagues, for adding inspectors to a visit; a server without the route keeps the
+        // cached list as it is.
+        if let Ok(r) = self.get_authed("/colleagues").await
+            && r.status().is_success()
+            && let Ok(rows) = r.json::<Vec<store::ColleagueRow>>().await
+        {
+            self.store.put_colleagues(&rows)?;
+        }
         Ok(())
     }
 

@@ -160,6 +160,17 @@ pub struct MeResponse {
     pub device_id: Option<String>,
 }
 
+/// `GET /api/v1/colleagues`: the users of the caller's own organisation (an inspector's agency,
+/// a manager's enterprise, a supervisor's township), so an app can add inspectors to a visit.
+/// Nobody outside the organisation is listed.
+pub async fn colleagues(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    let users = state.db.users_of_org(&caller.org_id).await?;
+    Ok(Json(users.iter().map(UserInfo::from).collect()))
+}
+
 pub async fn me(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
+        .route("/colleagues", get(auth::colleagues))
         .route("/openapi.json", get(openapi::serve))
         .route("/devices", post(devices::enrol).get(devices::list))
         .route("/devices/{id}/revoke", post(devices::revoke))

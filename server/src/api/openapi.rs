@@ -93,6 +93,7 @@ pub fn document() -> Value {
             "/api/v1/auth/refresh": { "post": { "summary": "Rotate a refresh token", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
             "/api/v1/auth/logout": { "post": op("Revoke the session", "auth", &[], "204") },
             "/api/v1/me": { "get": op("The caller", "auth", &[], "200") },
+            "/api/v1/colleagues": { "get": op("The users of the caller's organisation", "auth", &[], "200") },
             "/api/v1/devices": {
                 "post": op("Enrol a device; returns its Automerge actor id", "devices", &[], "201"),
                 "get": op("The caller's devices", "devices", &[], "200")

@@ -447,6 +447,20 @@ impl Db {
         row.map(User::try_from).transpose()
     }
 
+    /// The users of one organisation (agency, enterprise or township), by display name.
+    pub async fn users_of_org(&self, org_id: &str) -> DbResult<Vec<User>> {
+        let rows: Vec<UserRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
+                 FROM users WHERE org_id = $1 ORDER BY display_name, id",
+            )
+            .bind(org_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(User::try_from).collect()
+    }
+
     pub async fn user_by_id(&self, id: &str) -> DbResult<Option<User>> {
         let row: Option<UserRow> = with_pool!(self, pool => {
             sqlx::query_as(
