@@ -163,7 +163,10 @@ fun theFieldConvergesOnAClosedHazard() {
     for (p in listOf(a, b, m, back)) {
         val h = p.getHazard(hazard)
         check(h.state == HazardStateRecord.CLOSED) { "${h.state}" }
-        check(h.events.map { it.kind } == listOf("notified", "signed_for", "rectification_submitted", "verified", "closed")) {
+        check(h.events.map { it.kind } == listOf(
+            EventKindRecord.NOTIFIED, EventKindRecord.SIGNED_FOR, EventKindRecord.RECTIFICATION_SUBMITTED,
+            EventKindRecord.VERIFIED, EventKindRecord.CLOSED,
+        )) {
             "${h.events.map { it.kind }}"
         }
         check(p.openHazards(null).isEmpty())

@@ -283,7 +283,8 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
     for p in (a, b, m, c):
         h = p.get_hazard(hazard)
         assert h.state == mb.HazardStateRecord.CLOSED
-        assert [e.kind for e in h.events] == ["notified", "signed_for", "rectification_submitted", "verified", "closed"]
+        K = mb.EventKindRecord
+        assert [e.kind for e in h.events] == [K.NOTIFIED, K.SIGNED_FOR, K.RECTIFICATION_SUBMITTED, K.VERIFIED, K.CLOSED]
         assert p.open_hazards(None) == []
 
 

@@ -381,7 +381,7 @@ pub struct EventRecord {
     /// Id.
     pub id: String,
     /// Kind (`notified`, `signed_for`, `rectification_submitted`, `verified`, `closed`, …).
-    pub kind: String,
+    pub kind: EventKindRecord,
     /// Chinese label.
     pub label_zh: String,
     /// When, ms.
@@ -436,7 +436,7 @@ fn event_record(e: &Event, status: &HazardStatus) -> EventRecord {
     };
     EventRecord {
         id: e.id.clone(),
-        kind: e.kind.name().to_owned(),
+        kind: (&e.kind).into(),
         label_zh: e.kind.label_zh().to_owned(),
         at: e.at,
         author: e.author.clone(),
@@ -880,6 +880,58 @@ pub struct ColleagueRecord {
     pub display_name: String,
     /// Role.
     pub role: RoleRecord,
+}
+
+/// What kind of event a hazard's history records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKindRecord {
+    /// The rectification notice (下达整改通知).
+    Notified,
+    /// The grade changed, with a reason.
+    Regraded,
+    /// The enterprise signed for the notice.
+    SignedFor,
+    /// The enterprise asked for more time.
+    ExtensionRequested,
+    /// More time was granted.
+    ExtensionGranted,
+    /// More time was refused.
+    ExtensionRefused,
+    /// The enterprise submitted its rectification with evidence.
+    RectificationSubmitted,
+    /// Re-inspected: accepted or rejected.
+    Verified,
+    /// A major hazard reported to the regulator.
+    ReportedToRegulator,
+    /// Put under supervision (挂牌督办).
+    SupervisionPut,
+    /// Supervision lifted.
+    SupervisionLifted,
+    /// Closed (销号).
+    Closed,
+    /// Reopened after closure.
+    Reopened,
+}
+
+impl From<&EventKind> for EventKindRecord {
+    fn from(k: &EventKind) -> Self {
+        match k {
+            EventKind::Notified | EventKind::NoticeIssued { .. } => Self::Notified,
+            EventKind::Regraded { .. } => Self::Regraded,
+            EventKind::SignedFor { .. } => Self::SignedFor,
+            EventKind::ExtensionRequested { .. } => Self::ExtensionRequested,
+            EventKind::ExtensionGranted { .. } => Self::ExtensionGranted,
+            EventKind::ExtensionRefused { .. } => Self::ExtensionRefused,
+            EventKind::RectificationSubmitted { .. } => Self::RectificationSubmitted,
+            EventKind::Verified { .. } => Self::Verified,
+            EventKind::ReportedToRegulator { .. } => Self::ReportedToRegulator,
+            EventKind::SupervisionPut { .. } => Self::SupervisionPut,
+            EventKind::SupervisionLifted { .. } => Self::SupervisionLifted,
+            EventKind::Closed { .. } => Self::Closed,
+            EventKind::Reopened { .. } => Self::Reopened,
+        }
+    }
 }
 
 /// A hazard category an app offers: its code (what `HazardInput::category` takes) and names.

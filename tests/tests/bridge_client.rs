@@ -845,7 +845,8 @@ async fn an_extension_request_shows_its_date_and_reason_apart() {
         );
         let notice = &h.events[0];
         assert_eq!(
-            notice.kind, "notified",
+            notice.kind,
+            mobile_bridge::records::EventKindRecord::Notified,
             "a notice, by its name in the history"
         );
         assert_eq!(notice.date.as_deref(), Some("2026-04-30"));
