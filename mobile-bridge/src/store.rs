@@ -836,6 +836,18 @@ pub struct PendingDoc {
     pub changes: Vec<Vec<u8>>,
 }
 
+impl PendingDoc {
+    /// Moves the changes out into the request's entry for this document; the rest (heads, edit
+    /// generation) stays for acknowledging it.
+    pub fn take_for_request(&mut self) -> sync_core::protocol::DocChanges {
+        sync_core::protocol::DocChanges {
+            id: self.id,
+            kind: self.kind,
+            changes: std::mem::take(&mut self.changes),
+        }
+    }
+}
+
 /// A change as the store appends it: (hash, raw bytes).
 pub type HashedChange = ([u8; 32], Vec<u8>);
 

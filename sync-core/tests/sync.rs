@@ -552,3 +552,59 @@ fn a_first_sync_does_not_send_back_what_the_device_just_sent() {
     assert_eq!(v.place, "锅炉房");
     assert_eq!(v.ended_at, Some(T + 1));
 }
+
+/// The next try: another agency serving the same enterprise names this agency's visit in its
+/// own first request (with a change of its own to it), hoping the "send only the rest" path
+/// hands it the visit. The change is refused and nothing of the visit comes back.
+#[test]
+fn naming_another_agencys_document_in_a_first_sync_returns_nothing_of_it() {
+    let w = World::new();
+    let hub = Hub::new(MemoryStore::new(), HubLimits::default());
+    let vid = VisitId::new_random();
+    let (_, vdoc, _) = w.visit(vid);
+    let mut owner = Phone {
+        author: w.inspector.clone(),
+        replica: Replica::default(),
+        stale: vec![],
+    };
+    owner.replica.docs.insert(
+        *vid.as_uuid(),
+        sync_core::engine::ReplicaDoc {
+            kind: DocKind::Visit,
+            doc: vdoc.clone(),
+            synced: vec![],
+            refused: None,
+        },
+    );
+    sync(&hub, &w, &mut owner, 0);
+
+    let rival = w.foreign_inspector.clone();
+    let forged = edit::modify::<VisitDoc>(&vdoc, &rival.actors[0], T, |v| {
+        v.place = "另一家机构写的".into()
+    })
+    .expect("a change below the edit API");
+    let req = protocol::SyncRequest {
+        cursor: 0,
+        docs: vec![protocol::DocChanges {
+            id: *vid.as_uuid(),
+            kind: DocKind::Visit,
+            changes: vec![forged.change.expect("a change")],
+        }],
+    };
+    // The rival agency has a contract with the same enterprise: it is in its scope.
+    let scope: sync_core::engine::Reach = [(w.enterprise, w.township)].into_iter().collect();
+    let out = block_on(hub.sync(&rival, &scope, &req)).expect("hub");
+    assert!(
+        out.response.refused.iter().any(|r| r.id == *vid.as_uuid()),
+        "the rival's change is refused"
+    );
+    assert!(
+        out.response.updates.iter().all(|u| u.id != *vid.as_uuid()),
+        "nothing of the visit is sent: {:?}",
+        out.response
+            .updates
+            .iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>()
+    );
+}

@@ -597,6 +597,11 @@ async fn after_logout_nothing_is_recorded_and_another_user_never_sees_the_first_
         let (a, hazard) = inspector_with_hazard(&a2, &path, &seed.enterprise);
         let visit = a.get_hazard(hazard.clone()).unwrap().visit_id;
         let unsent = a.add_hazard(visit.clone(), hazard_input()).unwrap();
+        // Discarding is for a logged-out phone only: a signed-in user cannot wipe their work.
+        assert!(matches!(
+            a.discard_unsynced_work(1, 0),
+            Err(mobile_bridge::BridgeError::Refused { .. })
+        ));
         a.logout().unwrap();
         match a.add_hazard(visit.clone(), hazard_input()) {
             Err(mobile_bridge::BridgeError::Unauthorized { .. }) => {}

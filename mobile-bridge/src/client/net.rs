@@ -368,7 +368,7 @@ impl Inner {
             if batch.is_empty() {
                 pulls += 1;
             }
-            let resp = self.round_trip(&batch, &mut report).await?;
+            let resp = self.round_trip(&mut batch, &mut report).await?;
             let outcome = self.apply(&batch, &resp)?;
             report.sent += u32::try_from(batch.len()).unwrap_or(u32::MAX);
             report.received += u32::try_from(outcome.updated.len()).unwrap_or(u32::MAX);
@@ -401,18 +401,14 @@ impl Inner {
     /// Counts the request and its bytes in `report` and tells the link how long it took.
     async fn round_trip(
         &self,
-        batch: &[store::PendingDoc],
+        batch: &mut [store::PendingDoc],
         report: &mut SyncReport,
     ) -> Result<SyncResponse, BridgeError> {
         let req = protocol::SyncRequest {
             cursor: self.store.read(store::cursor)?,
             docs: batch
-                .iter()
-                .map(|p| protocol::DocChanges {
-                    id: p.id,
-                    kind: p.kind,
-                    changes: p.changes.clone(),
-                })
+                .iter_mut()
+                .map(store::PendingDoc::take_for_request)
                 .collect(),
         };
         let body = protocol::encode_request(&req);
@@ -471,7 +467,9 @@ impl Inner {
         self.store.write(|tx| {
             let refused: HashMap<uuid::Uuid, &protocol::DocRefusal> =
                 resp.refused.iter().map(|r| (r.id, r)).collect();
-            for p in sent.iter().filter(|p| !p.changes.is_empty()) {
+            // Every document sent had changes (the batch takes only those); they were moved
+            // into the request, so only the heads and edit generation are here.
+            for p in sent {
                 let Some(state) = store::doc_state(tx, p.id)? else {
                     continue;
                 };

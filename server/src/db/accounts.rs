@@ -51,6 +51,16 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+/// A query of users' rows: the columns `UserRow` reads, then `$rest`.
+macro_rules! user_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, username, display_name, password_hash, role, org_id, created_at FROM users ",
+            $rest
+        )
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct UserRow {
     id: String,
@@ -437,8 +447,7 @@ impl Db {
     pub async fn user_by_username(&self, username: &str) -> DbResult<Option<User>> {
         let row: Option<UserRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
-                 FROM users WHERE username = $1",
+                user_select!("WHERE username = $1"),
             )
             .bind(username)
             .fetch_optional(pool)
@@ -451,8 +460,7 @@ impl Db {
     pub async fn users_of_org(&self, org_id: &str) -> DbResult<Vec<User>> {
         let rows: Vec<UserRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
-                 FROM users WHERE org_id = $1 ORDER BY display_name, id",
+                user_select!("WHERE org_id = $1 ORDER BY display_name, id"),
             )
             .bind(org_id)
             .fetch_all(pool)
@@ -464,8 +472,7 @@ impl Db {
     pub async fn user_by_id(&self, id: &str) -> DbResult<Option<User>> {
         let row: Option<UserRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, username, display_name, password_hash, role, org_id, created_at \
-                 FROM users WHERE id = $1",
+                user_select!("WHERE id = $1"),
             )
             .bind(id)
             .fetch_optional(pool)

@@ -754,16 +754,12 @@ async fn bench_phone_sync(backlog: usize) -> Value {
         // same user, posted as one raw request (no phone store, no batching, no applying).
         let raw = phone("first-upload-raw", users::INSPECTOR);
         capture(&raw, 2_000);
-        let pending = raw.store().pending().unwrap();
+        let mut pending = raw.store().pending().unwrap();
         let request = protocol::SyncRequest {
             cursor: raw.cursor().unwrap(),
             docs: pending
-                .iter()
-                .map(|p| protocol::DocChanges {
-                    id: p.id,
-                    kind: p.kind,
-                    changes: p.changes.clone(),
-                })
+                .iter_mut()
+                .map(mobile_bridge::store::PendingDoc::take_for_request)
                 .collect(),
         };
         let token = raw
