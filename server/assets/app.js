@@ -60,6 +60,7 @@ const DICT = {
   'five': ['重大事故隐患须落实整改责任、措施、资金、时限和应急预案（五落实）。',
     'Major hazards: responsibility, measures, funds, deadline and emergency plan must all be in place.'],
   'error': ['出错了', 'Something went wrong'], 'loading': ['加载中…', 'Loading…'],
+  'export.xlsx': ['导出台账（Excel）', 'Export ledger (Excel)'], 'export.csv': ['导出台账（CSV）', 'Export ledger (CSV)'],
   'agency': ['服务机构', 'Agency'], 'township': ['乡镇（街道）', 'Township'], 'closed_at': ['销号时间', 'Closed'],
 };
 let lang = localStorage.getItem('lang') === 'en' ? 'en' : 'zh';
@@ -232,7 +233,15 @@ function changesTable(rows) {
       h('td', {}, fmtTime(c.at)),
       h('td', {}, c.user_name || '?', c.role ? ' (' + t('role.' + c.role) + ')' : ''),
       h('td', {}, c.device_name ? c.device_name + ' · ' + c.platform : c.actor.slice(0, 8)),
-      h('td', {}, c.fields.join(', ')))))));
+      h('td', {}, (c.changes || []).map((f) => h('div', { class: 'field-change', 'data-field': f.field },
+        h('strong', {}, pickLang(f.label)), '：',
+        f.old === null || f.old === undefined ? '' : [h('span', { class: 'old' }, f.old), ' → '],
+        h('span', { class: 'new' }, f.new === null || f.new === undefined ? '—' : f.new)))))))));
+}
+/** The part of a "中文 / English" label for the page's language. */
+function pickLang(label) {
+  const parts = String(label).split(' / ');
+  return lang === 'en' && parts.length > 1 ? parts.slice(1).join(' / ') : parts[0];
 }
 
 // ---------- charts (inline SVG) ----------
@@ -359,7 +368,21 @@ async function hazardList(app, title, query, showFilters) {
     add(app, f);
   }
   const rows = await api('/api/v1/hazards?' + params);
+  if (showFilters) add(app, h('p', { class: 'no-print' }, ['xlsx', 'csv'].map((ext) => [ledgerButton(params, ext), ' '])));
   add(app, h('div', { class: 'card' }, hazardTable(rows)));
+}
+/** Downloads the hazard ledger (隐患台账) with the list's filters that the ledger knows. */
+function ledgerButton(params, ext) {
+  const q = new URLSearchParams();
+  for (const k of ['state', 'grade', 'township', 'agency', 'enterprise', 'from', 'to']) if (params.get(k)) q.set(k, params.get(k));
+  return h('button', { type: 'button', 'data-export': ext, onclick: async () => {
+    try {
+      const resp = await api('/api/v1/ledger.' + ext + (q.toString() ? '?' + q : ''), { raw: true });
+      const url = URL.createObjectURL(await resp.blob());
+      const a = h('a', { href: url, download: '隐患台账-' + todayChina() + '.' + ext }); document.body.append(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) { message(err.message, true); }
+  } }, t('export.' + ext));
 }
 pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
 pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);

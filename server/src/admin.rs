@@ -1,12 +1,8 @@
 //! Administrative operations run from the command line (`server admin ...`): creating organisations,
-//! users and contracts, and importing enterprises in bulk. Each returns the created id(s) so that the
+//! users and contracts (bulk imports are in [`crate::import`]). Each returns the created id(s) so that the
 //! CLI can print them for scripts; errors are bilingual because operators read them.
 
-use std::collections::HashMap;
-use std::io::Read;
-
 use anyhow::{Context as _, bail};
-use indicatif::ProgressBar;
 use jiff::civil::Date;
 
 use crate::auth::hash_password_blocking;
@@ -241,122 +237,4 @@ pub async fn create_contract(
             clock.now(),
         )
         .await?)
-}
-
-/// One enterprise imported from the CSV file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportedRow {
-    /// Line number in the file; the header is line 1.
-    pub row: u64,
-    pub id: String,
-    pub uscc: String,
-}
-
-/// One row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// Line number in the file; the header is line 1.
-    pub row: u64,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    pub imported: Vec<ImportedRow>,
-    pub errors: Vec<RowError>,
-}
-
-/// Imports enterprises from CSV with a header row and the columns name, unified social credit code,
-/// address, township name, industry. Every row is tried: good rows are imported, bad rows reported
-/// with their line number. The township must exist already.
-pub async fn import_enterprises(
-    db: &Db,
-    clock: &dyn Clock,
-    input: impl Read,
-    progress: &ProgressBar,
-) -> anyhow::Result<ImportReport> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    reader
-        .headers()
-        .context("无法读取 CSV 表头 / cannot read the CSV header row")?;
-    // Read everything first: files are small, and the progress bar needs the count.
-    let records: Vec<(u64, Result<csv::StringRecord, csv::Error>)> = reader
-        .records()
-        .enumerate()
-        .map(|(index, record)| {
-            let line = match &record {
-                Ok(record) => record.position().map(|p| p.line()),
-                Err(error) => error.position().map(|p| p.line()),
-            };
-            // Without a position (never seen in practice) fall back to counting: header, then rows.
-            (line.unwrap_or(index as u64 + 2), record)
-        })
-        .collect();
-    progress.set_length(records.len() as u64);
-
-    let mut report = ImportReport::default();
-    let mut townships: HashMap<String, Option<String>> = HashMap::new();
-    for (row, record) in records {
-        let result = import_row(db, clock, record, &mut townships).await;
-        match result {
-            Ok((id, uscc)) => report.imported.push(ImportedRow { row, id, uscc }),
-            Err(error) => {
-                let message = format!("{error:#}");
-                progress.suspend(|| eprintln!("第 {row} 行 / row {row}: {message}"));
-                report.errors.push(RowError { row, message });
-            }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    Ok(report)
-}
-
-async fn import_row(
-    db: &Db,
-    clock: &dyn Clock,
-    record: Result<csv::StringRecord, csv::Error>,
-    townships: &mut HashMap<String, Option<String>>,
-) -> anyhow::Result<(String, String)> {
-    let record = record.map_err(|e| match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => {
-            anyhow::anyhow!(
-                "不是 UTF-8 编码（请另存为 UTF-8 CSV） / not UTF-8 (save the file as UTF-8 CSV)"
-            )
-        }
-        _ => anyhow::anyhow!("CSV 格式错误 / malformed CSV: {e}"),
-    })?;
-    if record.len() != 5 {
-        bail!(
-            "应有 5 列（名称、统一社会信用代码、地址、乡镇、行业），实有 {} 列 / expected 5 columns (name, unified social credit code, address, township, industry), found {}",
-            record.len(),
-            record.len()
-        );
-    }
-    let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
-    let township_name = field(3);
-    let township_id = match townships.get(&township_name) {
-        Some(found) => found.clone(),
-        None => {
-            let found = db.township_id_by_name(&township_name).await?;
-            townships.insert(township_name.clone(), found.clone());
-            found
-        }
-    }
-    .with_context(|| format!("乡镇“{township_name}”不存在 / no township {township_name:?}"))?;
-    let input = EnterpriseInput {
-        name: field(0),
-        uscc: field(1),
-        address: field(2),
-        township: township_name,
-        industry: field(4),
-        park: None,
-    };
-    let enterprise = validate_enterprise(&input, township_id)?;
-    let id = insert_enterprise(db, clock, &enterprise).await?;
-    Ok((id, enterprise.uscc.to_string()))
 }

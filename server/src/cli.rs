@@ -99,6 +99,17 @@ pub struct SettingsArgs {
         value_delimiter = ','
     )]
     pub health_check_from: Option<Vec<std::net::IpAddr>>,
+    /// Log lines as `text` (plain; coloured only on a terminal) or `json` (one object per line,
+    /// for log collectors) [default: text].
+    #[arg(long, env = "INSPECT_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl SettingsArgs {
@@ -136,10 +147,33 @@ pub enum Command {
     Admin(AdminCommand),
     /// Fill the database with demo data (once), print the demo logins, then serve.
     Demo,
+    /// Print the configuration file with every setting at its default, commented out.
+    Config,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Back up the SQLite database to a new file while the server may be running and writing
+    /// (SQLite's online backup API: one consistent snapshot); the copy is integrity-checked.
+    Backup {
+        /// The backup file to create (must not exist).
+        dest: PathBuf,
+        /// Also copy the photos the directory lacks, into this directory.
+        #[arg(long)]
+        photos: Option<PathBuf>,
+    },
+    /// Replace the SQLite database with a backup (the server must be stopped). The database
+    /// replaced is kept beside it as `inspect.db.before-restore-<time>`.
+    Restore {
+        /// A file made by `server admin backup`.
+        backup: PathBuf,
+        /// Also copy back the photos of this directory (made by `backup --photos`).
+        #[arg(long)]
+        photos: Option<PathBuf>,
+    },
+    /// Drop every read model (lists, dashboard) and project every document again from the
+    /// change log.
+    RebuildProjections,
     /// Create a township (乡镇/街道/开发区); prints its id.
     CreateTownship {
         #[arg(long)]
@@ -206,16 +240,23 @@ pub enum AdminCommand {
         #[arg(long)]
         filed: bool,
     },
-    /// Import enterprises from a UTF-8 CSV file with a header row and the columns: name, unified social
-    /// credit code, address, township name, industry. Prints `<id>\t<code>` per imported row; exits
-    /// with status 1 if any row was refused.
-    ImportEnterprises { csv: PathBuf },
+    /// Import enterprises from a CSV file (UTF-8 with or without BOM, GBK, GB18030) or an Excel
+    /// workbook with a header row naming the columns 企业名称, 统一社会信用代码, 地址, 乡镇, 行业
+    /// and optionally 园区 (or name, uscc, address, township, industry, park). Every row is checked
+    /// first: if any is refused, each problem is printed with its row and column, nothing is stored
+    /// and the exit status is 1; otherwise all rows are stored and `<id>\t<code>` is printed per row.
+    ImportEnterprises { file: PathBuf },
+    /// Import users the same way: 用户名, 姓名, 角色, 所属单位 (id or name), 初始密码.
+    ImportUsers { file: PathBuf },
+    /// Import contracts the same way: 服务机构, 企业 (id, credit code or name), 起始日期,
+    /// 终止日期, 已备案 (是/否).
+    ImportContracts { file: PathBuf },
 }
 
 /// Parses the command line and runs it.
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.settings.log_format.unwrap_or(LogFormat::Text));
     match dispatch(cli).await {
         Ok(code) => code,
         Err(error) => {
@@ -225,15 +266,25 @@ pub async fn run() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    // Logs go to stderr so that admin commands keep stdout for the ids they print.
-    let _ = tracing_subscriber::fmt()
+    // Logs go to stderr so that admin commands keep stdout for the ids they print. Colour
+    // codes only on a terminal: in a file or a collector they are noise.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -242,11 +293,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Admin(command) => run_admin(config, command).await,
         Command::Demo => demo(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Config => {
+            print!("{}", crate::config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
+    // One server process per SQLite file (it is the file's only writer); restore waits for it.
+    let _lock = match crate::backup::sqlite_path(&config.effective_database_url()) {
+        Ok(file) => {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            Some(crate::backup::hold_server_lock(&file)?)
+        }
+        Err(_) => None,
+    };
     let state = crate::build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -291,6 +356,67 @@ async fn open_db(config: &Config) -> anyhow::Result<Db> {
 }
 
 async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    // These work on the file itself, without opening it as the server does.
+    match &command {
+        AdminCommand::Backup { dest, photos } => {
+            let source = crate::backup::sqlite_path(&config.effective_database_url())?;
+            let (dest, photos, store) =
+                (dest.clone(), photos.clone(), config.data_dir.join("photos"));
+            let report = tokio::task::spawn_blocking(move || {
+                let mut report = crate::backup::backup_sqlite(&source, &dest)?;
+                if let Some(dir) = photos {
+                    report.photo_files = crate::backup::copy_photos(&store, &dir)?;
+                }
+                Ok::<_, anyhow::Error>(report)
+            })
+            .await??;
+            println!("{}", report.path.display());
+            eprintln!(
+                "备份完成：{} 字节，{} 条变更（至序号 {}），复制照片文件 {} 个 / backed up {} bytes, {} changes (up to seq {}), {} photo files copied",
+                report.bytes,
+                report.changes,
+                report.max_seq,
+                report.photo_files,
+                report.bytes,
+                report.changes,
+                report.max_seq,
+                report.photo_files
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        AdminCommand::Restore { backup, photos } => {
+            let target = crate::backup::sqlite_path(&config.effective_database_url())?;
+            let (backup, photos, store) = (
+                backup.clone(),
+                photos.clone(),
+                config.data_dir.join("photos"),
+            );
+            let now = SystemClock.now();
+            let (kept, copied) = tokio::task::spawn_blocking(move || {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let kept = crate::backup::restore_sqlite(&backup, &target, now)?;
+                let copied = match photos {
+                    Some(dir) => crate::backup::copy_photos(&dir, &store)?,
+                    None => 0,
+                };
+                Ok::<_, anyhow::Error>((kept, copied))
+            })
+            .await??;
+            if let Some(old) = kept {
+                eprintln!(
+                    "原数据库保留在 / the replaced database is kept at {}",
+                    old.display()
+                );
+            }
+            eprintln!(
+                "恢复完成，照片文件 {copied} 个 / restored; {copied} photo files copied back"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let db = open_db(&config).await?;
     let clock = SystemClock;
     let result = admin_command(&db, &clock, command).await;
@@ -378,37 +504,86 @@ async fn admin_command(
             "contract",
             admin::create_contract(db, clock, &agency, &enterprise, start, end, filed).await?,
         ),
-        AdminCommand::ImportEnterprises { csv } => {
-            let file = std::fs::File::open(&csv).with_context(|| {
-                format!("无法打开 {} / cannot open {}", csv.display(), csv.display())
-            })?;
-            let progress = if std::io::stderr().is_terminal() {
-                let bar = ProgressBar::new(0);
-                if let Ok(style) =
-                    ProgressStyle::with_template("{bar:40} {pos}/{len} 行 / rows {elapsed}")
-                {
-                    bar.set_style(style);
-                }
-                bar
-            } else {
-                ProgressBar::hidden()
-            };
-            let report = admin::import_enterprises(db, clock, file, &progress).await?;
-            for row in &report.imported {
-                println!("{}\t{}", row.id, row.uscc);
-            }
-            eprintln!(
-                "导入 {} 家，失败 {} 行 / imported {}, refused {} rows",
-                report.imported.len(),
-                report.errors.len(),
-                report.imported.len(),
-                report.errors.len()
-            );
-            if report.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+        AdminCommand::ImportEnterprises { file } => {
+            run_import(db, clock, &file, crate::import::Kind::Enterprises).await?
+        }
+        AdminCommand::RebuildProjections => {
+            let n = crate::projection::rebuild(db, crate::clock::to_millis(clock.now())).await?;
+            eprintln!("已重建 {n} 个文档的读模型 / projected {n} documents again");
+            ExitCode::SUCCESS
+        }
+        AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => {
+            unreachable!("handled before the database is opened")
+        }
+        AdminCommand::ImportUsers { file } => {
+            run_import(db, clock, &file, crate::import::Kind::Users).await?
+        }
+        AdminCommand::ImportContracts { file } => {
+            run_import(db, clock, &file, crate::import::Kind::Contracts).await?
         }
     })
+}
+
+/// Reads `path`, runs one importer with a progress bar on a terminal, prints what it stored
+/// (stdout) or every problem (stderr).
+async fn run_import(
+    db: &Db,
+    clock: &dyn Clock,
+    path: &std::path::Path,
+    kind: crate::import::Kind,
+) -> anyhow::Result<ExitCode> {
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "无法打开 {} / cannot open {}",
+            path.display(),
+            path.display()
+        )
+    })?;
+    if meta.len() > crate::table::MAX_FILE_BYTES as u64 {
+        anyhow::bail!(crate::table::TableError::TooLarge {
+            max: crate::table::MAX_FILE_BYTES
+        });
+    }
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "无法读取 {} / cannot read {}",
+            path.display(),
+            path.display()
+        )
+    })?;
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} 行 / rows {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = crate::import::import(kind, db, clock, &bytes, &progress).await?;
+    for row in &report.imported {
+        println!("{}\t{}", row.id, row.key);
+    }
+    for error in &report.errors {
+        eprintln!("{error}");
+    }
+    let (what_zh, what_en) = kind.labels();
+    if report.errors.is_empty() {
+        eprintln!(
+            "已导入 {} {what_zh}（{}） / imported {} {what_en} ({})",
+            report.imported.len(),
+            report.encoding,
+            report.imported.len(),
+            report.encoding
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} 处错误，未导入任何数据，请修改后重新导入 / {} problems: nothing was imported; fix the file and import it again",
+            report.errors.len(),
+            report.errors.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

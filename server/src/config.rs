@@ -183,6 +183,113 @@ impl Config {
     }
 }
 
+/// The configuration file with every key at its default, commented out (`server config`):
+/// uncomment a line to change it. Each key is what [`Overrides`] reads; the test below keeps
+/// the two in step.
+pub fn default_toml() -> String {
+    let d = Config::default();
+    let list = |v: &[String]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let keys: Vec<(&str, &str, String)> = vec![
+        (
+            "bind",
+            "监听地址 / address to listen on",
+            format!("{:?}", d.bind.to_string()),
+        ),
+        (
+            "data_dir",
+            "数据目录（SQLite 文件与照片） / data directory (SQLite file and photos)",
+            format!("{:?}", d.data_dir.display().to_string()),
+        ),
+        (
+            "database_url",
+            "数据库；不填则为 <data_dir>/inspect.db / database; unset means <data_dir>/inspect.db",
+            "\"postgres://user@host/inspect\"".to_owned(),
+        ),
+        (
+            "access_token_ttl_secs",
+            "访问令牌有效期（秒） / access token lifetime (s)",
+            d.access_token_ttl.as_secs().to_string(),
+        ),
+        (
+            "refresh_token_ttl_secs",
+            "刷新令牌有效期（秒） / refresh token lifetime (s)",
+            d.refresh_token_ttl.as_secs().to_string(),
+        ),
+        (
+            "json_body_limit_bytes",
+            "JSON 请求体上限（字节） / largest JSON body (bytes)",
+            d.json_body_limit.to_string(),
+        ),
+        (
+            "request_timeout_secs",
+            "请求超时（秒） / request timeout (s)",
+            d.request_timeout.as_secs().to_string(),
+        ),
+        (
+            "reconcile_interval_secs",
+            "读模型校正间隔（秒） / read-model reconciler interval (s)",
+            d.reconcile_interval.as_secs().to_string(),
+        ),
+        (
+            "upload_idle_expiry_secs",
+            "未完成上传的保留时间（秒） / unfinished uploads kept for (s)",
+            d.upload_idle_expiry.as_secs().to_string(),
+        ),
+        (
+            "unfinished_upload_bytes_per_user",
+            "每个用户未完成上传的总字节上限 / unfinished upload bytes per user",
+            d.unfinished_upload_bytes_per_user.to_string(),
+        ),
+        (
+            "major_report_window_secs",
+            "重大隐患上报时限（秒） / major hazard report window (s)",
+            d.major_report_window.as_secs().to_string(),
+        ),
+        (
+            "cors_origins",
+            "允许跨域的来源 / origins allowed by CORS",
+            list(&d.cors_origins),
+        ),
+        (
+            "max_connections",
+            "同时服务的连接数上限 / most connections served at once",
+            d.max_connections.to_string(),
+        ),
+        (
+            "header_read_timeout_secs",
+            "请求头读取时限（秒） / time to send request headers (s)",
+            d.header_read_timeout.as_secs().to_string(),
+        ),
+        (
+            "health_check_from",
+            "可在满载时访问 /healthz、可读取 /metrics 的地址 / addresses whose /healthz is answered when full and that may read /metrics",
+            list(
+                &d.health_check_from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ];
+    let mut out = String::from(
+        "# 巡检平台服务端配置 / inspection platform server configuration\n\
+         # 优先级：命令行参数 > 环境变量 > 本文件 > 默认值 / precedence: flags > environment > this file > defaults\n\
+         # 去掉行首的 # 即可修改 / remove the leading # to change a value\n",
+    );
+    for (key, help, value) in keys {
+        out.push_str(&format!("\n# {help}\n# {key} = {value}\n"));
+    }
+    out
+}
+
 /// Parses the TOML form of [`Overrides`] (same keys as its fields).
 pub fn parse_toml(text: &str) -> anyhow::Result<Overrides> {
     Ok(toml::from_str(text)?)
@@ -210,6 +317,49 @@ mod tests {
             config.refresh_token_ttl,
             Config::default().refresh_token_ttl
         );
+    }
+
+    #[test]
+    fn the_printed_defaults_name_every_key_and_read_back_as_the_defaults() {
+        let text = default_toml();
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let o = parse_toml(&uncommented).expect("the printed file parses");
+        let Overrides {
+            bind,
+            data_dir,
+            database_url,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            json_body_limit_bytes,
+            request_timeout_secs,
+            reconcile_interval_secs,
+            upload_idle_expiry_secs,
+            unfinished_upload_bytes_per_user,
+            major_report_window_secs,
+            cors_origins,
+            max_connections,
+            header_read_timeout_secs,
+            health_check_from,
+        } = o.clone();
+        // Every key is in the file (a key added to `Overrides` and not to it fails here).
+        assert!(bind.is_some() && data_dir.is_some() && database_url.is_some());
+        assert!(access_token_ttl_secs.is_some() && refresh_token_ttl_secs.is_some());
+        assert!(json_body_limit_bytes.is_some() && request_timeout_secs.is_some());
+        assert!(reconcile_interval_secs.is_some() && upload_idle_expiry_secs.is_some());
+        assert!(unfinished_upload_bytes_per_user.is_some() && major_report_window_secs.is_some());
+        assert!(cors_origins.is_some() && max_connections.is_some());
+        assert!(header_read_timeout_secs.is_some() && health_check_from.is_some());
+        // And its values are the defaults (the database URL is an example, not a default).
+        let applied = Config::default().apply(Overrides {
+            database_url: None,
+            ..o
+        });
+        assert_eq!(applied, Config::default());
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! [`router`] builds the routes with their layers, and [`serve`] runs them on a listener the caller
 //! bound until a shutdown future resolves.
 
+// The OpenAPI document is one `json!` literal (api/openapi.rs), deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -15,12 +19,16 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod import;
+pub mod ledger;
 pub mod listen;
+pub mod metrics;
 pub mod model;
 pub mod photos;
 pub mod projection;
 pub mod reconcile;
 pub mod scope;
+pub mod table;
 pub mod throttle;
 pub mod web;
 
@@ -59,6 +67,8 @@ pub struct AppState {
     pub login_throttle: Arc<throttle::LoginThrottle>,
     /// Connections open and turned away ([`listen`]).
     pub connections: Arc<listen::ConnGauge>,
+    /// Counters for `/metrics` ([`metrics`]).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -109,6 +119,7 @@ pub async fn build_state_with_clock(
         reconciler: Arc::default(),
         login_throttle: Arc::default(),
         connections: Arc::default(),
+        metrics: Arc::default(),
     })
 }
 
@@ -119,10 +130,27 @@ pub async fn build_state_with_clock(
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(metrics::readyz))
+        .route("/metrics", get(metrics::serve))
         .nest("/api/v1", api::routes())
         .merge(web::page_routes())
         .fallback(not_found);
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        count_answers,
+    ));
     http::apply_layers(routes, &state.config).with_state(state)
+}
+
+/// Counts every answer by status class for `/metrics`.
+async fn count_answers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.metrics.answered(response.status());
+    response
 }
 
 pub(crate) async fn healthz() -> &'static str {

@@ -212,14 +212,14 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
     plan.push(
         "INSERT INTO hazards_view (id, visit_id, enterprise_id, agency_id, township_id, location, description, \
          category, grade, criterion, measure, deadline, current_deadline, responsible_person, state, created_at, \
-         closed_at, reported_at, under_supervision, photo_count, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
+         closed_at, reported_at, under_supervision, photo_count, updated_at, funds_yuan) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
          ON CONFLICT (id) DO UPDATE SET location = excluded.location, description = excluded.description, \
          category = excluded.category, grade = excluded.grade, criterion = excluded.criterion, \
          measure = excluded.measure, deadline = excluded.deadline, current_deadline = excluded.current_deadline, \
          responsible_person = excluded.responsible_person, state = excluded.state, closed_at = excluded.closed_at, \
          reported_at = excluded.reported_at, under_supervision = excluded.under_supervision, \
-         photo_count = excluded.photo_count, updated_at = excluded.updated_at",
+         photo_count = excluded.photo_count, updated_at = excluded.updated_at, funds_yuan = excluded.funds_yuan",
         vec![
             Arg::from(&h.id),
             Arg::from(&h.visit_id),
@@ -243,6 +243,7 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
             Arg::from(i64::from(status.under_supervision)),
             Arg::from(h.photos.len() as i64),
             Arg::from(now_ms),
+            Arg::from(h.funds_yuan),
         ],
     );
     plan.push(

@@ -236,6 +236,16 @@ pub fn field_label_zh(field: &str) -> &'static str {
         "visit_kind" => "检查类型",
         "started_at" | "ended_at" => "检查时间",
         "gps" => "位置",
+        "schema" => "文档版本",
+        "kind" => "文档类型",
+        "id" => "编号",
+        "enterprise_id" => "企业",
+        "agency_id" => "服务机构",
+        "township_id" => "乡镇（街道）",
+        "created_by" => "记录人",
+        "created_at" => "记录时间",
+        "visit_id" => "所属检查",
+        "signature_v1" => "签字",
         _ => "字段",
     }
 }
@@ -272,6 +282,16 @@ pub fn field_label_en(field: &str) -> &'static str {
         "visit_kind" => "visit kind",
         "started_at" | "ended_at" => "visit time",
         "gps" => "position",
+        "schema" => "schema version",
+        "kind" => "document kind",
+        "id" => "id",
+        "enterprise_id" => "enterprise",
+        "agency_id" => "agency",
+        "township_id" => "township",
+        "created_by" => "recorded by",
+        "created_at" => "recorded at",
+        "visit_id" => "visit",
+        "signature_v1" => "signature",
         _ => "field",
     }
 }

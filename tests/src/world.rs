@@ -401,6 +401,16 @@ pub async fn visits_started_at(app: &TestApp, seed: &Seed, started: &[i64]) -> V
     ids.iter().map(ToString::to_string).collect()
 }
 
+/// Holds a new visit of the seeded enterprise on `phone`, not synced yet; returns its id.
+pub fn record_visit(phone: &mut Phone, seed: &Seed, started_at: i64) -> String {
+    let here = Place {
+        enterprise: &seed.enterprise,
+        agency: &seed.agency,
+        township: &seed.township,
+    };
+    add_visit_at(phone, &here, "仓库", None, started_at).to_string()
+}
+
 /// A signed visit of the seeded enterprise whose one hazard has two photos: one uploaded, one
 /// the phone has not uploaded yet. Returns the visit id and the missing photo's hash.
 pub async fn visit_with_a_photo_not_uploaded(app: &TestApp, seed: &Seed) -> (String, String) {

@@ -32,6 +32,13 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/visits/{v}", 200, 404),
     ("GET", "/api/v1/reports/major", 200, 200),
     ("GET", "/api/v1/dashboard", 200, 200),
+    // The ledger is a list: the other tenant's rows never appear (the workbook's rows are the
+    // JSON's: `tests/ledger.rs`).
+    ("GET", "/api/v1/ledger", 200, 200),
+    ("GET", "/api/v1/ledger?enterprise={e}", 200, 200),
+    ("GET", "/api/v1/ledger.csv", 200, 200),
+    ("GET", "/api/v1/ledger.csv?enterprise={e}", 200, 200),
+    ("GET", "/api/v1/ledger.xlsx", 200, 200),
     ("GET", "/api/v1/visits/{v}/history", 200, 404),
     ("GET", "/api/v1/visits/{v}/record", 200, 404),
     ("GET", "/api/v1/hazards/{h}/changes", 200, 404),

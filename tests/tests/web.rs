@@ -129,6 +129,24 @@ async fn change_history_names_the_user_and_the_device(app: TestApp) {
             .contains(&"checklist".into())
     );
     assert!(first["at"].as_i64().unwrap() > 0);
+    // Each field with its name in both languages and its values, never a raw key alone.
+    let shown = first["changes"].as_array().unwrap();
+    assert_eq!(shown.len(), first["fields"].as_array().unwrap().len());
+    for f in shown {
+        assert!(
+            !f["label"].as_str().unwrap().starts_with("字段"),
+            "unlabelled: {f}"
+        );
+    }
+    let place = shown.iter().find(|f| f["field"] == "place").unwrap();
+    assert_eq!(place["label"], "检查地点 / place");
+    assert_eq!(place["old"], serde_json::Value::Null);
+    assert_eq!(place["new"], "一号冲压车间");
+    let created = shown.iter().find(|f| f["field"] == "created_at").unwrap();
+    assert_eq!(
+        created["new"], "2026-02-10 10:00:00",
+        "an instant in China time"
+    );
 
     let (status, changes) = app
         .get(
@@ -155,6 +173,22 @@ async fn change_history_names_the_user_and_the_device(app: TestApp) {
     assert_eq!(
         rows.last().unwrap()["fields"],
         serde_json::json!(["events"])
+    );
+    let closing = &rows.last().unwrap()["changes"][0];
+    assert_eq!(closing["label"], "整改记录 / rectification history");
+    let count = |v: &serde_json::Value| -> u64 {
+        v.as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        count(&closing["new"]),
+        count(&closing["old"]) + 1,
+        "{closing}"
     );
 
     // The visit record carries the checklist, the signature and the photos.

@@ -9,6 +9,7 @@ pub mod dashboard;
 mod devices;
 mod enterprises;
 pub mod hazards;
+pub mod ledger;
 pub mod openapi;
 pub mod photos;
 pub mod sync;
@@ -40,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))
         .route("/dashboard", get(dashboard::get))
+        .route("/ledger", get(ledger::json))
+        .route("/ledger.csv", get(ledger::csv))
+        .route("/ledger.xlsx", get(ledger::xlsx))
         .merge(crate::web::api_routes())
         .route(
             "/photos/{sha256}",

@@ -64,6 +64,16 @@ fn visits_op() -> Value {
     v
 }
 
+const LEDGER_FILTERS: &[&str] = &[
+    "township:query",
+    "agency:query",
+    "enterprise:query",
+    "from:query",
+    "to:query",
+    "grade:query",
+    "state:query",
+];
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -88,6 +98,8 @@ pub fn document() -> Value {
         },
         "paths": {
             "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "ok" } } } },
+            "/readyz": { "get": { "summary": "Readiness: the database and the photo store answer", "responses": { "200": { "description": "ready" }, "503": { "description": "not ready: which part failed" } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics (127.0.0.1, ::1 and health_check_from only)", "responses": { "200": { "description": "text exposition format 0.0.4" } } } },
             "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI" } } } },
             "/api/v1/auth/login": { "post": { "summary": "Log in with username and password (optionally bound to a device)", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
             "/api/v1/auth/refresh": { "post": { "summary": "Rotate a refresh token", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
@@ -108,6 +120,9 @@ pub fn document() -> Value {
             "/api/v1/visits": { "get": visits_op() },
             "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
             "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
+            "/api/v1/ledger": { "get": op("The hazard ledger (隐患排查治理台账) as JSON rows; from/to are China dates on when the hazard was found", "ledger", LEDGER_FILTERS, "200") },
+            "/api/v1/ledger.csv": { "get": op("The hazard ledger as CSV (UTF-8 with BOM, for Chinese Excel)", "ledger", LEDGER_FILTERS, "200") },
+            "/api/v1/ledger.xlsx": { "get": op("The hazard ledger as an Excel workbook", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/dashboard": { "get": op("Figures in scope: open, overdue, major, closure rate, median days to close; by township, park, agency, enterprise and month", "dashboard", &[], "200") },
             "/api/v1/visits/{id}/history": { "get": op("Who changed the visit, when, from which device, and which fields", "visits", &["id"], "200") },
             "/api/v1/visits/{id}/record": { "get": op("The visit's checklist, signature and hazards with photos, funds and emergency plan", "visits", &["id"], "200") },

@@ -187,6 +187,9 @@ pub async fn put_chunk(
     }
     match store.finish(hash).await {
         Ok(outcome) => {
+            if let FinishOutcome::Stored(meta) = &outcome {
+                state.metrics.photo_stored(meta.byte_size);
+            }
             if let FinishOutcome::Stored(meta) | FinishOutcome::AlreadyStored(meta) = &outcome
                 && let Err(e) = record_meta(&state, &user, meta).await
             {

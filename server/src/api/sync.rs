@@ -29,12 +29,31 @@ pub async fn sync(
     user: AuthUser,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let answered = sync_inner(&state, user, body).await;
+    match &answered {
+        Ok((outcome, _)) => state.metrics.sync_answered(
+            started.elapsed(),
+            &outcome.applied,
+            &outcome.response.refused,
+        ),
+        Err(e) if e.status().is_server_error() => state.metrics.sync_failed(started.elapsed()),
+        Err(_) => {}
+    }
+    answered.map(|(_, response)| response)
+}
+
+async fn sync_inner(
+    state: &AppState,
+    user: AuthUser,
+    body: Bytes,
+) -> Result<(sync_core::engine::SyncOutcome, Response), ApiError> {
     let device_id = user.require_device()?.to_owned();
     let request = protocol::decode_request(&body).map_err(|e| {
         ApiError::bad_request(e.code(), format!("同步消息无效：{e}"), e.to_string())
     })?;
 
-    let author = author_of(&state, &user, &device_id).await?;
+    let author = author_of(state, &user, &device_id).await?;
     let scope = scope::scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let enterprises = scope.reach();
 
@@ -62,7 +81,8 @@ pub async fn sync(
         tracing::info!(refused = outcome.response.refused.len(), user = %user.user_id, "sync batches refused");
     }
     let bytes = protocol::encode_response(&outcome.response);
-    Ok(([(CONTENT_TYPE, protocol::MEDIA_TYPE)], bytes).into_response())
+    let response = ([(CONTENT_TYPE, protocol::MEDIA_TYPE)], bytes).into_response();
+    Ok((outcome, response))
 }
 
 /// Projects the documents a sync stored into the read models, a few at a time.
@@ -87,6 +107,7 @@ async fn project_applied(state: &AppState, applied: &[sync_core::engine::Applied
                 .await
                 {
                     tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
+                    state.metrics.projection_failed();
                     state.reconciler.nudge();
                 }
             }

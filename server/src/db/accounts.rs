@@ -791,3 +791,112 @@ impl Db {
         }))
     }
 }
+
+/// Bulk inserts for the importers ([`crate::import`]): all rows in one transaction, or none.
+impl Db {
+    /// Creates every enterprise, or none; returns their ids in order.
+    pub async fn create_enterprises(
+        &self,
+        enterprises: &[NewEnterprise],
+        now: Timestamp,
+    ) -> DbResult<Vec<String>> {
+        let ids: Vec<String> = enterprises.iter().map(|_| new_id()).collect();
+        with_pool_retry!(self, "import", pool => {
+            let mut tx = pool.begin().await?;
+            for (id, e) in ids.iter().zip(enterprises) {
+                sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'enterprise', $2, $3)")
+                    .bind(id)
+                    .bind(&e.name)
+                    .bind(to_millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO enterprises (id, uscc, address, township_id, industry, park) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(e.uscc.as_str())
+                .bind(&e.address)
+                .bind(&e.township_id)
+                .bind(&e.industry)
+                .bind(&e.park)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(ids)
+    }
+
+    /// Creates every user, or none; returns their ids in order.
+    pub async fn create_users(&self, users: &[NewUser], now: Timestamp) -> DbResult<Vec<String>> {
+        let ids: Vec<String> = users.iter().map(|_| new_id()).collect();
+        with_pool_retry!(self, "import", pool => {
+            let mut tx = pool.begin().await?;
+            for (id, u) in ids.iter().zip(users) {
+                sqlx::query(
+                    "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(id)
+                .bind(&u.username)
+                .bind(&u.display_name)
+                .bind(&u.password_hash)
+                .bind(u.role.as_str())
+                .bind(&u.org_id)
+                .bind(crate::model::org_kind(u.role).as_str())
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(ids)
+    }
+
+    /// Records every contract, or none; returns their ids in order.
+    pub async fn create_contracts(
+        &self,
+        contracts: &[NewContract],
+        now: Timestamp,
+    ) -> DbResult<Vec<String>> {
+        let ids: Vec<String> = contracts.iter().map(|_| new_id()).collect();
+        with_pool_retry!(self, "import", pool => {
+            let mut tx = pool.begin().await?;
+            for (id, c) in ids.iter().zip(contracts) {
+                sqlx::query(
+                    "INSERT INTO contracts (id, agency_id, enterprise_id, starts_on, ends_on, filed_with_township, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(&c.agency_id)
+                .bind(&c.enterprise_id)
+                .bind(iso(c.starts_on))
+                .bind(iso(c.ends_on))
+                .bind(c.filed_with_township)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(ids)
+    }
+
+    /// The ids of the organisations of `kind` named `name` (agency and enterprise names need
+    /// not be unique: the importer refuses an ambiguous name).
+    pub async fn organisations_named(&self, kind: OrgKind, name: &str) -> DbResult<Vec<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM organisations WHERE kind = $1 AND name = $2 ORDER BY id LIMIT 3")
+                .bind(kind.as_str())
+                .bind(name)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Whether a user named `username` exists.
+    pub async fn username_taken(&self, username: &str) -> DbResult<bool> {
+        Ok(self.user_by_username(username).await?.is_some())
+    }
+}

@@ -15,6 +15,7 @@
 mod accounts;
 mod docs;
 pub mod inline;
+mod ledger;
 mod photos;
 pub mod plan;
 pub mod retry;
@@ -25,6 +26,7 @@ pub use accounts::{
     NewUser, ScopeRule, TokenKind, User,
 };
 pub use docs::heads_text;
+pub use ledger::{LedgerEvent, LedgerHazard, LedgerQuery};
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -280,6 +282,42 @@ impl Db {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether the database answers a query, and on SQLite whether the writer thread takes a
+    /// job (for `/readyz`).
+    pub async fn ping(&self) -> DbResult<()> {
+        if let Db::Sqlite(sqlite) = self {
+            sqlite
+                .writer
+                .call(|conn| {
+                    conn.query_row("SELECT 1", [], |_| Ok(()))?;
+                    Ok(())
+                })
+                .await?;
+        }
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The read pool's connections: (open, idle).
+    pub fn pool_use(&self) -> (u32, usize) {
+        with_pool!(self, pool => (pool.size(), pool.num_idle()))
+    }
+
+    /// How many documents have a read model behind them (the reconciler's queue; a partial
+    /// index makes this a count of a few rows).
+    pub async fn documents_behind(&self) -> DbResult<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM documents \
+                 WHERE heads IS NULL OR projected_heads IS NULL OR projected_heads <> heads",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// Which backend this is, for logs.

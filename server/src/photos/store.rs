@@ -782,6 +782,46 @@ impl PhotoStore {
         Ok(guard)
     }
 
+    /// How many uploads are begun and not finished (for the metrics).
+    pub async fn unfinished_uploads(&self) -> Result<usize, PhotoError> {
+        let list_err = || PhotoError::io("listing uploads in progress");
+        let mut entries = tokio::fs::read_dir(self.inner.root.join("uploads"))
+            .await
+            .map_err(list_err())?;
+        let mut n = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(list_err())? {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".upload.json"))
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether the store can be written now: a probe file is written, synced and removed in
+    /// its temporary directory (for `/readyz`).
+    pub async fn probe(&self) -> Result<(), PhotoError> {
+        let path = self
+            .inner
+            .root
+            .join("tmp")
+            .join(format!("ready-{}.probe", uuid::Uuid::new_v4().simple()));
+        let err = PhotoError::io("probing the photo store");
+        let mut file = tokio::fs::File::create(&path).await.map_err(err)?;
+        let written = async {
+            use tokio::io::AsyncWriteExt as _;
+            file.write_all(b"ok").await?;
+            file.sync_all().await
+        }
+        .await;
+        let removed = tokio::fs::remove_file(&path).await;
+        written.map_err(PhotoError::io("probing the photo store"))?;
+        removed.map_err(PhotoError::io("probing the photo store"))
+    }
+
     /// What `who` holds unfinished: uploads they began (counted at their declared size) and
     /// proofs of holding under way (counted at the stored photo's size, which a proof must
     /// reach).

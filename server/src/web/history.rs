@@ -34,6 +34,63 @@ pub struct ChangeRow {
     pub role: Option<String>,
     /// The top-level fields this change touched, e.g. `["checklist", "place"]`.
     pub fields: Vec<String>,
+    /// The same fields with their names in Chinese and English and their values before and
+    /// after the change, as a person reads them.
+    #[serde(default)]
+    pub changes: Vec<FieldChange>,
+}
+
+/// One field changed by a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    /// `整改措施 / measure`.
+    pub label: String,
+    /// The value before the change (`None`: the field did not exist).
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// Longest value shown; longer ones end in `…`.
+const SHOWN_CHARS: usize = 200;
+
+/// The value of top-level `key` at `heads`, as a person reads it: text as text, instants as
+/// China times, lists by their length, a record as filled in.
+fn shown_value(
+    doc: &Automerge,
+    key: &str,
+    heads: &[sync_core::automerge::ChangeHash],
+) -> Option<String> {
+    use sync_core::automerge::{ObjType, ROOT, ReadDoc as _, ScalarValue, Value};
+    let (value, obj) = doc.get_at(ROOT, key, heads).ok().flatten()?;
+    let text = match value {
+        Value::Object(ObjType::Text) => doc.text_at(&obj, heads).unwrap_or_default(),
+        Value::Object(ObjType::List) => {
+            format!("{} 项 / items", doc.length_at(&obj, heads))
+        }
+        Value::Object(ObjType::Map | ObjType::Table) => "（已填写） / (filled in)".to_owned(),
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(v) => v.to_string(),
+            ScalarValue::Int(ms) if key.ends_with("_at") => crate::clock::from_millis(*ms)
+                .to_zoned(crate::clock::china_standard_time())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            ScalarValue::Int(v) => v.to_string(),
+            ScalarValue::Uint(v) => v.to_string(),
+            ScalarValue::F64(v) => v.to_string(),
+            ScalarValue::Boolean(true) => "是 / yes".to_owned(),
+            ScalarValue::Boolean(false) => "否 / no".to_owned(),
+            ScalarValue::Null => return None,
+            other => other.to_string(),
+        },
+    };
+    Some(if text.chars().count() > SHOWN_CHARS {
+        let mut cut: String = text.chars().take(SHOWN_CHARS).collect();
+        cut.push('…');
+        cut
+    } else {
+        text
+    })
 }
 
 /// Lists the changes of `doc` in causal order with the top-level keys each one touched.
@@ -63,6 +120,19 @@ pub fn changes_of(doc: &Automerge) -> Vec<ChangeRow> {
                     },
                 })
                 .collect();
+            let changes = fields
+                .iter()
+                .map(|field| FieldChange {
+                    field: field.clone(),
+                    label: format!(
+                        "{} / {}",
+                        sync_core::limits::field_label_zh(field),
+                        sync_core::limits::field_label_en(field)
+                    ),
+                    old: shown_value(doc, field, change.deps()),
+                    new: shown_value(doc, field, &after),
+                })
+                .collect();
             ChangeRow {
                 hash: change.hash().to_string(),
                 at: change.timestamp().saturating_mul(1000),
@@ -74,6 +144,7 @@ pub fn changes_of(doc: &Automerge) -> Vec<ChangeRow> {
                 user_name: None,
                 role: None,
                 fields: fields.into_iter().collect(),
+                changes,
             }
         })
         .collect()

@@ -185,6 +185,7 @@ pub fn uscc(body: &str) -> String {
 /// Agency A's contracts: E1 in force (ends today), E2 ended yesterday, E3 starts tomorrow.
 pub struct World {
     pub agency_a: String,
+    pub agency_b: String,
     pub e1: String,
     pub e2: String,
     pub e3: String,
@@ -280,6 +281,7 @@ impl TestApp {
         }
         World {
             agency_a,
+            agency_b,
             e1,
             e2,
             e3,
