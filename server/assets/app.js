@@ -10,7 +10,7 @@ const DICT = {
   'login.failed': ['用户名或密码错误', 'Wrong username or password'],
   'nav.dashboard': ['统计', 'Dashboard'], 'nav.hazards': ['隐患', 'Hazards'], 'nav.visits': ['检查记录', 'Visits'],
   'nav.major': ['重大隐患督办', 'Major hazards'], 'nav.enterprises': ['企业', 'Enterprises'],
-  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'],
+  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'], 'nav.inbox': ['提醒', 'Inbox'],
   'role.inspector': ['检查员', 'Inspector'], 'role.enterprise_manager': ['企业负责人', 'Enterprise manager'],
   'role.supervisor': ['监管人员', 'Supervisor'], 'role.agency_admin': ['机构管理员', 'Agency admin'],
   'fig.total': ['隐患总数', 'Hazards'], 'fig.open': ['未销号', 'Open'], 'fig.overdue': ['已逾期', 'Overdue'],
@@ -318,10 +318,10 @@ function home(role) {
 }
 function navFor(role) {
   const items = {
-    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
-    enterprise_manager: [['hazards', 'nav.mine'], ['visits', 'nav.visits'], ['enterprises', 'file']],
-    inspector: [['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
-    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises']],
+    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
+    enterprise_manager: [['hazards', 'nav.mine'], ['visits', 'nav.visits'], ['enterprises', 'file'], ['inbox', 'nav.inbox']],
+    inspector: [['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
+    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
   };
   return items[role] || [];
 }
@@ -386,6 +386,16 @@ function ledgerButton(params, ext) {
 }
 pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
 pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);
+pages.inbox = async (app) => {
+  const items = await api('/api/v1/inbox');
+  add(app, h('h1', {}, t('nav.inbox')), h('div', { class: 'card', id: 'inbox' }, items.length ? h('table', {},
+    h('thead', {}, h('tr', {}, [t('when'), t('kind'), t('enterprise'), t('description'), ''].map((x) => h('th', {}, x)))),
+    h('tbody', {}, items.map((i) => h('tr', { 'data-kind': i.kind },
+      h('td', {}, fmtTime(i.created_at)),
+      h('td', {}, h('span', { class: 'badge ' + (/overdue|late/.test(i.kind) ? 'overdue' : '') }, pickLang(i.label))),
+      h('td', {}, i.enterprise_name), h('td', {}, i.description),
+      h('td', {}, h('a', { href: '#/hazard/' + i.hazard_id }, t('open.detail'))))))) : h('p', { class: 'muted' }, t('none'))));
+};
 pages.major = async (app) => {
   await hazardList(app, t('nav.major'), 'grade=major', false);
   const reports = await api('/api/v1/reports/major');

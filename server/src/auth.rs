@@ -167,6 +167,10 @@ pub async fn authenticate(
     };
     let matches = verify_password(password.to_owned(), hash).await?;
     match user {
+        // Told only to one who knows the password: a guesser learns nothing.
+        Some(user) if matches && state.db.user_disabled(&user.id).await? => {
+            Err(ApiError::AccountDisabled)
+        }
         Some(user) if matches => Ok(user),
         _ => Err(ApiError::InvalidCredentials),
     }

@@ -103,6 +103,20 @@ pub struct SettingsArgs {
     /// for log collectors) [default: text].
     #[arg(long, env = "INSPECT_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Seconds before the first retry of a failed webhook delivery, doubled each time up to an
+    /// hour [default: 30].
+    #[arg(long, env = "INSPECT_WEBHOOK_RETRY_SECS", global = true)]
+    pub webhook_retry_secs: Option<u64>,
+    /// Days before a rectification deadline that a reminder is sent [default: 3].
+    #[arg(long, env = "INSPECT_REMINDER_DAYS", global = true)]
+    pub reminder_days: Option<u32>,
+    /// SMTP relay for reminder emails, `smtp://host:port` (plain SMTP on a trusted network)
+    /// [default: none, no email].
+    #[arg(long, env = "INSPECT_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of reminder emails [default: inspect@localhost].
+    #[arg(long, env = "INSPECT_SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
 }
 
 /// How log lines are written.
@@ -133,6 +147,10 @@ impl SettingsArgs {
                 max_connections: self.max_connections,
                 header_read_timeout_secs: self.header_read_timeout_secs,
                 health_check_from: self.health_check_from.clone(),
+                webhook_retry_secs: self.webhook_retry_secs,
+                reminder_days: self.reminder_days,
+                smtp_url: self.smtp_url.clone(),
+                smtp_from: self.smtp_from.clone(),
             },
         )
     }
@@ -174,6 +192,47 @@ pub enum AdminCommand {
     /// Drop every read model (lists, dashboard) and project every document again from the
     /// change log.
     RebuildProjections,
+    /// Register a webhook for an organisation (township, agency or enterprise): every hazard
+    /// event and reminder concerning it is POSTed there, signed. Prints `<id>\t<secret>`; the
+    /// secret is shown only now.
+    AddWebhook {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        url: String,
+    },
+    /// Stop a webhook; its pending deliveries are given up.
+    DisableWebhook { id: String },
+    /// List users (of one organisation with `--org`): id, username, name, role, organisation,
+    /// email, and whether disabled.
+    ListUsers {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Disable a user: no login, and every session ends now.
+    DisableUser {
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user again.
+    EnableUser {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a user's password (`-` reads it from standard input); every session ends now.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Set the email address reminders go to (`--email ""` removes it).
+    SetEmail {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
     /// Create a township (乡镇/街道/开发区); prints its id.
     CreateTownship {
         #[arg(long)]
@@ -506,6 +565,74 @@ async fn admin_command(
         ),
         AdminCommand::ImportEnterprises { file } => {
             run_import(db, clock, &file, crate::import::Kind::Enterprises).await?
+        }
+        AdminCommand::AddWebhook { org, url } => {
+            let (id, secret) = crate::webhooks::register(db, clock.now(), &org, &url).await?;
+            println!("{id}\t{secret}");
+            eprintln!(
+                "推送地址已登记，密钥只显示这一次 / webhook registered; the secret is shown only now"
+            );
+            ExitCode::SUCCESS
+        }
+        AdminCommand::ListUsers { org } => {
+            for u in crate::users::list(db, org.as_deref()).await? {
+                let disabled = if u.disabled_at.is_some() {
+                    "已停用/disabled"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{disabled}",
+                    u.id,
+                    u.username,
+                    u.display_name,
+                    u.role,
+                    u.org_id,
+                    u.email.unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        AdminCommand::DisableUser { username } => {
+            let id = crate::users::id_of(db, &username).await?;
+            crate::users::set_disabled(db, &id, Some(clock.now())).await?;
+            eprintln!(
+                "已停用 {username}，其登录已全部失效 / {username} disabled; every session ended"
+            );
+            ExitCode::SUCCESS
+        }
+        AdminCommand::EnableUser { username } => {
+            let id = crate::users::id_of(db, &username).await?;
+            crate::users::set_disabled(db, &id, None).await?;
+            eprintln!("已启用 {username} / {username} enabled");
+            ExitCode::SUCCESS
+        }
+        AdminCommand::ResetPassword { username, password } => {
+            let password = if password == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("读取密码失败 / cannot read the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                password
+            };
+            let id = crate::users::id_of(db, &username).await?;
+            crate::users::reset_password(db, &id, password, clock.now()).await?;
+            eprintln!("密码已重置，原登录已失效 / password reset; every session ended");
+            ExitCode::SUCCESS
+        }
+        AdminCommand::SetEmail { username, email } => {
+            let email = Some(email.trim()).filter(|e| !e.is_empty());
+            crate::mail::set_email(db, &username, email).await?;
+            eprintln!("邮箱已更新 / email updated");
+            ExitCode::SUCCESS
+        }
+        AdminCommand::DisableWebhook { id } => {
+            crate::webhooks::disable(db, clock.now(), &id).await?;
+            eprintln!("推送已停用 / webhook disabled");
+            ExitCode::SUCCESS
         }
         AdminCommand::RebuildProjections => {
             let n = crate::projection::rebuild(db, crate::clock::to_millis(clock.now())).await?;

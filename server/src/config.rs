@@ -44,6 +44,17 @@ pub struct Config {
     /// Addresses (besides 127.0.0.1 and ::1) whose health checks are still answered when every
     /// connection slot is taken, e.g. the load balancer's.
     pub health_check_from: Vec<std::net::IpAddr>,
+    /// Wait before the first retry of a failed webhook delivery; doubled each time, at most an
+    /// hour.
+    pub webhook_retry_base: Duration,
+    /// How often due webhook deliveries are looked for (not in the file: tests shorten it).
+    pub webhook_poll_interval: Duration,
+    /// A reminder is sent this many days before a rectification deadline.
+    pub reminder_days: u32,
+    /// The SMTP relay reminders are emailed through (`smtp://host:port`); none: no email.
+    pub smtp_url: Option<String>,
+    /// The sender address of reminder emails.
+    pub smtp_from: String,
 }
 
 impl Default for Config {
@@ -64,6 +75,11 @@ impl Default for Config {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             health_check_from: Vec::new(),
+            webhook_retry_base: Duration::from_secs(30),
+            webhook_poll_interval: Duration::from_secs(1),
+            reminder_days: 3,
+            smtp_url: None,
+            smtp_from: "inspect@localhost".to_owned(),
         }
     }
 }
@@ -87,6 +103,10 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     pub header_read_timeout_secs: Option<u64>,
     pub health_check_from: Option<Vec<std::net::IpAddr>>,
+    pub webhook_retry_secs: Option<u64>,
+    pub reminder_days: Option<u32>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 impl Config {
@@ -108,6 +128,10 @@ impl Config {
             max_connections,
             header_read_timeout_secs,
             health_check_from,
+            webhook_retry_secs,
+            reminder_days,
+            smtp_url,
+            smtp_from,
         } = overrides;
         if let Some(bind) = bind {
             self.bind = bind;
@@ -153,6 +177,18 @@ impl Config {
         }
         if let Some(addrs) = health_check_from {
             self.health_check_from = addrs;
+        }
+        if let Some(secs) = webhook_retry_secs {
+            self.webhook_retry_base = Duration::from_secs(secs.max(1));
+        }
+        if let Some(days) = reminder_days {
+            self.reminder_days = days.min(60);
+        }
+        if let Some(url) = smtp_url {
+            self.smtp_url = Some(url).filter(|u| !u.is_empty());
+        }
+        if let Some(from) = smtp_from {
+            self.smtp_from = from;
         }
         self
     }
@@ -278,6 +314,26 @@ pub fn default_toml() -> String {
                     .collect::<Vec<_>>(),
             ),
         ),
+        (
+            "webhook_retry_secs",
+            "推送失败后首次重试的等待（秒），此后每次加倍，最长 1 小时 / first wait before a failed webhook is retried (s), doubled each time, at most an hour",
+            d.webhook_retry_base.as_secs().to_string(),
+        ),
+        (
+            "reminder_days",
+            "整改期限前几天提醒 / days before a deadline to remind",
+            d.reminder_days.to_string(),
+        ),
+        (
+            "smtp_url",
+            "发送提醒邮件的 SMTP 服务器；不填则不发邮件 / SMTP relay for reminder emails; unset means none",
+            "\"smtp://mail.example.cn:25\"".to_owned(),
+        ),
+        (
+            "smtp_from",
+            "提醒邮件的发件人 / sender of reminder emails",
+            format!("{:?}", d.smtp_from),
+        ),
     ];
     let mut out = String::from(
         "# 巡检平台服务端配置 / inspection platform server configuration\n\
@@ -345,6 +401,10 @@ mod tests {
             max_connections,
             header_read_timeout_secs,
             health_check_from,
+            webhook_retry_secs,
+            reminder_days,
+            smtp_url,
+            smtp_from,
         } = o.clone();
         // Every key is in the file (a key added to `Overrides` and not to it fails here).
         assert!(bind.is_some() && data_dir.is_some() && database_url.is_some());
@@ -354,9 +414,12 @@ mod tests {
         assert!(unfinished_upload_bytes_per_user.is_some() && major_report_window_secs.is_some());
         assert!(cors_origins.is_some() && max_connections.is_some());
         assert!(header_read_timeout_secs.is_some() && health_check_from.is_some());
-        // And its values are the defaults (the database URL is an example, not a default).
+        assert!(webhook_retry_secs.is_some() && reminder_days.is_some());
+        assert!(smtp_url.is_some() && smtp_from.is_some());
+        // And its values are the defaults (the database and SMTP URLs are examples).
         let applied = Config::default().apply(Overrides {
             database_url: None,
+            smtp_url: None,
             ..o
         });
         assert_eq!(applied, Config::default());

@@ -29,6 +29,9 @@ pub enum ApiError {
     TokenRevoked,
     #[error("device revoked")]
     DeviceRevoked,
+    /// The password was right but the account is disabled (`crate::users`).
+    #[error("account disabled")]
+    AccountDisabled,
     /// Too many failed logins for this account or from this address (`crate::throttle`).
     #[error("too many login attempts; retry after {retry_after} s")]
     TooManyAttempts { retry_after: u64 },
@@ -157,7 +160,9 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::TokenRevoked
             | ApiError::DeviceRevoked => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } | ApiError::DeviceRequired => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::DeviceRequired | ApiError::AccountDisabled => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -203,6 +208,11 @@ impl ApiError {
                 "device_revoked",
                 "此设备已被停用".into(),
                 "this device has been revoked".into(),
+            ),
+            ApiError::AccountDisabled => (
+                "account_disabled",
+                "此账号已停用，请联系本单位管理员".into(),
+                "this account is disabled: ask your organisation's administrator".into(),
             ),
             ApiError::DeviceRequired => (
                 "device_required",

@@ -22,6 +22,7 @@ pub mod http;
 pub mod import;
 pub mod ledger;
 pub mod listen;
+pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod photos;
@@ -30,7 +31,9 @@ pub mod reconcile;
 pub mod scope;
 pub mod table;
 pub mod throttle;
+pub mod users;
 pub mod web;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -170,6 +173,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let reconciler = reconcile::spawn(state.clone(), state.config.reconcile_interval);
+    let webhooks = webhooks::spawn(state.clone());
     let idle = state.config.upload_idle_expiry;
     let sweeper = photos::spawn_upload_sweeper(
         state.photos.clone(),
@@ -185,6 +189,7 @@ pub async fn serve(
         .await
         .context("HTTP server failed");
     reconciler.abort();
+    webhooks.abort();
     sweeper.abort();
     served
 }

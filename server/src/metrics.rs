@@ -61,6 +61,8 @@ pub struct Metrics {
     photo_bytes_stored: AtomicU64,
     thumbnails_made: AtomicU64,
     projection_failures: AtomicU64,
+    webhook_ok: AtomicU64,
+    webhook_failed: AtomicU64,
     http: [AtomicU64; 5],
 }
 
@@ -107,6 +109,15 @@ impl Metrics {
     /// A projection that failed (the reconciler repairs it).
     pub fn projection_failed(&self) {
         self.projection_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A webhook delivery attempted.
+    pub fn webhook_attempted(&self, delivered: bool) {
+        if delivered {
+            self.webhook_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.webhook_failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// An HTTP answer with `status`.
@@ -229,6 +240,26 @@ pub async fn render(state: &AppState) -> String {
         "Read-model projections that failed (repaired by the reconciler).",
         &one(load(&m.projection_failures)),
     );
+    family(
+        &mut out,
+        "inspect_webhook_attempts_total",
+        "counter",
+        "Webhook delivery attempts, by outcome.",
+        &[
+            ("{outcome=\"delivered\"}".into(), load(&m.webhook_ok)),
+            ("{outcome=\"failed\"}".into(), load(&m.webhook_failed)),
+        ],
+    );
+    match state.db.webhook_backlog().await {
+        Ok(n) => family(
+            &mut out,
+            "inspect_webhook_deliveries_pending",
+            "gauge",
+            "Webhook deliveries not yet delivered nor given up.",
+            &one(n as f64),
+        ),
+        Err(e) => tracing::warn!(error = %e, "metrics: counting webhook deliveries failed"),
+    }
     let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
     family(
         &mut out,

@@ -268,6 +268,23 @@ fn plan_hazard(plan: &mut Plan, h: &HazardDoc, now_ms: i64) -> Result<(), Projec
             ],
         );
     }
+    // Events out: every event that took effect, once (a projection run again adds nothing), and
+    // a delivery of each to every webhook of the hazard's enterprise, agency and township that
+    // existed when the event was first seen (`crate::webhooks`).
+    plan.push(
+        "INSERT INTO webhook_events (hazard_id, event_id, kind, enterprise_id, agency_id, township_id, detail, at, author, created_at) \
+         SELECT ev.hazard_id, ev.event_id, 'hazard.' || ev.kind, $2, $3, $4, ev.detail, ev.at, ev.author, $5 \
+         FROM hazard_events_view ev WHERE ev.hazard_id = $1 AND ev.ignored IS NULL \
+         ON CONFLICT (hazard_id, event_id) DO NOTHING",
+        vec![
+            Arg::from(&h.id),
+            Arg::from(&h.enterprise_id),
+            Arg::from(&h.agency_id),
+            Arg::from(&h.township_id),
+            Arg::from(now_ms),
+        ],
+    );
+    plan.push(crate::webhooks::FAN_OUT_HAZARD, vec![Arg::from(&h.id)]);
     if status.grade == sync_core::domain::Grade::Major {
         // Reported to the township the first time the server sees the hazard as major.
         plan.push(

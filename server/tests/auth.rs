@@ -21,7 +21,196 @@ on_every_backend!(
     an_agency_admin_may_revoke_staff_devices_but_a_stranger_may_not,
     an_access_token_is_refused_once_the_clock_passes_its_expiry,
     missing_and_unknown_tokens_are_refused_with_a_clear_code,
+    a_disabled_account_cannot_log_in_and_its_sessions_end,
+    an_admin_manages_its_own_organisations_accounts_only,
 );
+
+async fn a_disabled_account_cannot_log_in_and_its_sessions_end(app: TestApp) {
+    app.seed().await;
+    let token = app.access_token("inspector").await;
+    assert_eq!(app.get("/api/v1/me", &token).await.status(), StatusCode::OK);
+    let db = &app.state.db;
+    let id = server::users::id_of(db, "inspector").await.expect("id");
+    server::users::set_disabled(db, &id, Some(app.clock.now()))
+        .await
+        .expect("disable");
+    // The session in use ends at once.
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The right password is refused with a reason; a wrong one as any wrong one.
+    let refused = app.login_response("inspector", PASSWORD).await;
+    assert_eq!(
+        error_code(refused, StatusCode::FORBIDDEN).await,
+        "account_disabled"
+    );
+    let wrong = app.login_response("inspector", "not the password").await;
+    assert_eq!(
+        error_code(wrong, StatusCode::UNAUTHORIZED).await,
+        "invalid_credentials"
+    );
+    server::users::set_disabled(db, &id, None)
+        .await
+        .expect("enable");
+    assert_eq!(
+        app.login_response("inspector", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+
+    // A reset password: the old one fails, the new one works, sessions before it end.
+    let before = app.access_token("inspector").await;
+    server::users::reset_password(db, &id, "a brand new secret".into(), app.clock.now())
+        .await
+        .expect("reset");
+    assert_eq!(
+        app.get("/api/v1/me", &before).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login_response("inspector", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login_response("inspector", "a brand new secret")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert!(
+        server::users::reset_password(db, &id, "short".into(), app.clock.now())
+            .await
+            .is_err()
+    );
+}
+
+async fn an_admin_manages_its_own_organisations_accounts_only(app: TestApp) {
+    app.seed().await;
+    let admin = app.access_token("admin").await;
+    let listed: Vec<Value> = app
+        .get("/api/v1/users", &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|u| u["username"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        vec!["admin", "inspector"],
+        "the agency's own accounts"
+    );
+    assert!(!listed.iter().any(|u| u.get("password_hash").is_some()));
+    let inspector = listed
+        .iter()
+        .find(|u| u["username"] == "inspector")
+        .expect("inspector");
+    let id = inspector["id"].as_str().expect("id").to_owned();
+    let stranger = server::users::id_of(&app.state.db, "stranger")
+        .await
+        .expect("id");
+    let me = server::users::id_of(&app.state.db, "admin")
+        .await
+        .expect("id");
+
+    let inspector_token = app.access_token("inspector").await;
+    let r = app
+        .post(
+            &format!("/api/v1/users/{id}/disable"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let row: Value = r.json().await.expect("json");
+    assert!(row["disabled_at"].is_i64());
+    assert_eq!(
+        app.get("/api/v1/me", &inspector_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app
+        .post(
+            &format!("/api/v1/users/{id}/enable"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post(
+            &format!("/api/v1/users/{id}/password"),
+            Some(&admin),
+            &serde_json::json!({"password": "reset by the admin"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.login_response("inspector", "reset by the admin")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let short = app
+        .post(
+            &format!("/api/v1/users/{id}/password"),
+            Some(&admin),
+            &serde_json::json!({"password": "short"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(short, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_password"
+    );
+
+    // Another agency's account is not there for this admin; its own account may not be disabled.
+    let r = app
+        .post(
+            &format!("/api/v1/users/{stranger}/disable"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .post(
+            &format!("/api/v1/users/{me}/disable"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(
+        error_code(r, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "cannot_disable_self"
+    );
+    // Inspectors and managers manage nothing (the inspector's password was reset above).
+    for user in ["stranger", "manager"] {
+        let token = app.access_token(user).await;
+        assert_eq!(
+            app.get("/api/v1/users", &token).await.status(),
+            StatusCode::FORBIDDEN
+        );
+        let r = app
+            .post(
+                &format!("/api/v1/users/{me}/disable"),
+                Some(&token),
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    // The township's supervisor sees the township's accounts only.
+    let sup = app.access_token("supervisor").await;
+    let listed: Vec<Value> = app
+        .get("/api/v1/users", &sup)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["username"], "supervisor");
+}
 
 async fn health_check_answers_ok(app: TestApp) {
     let response = app

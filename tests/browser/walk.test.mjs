@@ -366,3 +366,23 @@ test('when the refresh fails the page goes back to the login page', async () => 
   assert.equal(await page.evaluate(() => sessionStorage.getItem('token')), null);
   await page.context().close();
 });
+
+test('the hazard ledger downloads as Excel and the inbox lists what concerns the township', async () => {
+  const page = await loginAs('supervisor');
+  await go(page, '#/hazards', 'hazards');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('button[data-export="xlsx"]'),
+  ]);
+  assert.match(download.suggestedFilename(), /^隐患台账-\d{4}-\d{2}-\d{2}\.xlsx$/);
+  const path = await download.path();
+  const { readFileSync } = await import('node:fs');
+  const bytes = readFileSync(path);
+  assert.equal(bytes.subarray(0, 2).toString(), 'PK', 'an xlsx is a zip');
+  await go(page, '#/inbox', 'inbox');
+  const kinds = await page.$$eval('#inbox tr[data-kind]', (rows) => rows.map((r) => r.dataset.kind));
+  assert.ok(kinds.includes('hazard.notified'), kinds.join());
+  assert.ok(!(await page.textContent('#inbox')).includes('粉尘涉爆除尘系统未设置泄爆装置'), 'another township');
+  await shot(page, 'inbox');
+  await page.context().close();
+});

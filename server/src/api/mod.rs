@@ -27,6 +27,13 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/colleagues", get(auth::colleagues))
+        .route("/users", get(crate::users::api_list))
+        .route("/users/{id}/disable", post(crate::users::api_disable))
+        .route("/users/{id}/enable", post(crate::users::api_enable))
+        .route(
+            "/users/{id}/password",
+            post(crate::users::api_reset_password),
+        )
         .route("/openapi.json", get(openapi::serve))
         .route("/devices", post(devices::enrol).get(devices::list))
         .route("/devices/{id}/revoke", post(devices::revoke))
@@ -41,6 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/visits/{id}", get(hazards::visit))
         .route("/reports/major", get(hazards::major_reports))
         .route("/dashboard", get(dashboard::get))
+        .route("/inbox", get(crate::webhooks::inbox))
+        .route("/webhooks", get(crate::webhooks::list))
+        .route("/webhooks/deliveries", get(crate::webhooks::deliveries))
         .route("/ledger", get(ledger::json))
         .route("/ledger.csv", get(ledger::csv))
         .route("/ledger.xlsx", get(ledger::xlsx))

@@ -106,6 +106,10 @@ pub fn document() -> Value {
             "/api/v1/auth/logout": { "post": op("Revoke the session", "auth", &[], "204") },
             "/api/v1/me": { "get": op("The caller", "auth", &[], "200") },
             "/api/v1/colleagues": { "get": op("The users of the caller's organisation", "auth", &[], "200") },
+            "/api/v1/users": { "get": op("The caller's organisation's accounts (agency admins and supervisors)", "users", &[], "200") },
+            "/api/v1/users/{id}/disable": { "post": op("Disable an account of the caller's organisation; its sessions end", "users", &["id"], "200") },
+            "/api/v1/users/{id}/enable": { "post": op("Enable it again", "users", &["id"], "200") },
+            "/api/v1/users/{id}/password": { "post": op("Set a new password {password}; the account's sessions end", "users", &["id"], "200") },
             "/api/v1/devices": {
                 "post": op("Enrol a device; returns its Automerge actor id", "devices", &[], "201"),
                 "get": op("The caller's devices", "devices", &[], "200")
@@ -123,6 +127,9 @@ pub fn document() -> Value {
             "/api/v1/ledger": { "get": op("The hazard ledger (隐患排查治理台账) as JSON rows; from/to are China dates on when the hazard was found", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/ledger.csv": { "get": op("The hazard ledger as CSV (UTF-8 with BOM, for Chinese Excel)", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/ledger.xlsx": { "get": op("The hazard ledger as an Excel workbook", "ledger", LEDGER_FILTERS, "200") },
+            "/api/v1/inbox": { "get": op("What happened to the hazards in scope and what time reminds of (overdue, deadline near, evidence or an extension waiting, a major hazard reported late), newest first", "events", &["since:query", "limit:query"], "200") },
+            "/api/v1/webhooks": { "get": op("The caller's organisation's webhooks (agency admins, supervisors, enterprise managers; never the secret)", "events", &[], "200") },
+            "/api/v1/webhooks/deliveries": { "get": op("The delivery log of the organisation's webhooks: attempts, last status, delivered or given up", "events", &["limit:query"], "200") },
             "/api/v1/dashboard": { "get": op("Figures in scope: open, overdue, major, closure rate, median days to close; by township, park, agency, enterprise and month", "dashboard", &[], "200") },
             "/api/v1/visits/{id}/history": { "get": op("Who changed the visit, when, from which device, and which fields", "visits", &["id"], "200") },
             "/api/v1/visits/{id}/record": { "get": op("The visit's checklist, signature and hazards with photos, funds and emergency plan", "visits", &["id"], "200") },

@@ -593,7 +593,7 @@ impl Db {
          FROM tokens t \
          JOIN users u ON u.id = t.user_id \
          LEFT JOIN devices d ON d.id = t.device_id \
-         WHERE t.hash = $1";
+         WHERE t.hash = $1 AND u.disabled_at IS NULL";
         let row: Option<AuthTokenSqlRow> = match self {
             // Every authenticated request asks this: a point read on the calling thread.
             Db::Sqlite(sqlite) => sqlite.inline.read(|c| {
@@ -893,6 +893,17 @@ impl Db {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+
+    /// Whether user `id` is disabled.
+    pub async fn user_disabled(&self, id: &str) -> DbResult<bool> {
+        let at: Option<Option<i64>> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(at.flatten().is_some())
     }
 
     /// Whether a user named `username` exists.

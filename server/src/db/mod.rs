@@ -320,6 +320,17 @@ impl Db {
         }))
     }
 
+    /// Webhook deliveries still to be made.
+    pub async fn webhook_backlog(&self) -> DbResult<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
     /// Which backend this is, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self {
