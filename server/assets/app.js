@@ -60,7 +60,7 @@ const DICT = {
   'five': ['重大事故隐患须落实整改责任、措施、资金、时限和应急预案（五落实）。',
     'Major hazards: responsibility, measures, funds, deadline and emergency plan must all be in place.'],
   'error': ['出错了', 'Something went wrong'], 'loading': ['加载中…', 'Loading…'],
-  'export.xlsx': ['导出台账（Excel）', 'Export ledger (Excel)'], 'export.csv': ['导出台账（CSV）', 'Export ledger (CSV)'],
+  'export.xlsx': ['导出台账（Excel）', 'Export ledger (Excel)'], 'export.stats': ['导出月度统计（Excel）', 'Export monthly statistics (Excel)'], 'export.csv': ['导出台账（CSV）', 'Export ledger (CSV)'],
   'agency': ['服务机构', 'Agency'], 'township': ['乡镇（街道）', 'Township'], 'closed_at': ['销号时间', 'Closed'],
 };
 let lang = localStorage.getItem('lang') === 'en' ? 'en' : 'zh';
@@ -331,6 +331,7 @@ pages.dashboard = async (app) => {
   const fig = (k, v, cls) => h('div', { class: 'fig ' + (cls || ''), 'data-fig': k }, h('div', { class: 'v' }, v), h('div', { class: 'l' }, t('fig.' + k)));
   const byName = (g) => g.name || g.id || t('no.park');
   add(app, h('h1', {}, t('nav.dashboard'), ' ', h('small', { class: 'muted' }, d.today)),
+    h('p', { class: 'no-print' }, downloadButton('/api/v1/statistics.xlsx', '月度统计-' + todayChina() + '.xlsx', t('export.stats'), 'stats')),
     h('div', { class: 'figs' },
       fig('total', d.total), fig('open', d.open), fig('overdue', d.overdue, 'bad'), fig('major_open', d.major_open, 'major'),
       fig('closed', d.closed, 'ok'), fig('closure_rate', (d.closure_rate * 100).toFixed(1) + '%'),
@@ -375,14 +376,18 @@ async function hazardList(app, title, query, showFilters) {
 function ledgerButton(params, ext) {
   const q = new URLSearchParams();
   for (const k of ['state', 'grade', 'township', 'agency', 'enterprise', 'from', 'to']) if (params.get(k)) q.set(k, params.get(k));
-  return h('button', { type: 'button', 'data-export': ext, onclick: async () => {
+  return downloadButton('/api/v1/ledger.' + ext + (q.toString() ? '?' + q : ''), '隐患台账-' + todayChina() + '.' + ext, t('export.' + ext), ext);
+}
+/** A button that fetches `path` with the session's token and saves it as `filename`. */
+function downloadButton(path, filename, label, tag) {
+  return h('button', { type: 'button', 'data-export': tag, onclick: async () => {
     try {
-      const resp = await api('/api/v1/ledger.' + ext + (q.toString() ? '?' + q : ''), { raw: true });
+      const resp = await api(path, { raw: true });
       const url = URL.createObjectURL(await resp.blob());
-      const a = h('a', { href: url, download: '隐患台账-' + todayChina() + '.' + ext }); document.body.append(a); a.click(); a.remove();
+      const a = h('a', { href: url, download: filename }); document.body.append(a); a.click(); a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     } catch (err) { message(err.message, true); }
-  } }, t('export.' + ext));
+  } }, label);
 }
 pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
 pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);

@@ -29,6 +29,7 @@ pub mod photos;
 pub mod projection;
 pub mod reconcile;
 pub mod scope;
+pub mod statistics;
 pub mod table;
 pub mod throttle;
 pub mod users;

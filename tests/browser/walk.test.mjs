@@ -379,6 +379,9 @@ test('the hazard ledger downloads as Excel and the inbox lists what concerns the
   const { readFileSync } = await import('node:fs');
   const bytes = readFileSync(path);
   assert.equal(bytes.subarray(0, 2).toString(), 'PK', 'an xlsx is a zip');
+  await go(page, '#/dashboard', 'dashboard');
+  const [stats] = await Promise.all([page.waitForEvent('download'), page.click('button[data-export="stats"]')]);
+  assert.match(stats.suggestedFilename(), /^月度统计-\d{4}-\d{2}-\d{2}\.xlsx$/);
   await go(page, '#/inbox', 'inbox');
   const kinds = await page.$$eval('#inbox tr[data-kind]', (rows) => rows.map((r) => r.dataset.kind));
   assert.ok(kinds.includes('hazard.notified'), kinds.join());

@@ -40,6 +40,8 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/ledger.csv?enterprise={e}", 200, 200),
     ("GET", "/api/v1/ledger.xlsx", 200, 200),
     ("GET", "/api/v1/inbox", 200, 200),
+    ("GET", "/api/v1/statistics", 200, 200),
+    ("GET", "/api/v1/statistics.xlsx", 200, 200),
     // Who reads the delivery log is by role (`tests/webhooks.rs`); here only that it needs a token.
     ("GET", "/api/v1/visits/{v}/history", 200, 404),
     ("GET", "/api/v1/visits/{v}/record", 200, 404),

@@ -255,6 +255,72 @@ async fn the_ledger_filters_and_scopes(app: TestApp) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// The monthly statistics per township, as JSON and read back from the workbook, agree with
+/// the hazards of the world; another township's are not counted.
+async fn monthly_statistics_per_township(app: TestApp) {
+    let world = populate(&app).await;
+    let supervisor = app.login(users::SUPERVISOR).await;
+    let (status, rows) = app.get(&supervisor.token, "/api/v1/statistics").await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    let rows = rows.as_array().unwrap();
+    let row = |month: &str| {
+        rows.iter()
+            .find(|r| r["month"] == month)
+            .unwrap_or_else(|| panic!("{rows:?}"))
+    };
+    let feb = row("2026-02");
+    assert_eq!(feb["township"], "城东街道");
+    assert_eq!(feb["township_id"], world.seed.township.as_str());
+    // Four found on 02-10: one major, one closed since (in March), one overdue now.
+    assert_eq!(
+        (feb["found"].as_u64(), feb["major_found"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(
+        (feb["open_now"].as_u64(), feb["overdue_now"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(feb["closure_rate"].as_f64(), Some(0.25));
+    let mar = row("2026-03");
+    assert_eq!(
+        (mar["found"].as_u64(), mar["closed_in_month"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["township_id"] == world.seed.township.as_str()),
+        "{rows:?}"
+    );
+
+    let (status, _, body) = download(&app, &supervisor.token, "/api/v1/statistics.xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(body)).unwrap();
+    assert_eq!(book.sheet_names(), vec!["月度统计".to_owned()]);
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    let sheet: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(sheet[0][0], "乡镇（街道） / Township");
+    assert_eq!(sheet.len(), rows.len() + 1);
+    let feb_line = sheet.iter().find(|l| l[1] == "2026-02").unwrap();
+    assert_eq!(&feb_line[2..7], ["4", "1", "0", "3", "1"]);
+
+    // Narrowed to March, February's hazards are not counted (nor their March closure).
+    let (_, march) = app
+        .get(&supervisor.token, "/api/v1/statistics?from=2026-03-01")
+        .await;
+    assert_eq!(march, serde_json::json!([]));
+    let (status, bad) = app
+        .get(&supervisor.token, "/api/v1/statistics?from=03-01")
+        .await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_date"))
+    );
+}
+
 trait ThenText {
     async fn then_text(self) -> (StatusCode, String);
 }
@@ -271,4 +337,5 @@ impl<F: std::future::Future<Output = (StatusCode, reqwest::header::HeaderMap, Ve
 tests::on_every_backend!(
     the_ledger_workbook_holds_every_hazard_of_the_scope_with_its_history,
     the_ledger_filters_and_scopes,
+    monthly_statistics_per_township,
 );

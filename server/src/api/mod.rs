@@ -51,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox", get(crate::webhooks::inbox))
         .route("/webhooks", get(crate::webhooks::list))
         .route("/webhooks/deliveries", get(crate::webhooks::deliveries))
+        .route("/statistics", get(crate::statistics::json))
+        .route("/statistics.xlsx", get(crate::statistics::xlsx))
         .route("/ledger", get(ledger::json))
         .route("/ledger.csv", get(ledger::csv))
         .route("/ledger.xlsx", get(ledger::xlsx))

@@ -127,6 +127,8 @@ pub fn document() -> Value {
             "/api/v1/ledger": { "get": op("The hazard ledger (隐患排查治理台账) as JSON rows; from/to are China dates on when the hazard was found", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/ledger.csv": { "get": op("The hazard ledger as CSV (UTF-8 with BOM, for Chinese Excel)", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/ledger.xlsx": { "get": op("The hazard ledger as an Excel workbook", "ledger", LEDGER_FILTERS, "200") },
+            "/api/v1/statistics": { "get": op("Monthly statistics per township: found, major, closed in the month, still open, overdue, share closed", "ledger", &["from:query", "to:query"], "200") },
+            "/api/v1/statistics.xlsx": { "get": op("The monthly statistics as an Excel workbook", "ledger", &["from:query", "to:query"], "200") },
             "/api/v1/inbox": { "get": op("What happened to the hazards in scope and what time reminds of (overdue, deadline near, evidence or an extension waiting, a major hazard reported late), newest first", "events", &["since:query", "limit:query"], "200") },
             "/api/v1/webhooks": { "get": op("The caller's organisation's webhooks (agency admins, supervisors, enterprise managers; never the secret)", "events", &[], "200") },
             "/api/v1/webhooks/deliveries": { "get": op("The delivery log of the organisation's webhooks: attempts, last status, delivered or given up", "events", &["limit:query"], "200") },
