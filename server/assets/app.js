@@ -60,7 +60,7 @@ const DICT = {
   'five': ['重大事故隐患须落实整改责任、措施、资金、时限和应急预案（五落实）。',
     'Major hazards: responsibility, measures, funds, deadline and emergency plan must all be in place.'],
   'error': ['出错了', 'Something went wrong'], 'loading': ['加载中…', 'Loading…'],
-  'export.xlsx': ['导出台账（Excel）', 'Export ledger (Excel)'], 'export.stats': ['导出月度统计（Excel）', 'Export monthly statistics (Excel)'], 'export.csv': ['导出台账（CSV）', 'Export ledger (CSV)'],
+  'export.xlsx': ['导出台账（Excel）', 'Export ledger (Excel)'], 'export.stats': ['导出月度统计（Excel）', 'Export monthly statistics (Excel)'], 'export.zip': ['下载档案（含照片）', 'Download the file with photos'], 'export.csv': ['导出台账（CSV）', 'Export ledger (CSV)'],
   'agency': ['服务机构', 'Agency'], 'township': ['乡镇（街道）', 'Township'], 'closed_at': ['销号时间', 'Closed'],
 };
 let lang = localStorage.getItem('lang') === 'en' ? 'en' : 'zh';
@@ -580,7 +580,8 @@ pages.file = async (app, id) => {
   const f = await api('/api/v1/enterprises/' + id + '/file');
   const e = f.enterprise || {};
   add(app, h('h1', {}, t('file'), ' · ', e.name),
-    h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print'))),
+    h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print')), ' ',
+      downloadButton('/api/v1/enterprises/' + id + '/file.zip', '一企一档-' + (e.name || id) + '.zip', t('export.zip'), 'zip')),
     h('div', { class: 'card' }, h('dl', { class: 'kv' }, [['uscc', e.uscc], ['address', e.address], ['industry', e.industry]].map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v || '—')]))),
     h('h2', {}, t('visits')),
     h('div', { class: 'card' }, f.visits.length ? h('table', {}, h('tbody', {}, f.visits.map((v) => h('tr', {}, h('td', {}, fmtTime(v.started_at)), h('td', {}, v.place),

@@ -187,7 +187,7 @@ fn plan_photo_refs(plan: &mut Plan, doc_id: &str, enterprise_id: &str, photos: &
 }
 
 /// Every photo a hazard references: as found, and as evidence in its history.
-fn hazard_photos(h: &HazardDoc) -> Vec<&PhotoRef> {
+pub fn hazard_photos(h: &HazardDoc) -> Vec<&PhotoRef> {
     let mut out: Vec<&PhotoRef> = h.photos.iter().collect();
     for ev in &h.events {
         if let sync_core::rectification::EventKind::RectificationSubmitted { photos, .. } = &ev.kind

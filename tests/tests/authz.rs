@@ -25,6 +25,7 @@ const MATRIX: &[(&str, &str, u16, u16)] = &[
     ("GET", "/api/v1/enterprises", 200, 200),
     ("GET", "/api/v1/enterprises/{e}", 200, 404),
     ("GET", "/api/v1/enterprises/{e}/file", 200, 404),
+    ("GET", "/api/v1/enterprises/{e}/file.zip", 200, 404),
     ("GET", "/api/v1/hazards", 200, 200),
     ("GET", "/api/v1/hazards?enterprise={e}", 200, 200),
     ("GET", "/api/v1/hazards/{h}", 200, 404),

@@ -321,6 +321,77 @@ async fn monthly_statistics_per_township(app: TestApp) {
     );
 }
 
+/// The enterprise file as a ZIP: the file with each hazard's photos listed, its ledger, and the
+/// photos themselves, byte for byte what the photo route serves; another township gets 404.
+async fn the_enterprise_file_zip_holds_the_file_the_ledger_and_the_photos(app: TestApp) {
+    use std::io::Read as _;
+    let world = populate(&app).await;
+    let supervisor = app.login(users::SUPERVISOR).await;
+    let path = format!("/api/v1/enterprises/{}/file.zip", world.seed.enterprise);
+    let (status, headers, body) = download(&app, &supervisor.token, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/zip");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    let photo = format!("photos/{}.jpg", world.photo);
+    assert!(names.contains(&"一企一档.json".to_owned()), "{names:?}");
+    assert!(names.contains(&"隐患台账.csv".to_owned()), "{names:?}");
+    assert!(names.contains(&photo), "{names:?}");
+    let mut json = String::new();
+    zip.by_name("一企一档.json")
+        .unwrap()
+        .read_to_string(&mut json)
+        .unwrap();
+    let file: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let major = file["hazards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hazard"]["id"] == world.major.as_str())
+        .unwrap();
+    assert_eq!(
+        major["photos"][0]["sha256"],
+        world.photo.as_str(),
+        "the file lists the photos"
+    );
+    let mut csv = Vec::new();
+    zip.by_name("隐患台账.csv")
+        .unwrap()
+        .read_to_end(&mut csv)
+        .unwrap();
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"));
+    assert_eq!(
+        String::from_utf8_lossy(&csv).lines().count(),
+        1 + 4,
+        "heads and four hazards"
+    );
+    let mut bytes = Vec::new();
+    zip.by_name(&photo)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let (_, _, served) = download(
+        &app,
+        &supervisor.token,
+        &format!("/api/v1/photos/{}", world.photo),
+    )
+    .await;
+    assert_eq!(bytes, served, "the display copy the photo route serves");
+    // The JSON route lists the photos too now.
+    let (_, json) = app
+        .get(
+            &supervisor.token,
+            &format!("/api/v1/enterprises/{}/file", world.seed.enterprise),
+        )
+        .await;
+    assert!(json.to_string().contains(&world.photo));
+
+    let other = app.login(users::OTHER_SUPERVISOR).await;
+    let (status, _, _) = download(&app, &other.token, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 trait ThenText {
     async fn then_text(self) -> (StatusCode, String);
 }
@@ -338,4 +409,5 @@ tests::on_every_backend!(
     the_ledger_workbook_holds_every_hazard_of_the_scope_with_its_history,
     the_ledger_filters_and_scopes,
     monthly_statistics_per_township,
+    the_enterprise_file_zip_holds_the_file_the_ledger_and_the_photos,
 );

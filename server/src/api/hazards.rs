@@ -623,6 +623,17 @@ pub async fn enterprise_file(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<EnterpriseFile>, ApiError> {
+    Ok(Json(build_enterprise_file(&state, &user, &id).await?))
+}
+
+/// The enterprise file of `id` as `user` may read it: the enterprise, its visits, and its
+/// hazards with their histories and photos (as found, and the evidence submitted).
+pub async fn build_enterprise_file(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+) -> Result<EnterpriseFile, ApiError> {
+    let (state, user, id) = (state.clone(), user.clone(), id.to_owned());
     if !scope::may_read_enterprise(&state.db, state.clock.as_ref(), &user, &id).await? {
         return Err(ApiError::not_found("没有这家企业", "no such enterprise"));
     }
@@ -655,20 +666,166 @@ pub async fn enterprise_file(
     let mut hazards = Vec::with_capacity(rows.len());
     for hazard in rows {
         let history = history(&state, &hazard.id).await?;
+        let photos = match uuid::Uuid::parse_str(&hazard.id) {
+            Ok(uid) => state
+                .hub
+                .load_shared(uid)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| sync_core::doc::HazardDoc::hydrate_from(&d).ok())
+                .map(|h| {
+                    crate::projection::hazard_photos(&h)
+                        .into_iter()
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
         hazards.push(HazardDetail {
             hazard,
             history,
-            photos: Vec::new(),
+            photos,
             actions: Vec::new(),
             conflicts: Vec::new(),
             pending_extension: None,
         });
     }
-    Ok(Json(EnterpriseFile {
+    Ok(EnterpriseFile {
         enterprise: serde_json::to_value(&enterprise).unwrap_or(serde_json::Value::Null),
         visits,
         hazards,
-    }))
+    })
+}
+
+/// Photos one enterprise file ZIP holds at most, and their bytes.
+const ZIP_MAX_PHOTOS: usize = 5_000;
+const ZIP_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// `GET /api/v1/enterprises/{id}/file.zip`: the enterprise file (一企一档) as one ZIP: the file
+/// as JSON, its hazard ledger as CSV (UTF-8 with BOM) and the display copy of every photo the
+/// caller may see, named by its SHA-256. Written to a temporary file and streamed, so the
+/// photos are never all in memory.
+pub async fn enterprise_file_zip(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let file = build_enterprise_file(&state, &user, &id).await?;
+    let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let query = crate::ledger::query_of(
+        &crate::ledger::LedgerFilter {
+            enterprise: Some(id.clone()),
+            ..Default::default()
+        },
+        scope.enterprise_ids().iter().cloned().collect(),
+        scope::own_agency(&user).map(str::to_owned),
+    )?;
+    let ledger = crate::ledger::to_csv(
+        &crate::ledger::rows(
+            &state.db,
+            &query,
+            crate::clock::china_date(state.clock.now()),
+        )
+        .await?,
+    )?;
+    let mut hashes: Vec<String> = file
+        .hazards
+        .iter()
+        .flat_map(|h| h.photos.iter().map(|p| p.sha256.clone()))
+        .collect();
+    hashes.sort();
+    hashes.dedup();
+    if hashes.len() > ZIP_MAX_PHOTOS {
+        return Err(ApiError::invalid(
+            "file_too_large",
+            format!("该企业档案的照片超过 {ZIP_MAX_PHOTOS} 张，请按日期分批导出"),
+            format!("the file has more than {ZIP_MAX_PHOTOS} photos"),
+        ));
+    }
+    let mut photos = Vec::new();
+    for sha in hashes {
+        let Ok(hash) = sha.parse::<crate::photos::PhotoHash>() else {
+            continue;
+        };
+        if crate::api::photos::may_see(&state, &user, &sha).await?
+            && state.photos.is_stored(hash).await.unwrap_or(false)
+        {
+            photos.push((
+                sha,
+                state
+                    .photos
+                    .variant_path(hash, crate::photos::Variant::Display),
+            ));
+        }
+    }
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("enterprise file JSON: {e}")))?;
+    let spool = state
+        .config
+        .data_dir
+        .join(format!("export-{}.zip", uuid::Uuid::new_v4().simple()));
+    let zip_file = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
+        use std::io::Write as _;
+        use zip::write::SimpleFileOptions;
+        let out = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&spool)?;
+        // Unlinked at once: the open file is read to the end and then goes with it.
+        let removed = std::fs::remove_file(&spool);
+        let mut zip = zip::ZipWriter::new(out);
+        let deflated = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(false);
+        // JPEGs are compressed already.
+        let stored = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        zip.start_file("一企一档.json", deflated)?;
+        zip.write_all(&json)?;
+        zip.start_file("隐患台账.csv", deflated)?;
+        zip.write_all(&ledger)?;
+        let mut total: u64 = 0;
+        for (sha, path) in photos {
+            let bytes = std::fs::read(&path)?;
+            total += bytes.len() as u64;
+            if total > ZIP_MAX_BYTES {
+                anyhow::bail!("the photos exceed {ZIP_MAX_BYTES} bytes");
+            }
+            zip.start_file(format!("photos/{sha}.jpg"), stored)?;
+            zip.write_all(&bytes)?;
+        }
+        let mut out = zip.finish()?;
+        removed?;
+        use std::io::Seek as _;
+        out.seek(std::io::SeekFrom::Start(0))?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("enterprise file task: {e}")))?
+    .map_err(|e| ApiError::Internal(e.context("enterprise file ZIP")))?;
+    let len = zip_file.metadata().map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(zip_file),
+    ));
+    let name = file.enterprise["name"].as_str().unwrap_or("").to_owned();
+    let mut response = crate::api::ledger::attachment(
+        Vec::new(),
+        "application/zip",
+        &format!("一企一档-{name}"),
+        "enterprise-file",
+        &format!("{}.zip", crate::clock::china_date(state.clock.now())),
+    );
+    *response.body_mut() = body;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&len.to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_LENGTH, v);
+    }
+    Ok(response)
 }
 
 /// A major hazard reported to a township: automatically when the server first saw it, and by

@@ -40,6 +40,10 @@ pub fn routes() -> Router<AppState> {
         .route("/enterprises", get(enterprises::list))
         .route("/enterprises/{id}", get(enterprises::get))
         .route("/enterprises/{id}/file", get(hazards::enterprise_file))
+        .route(
+            "/enterprises/{id}/file.zip",
+            get(hazards::enterprise_file_zip),
+        )
         .route("/hazards", get(hazards::list))
         .route("/hazards/{id}", get(hazards::get))
         .route("/hazards/{id}/events", post(actions::record))

@@ -423,7 +423,11 @@ pub async fn status(
 
 /// Whether `user` may see the photo: they hold it (uploaded its bytes), or a document they may
 /// read references it and the reference is vouched for (`crate::db::Db::photo_ref_enterprises`).
-async fn may_see(state: &AppState, user: &AuthUser, sha: &str) -> Result<bool, ApiError> {
+pub(crate) async fn may_see(
+    state: &AppState,
+    user: &AuthUser,
+    sha: &str,
+) -> Result<bool, ApiError> {
     if state.db.holds_photo(sha, &user.user_id).await? {
         return Ok(true);
     }

@@ -700,7 +700,7 @@ impl PhotoStore {
         self.shard("blobs", hash).join(hash.to_hex())
     }
 
-    fn variant_path(&self, hash: PhotoHash, variant: Variant) -> PathBuf {
+    pub(crate) fn variant_path(&self, hash: PhotoHash, variant: Variant) -> PathBuf {
         let suffix = match variant {
             Variant::Display => "display.jpg",
             Variant::Thumbnail => "thumb.jpg",
