@@ -145,6 +145,11 @@ fun theFieldConvergesOnAClosedHazard() {
     m.signFor(hazard, "王厂长")
     m.submitRectification(hazard, "已加锁并张贴标识", listOf(file("evidence.png", png(80, 60, 9))))
     check(m.syncNow().refused.isEmpty())
+    // The inspector's inbox shows the submission, labelled Chinese first.
+    val inbox = a.fetchInbox(null, 50u)
+    val submitted = inbox.filter { it.hazardId == hazard && it.kind == "hazard.rectification_submitted" }
+    check(submitted.size == 1 && submitted[0].label.startsWith("提交整改 / ")) { "$inbox" }
+    check(a.fetchInbox(inbox.maxOf { it.receivedAtMs }, 50u).isEmpty()) { "nothing newer" }
 
     // A third inspector verifies and closes offline, then syncs on the same data directory.
     val c = phone("phone-c", "inspector3")

@@ -247,6 +247,11 @@ def test_two_inspectors_a_manager_and_a_late_verifier_converge_on_a_closed_hazar
         f.write(png(80, 60, seed=9))
     m.submit_rectification(hazard, "已加锁并张贴标识", [evidence])
     assert m.sync_now().refused == []
+    # The inspector's inbox shows the submission, labelled Chinese first.
+    inbox = a.fetch_inbox(None, 50)
+    submitted = [i for i in inbox if i.hazard_id == hazard and i.kind == "hazard.rectification_submitted"]
+    assert len(submitted) == 1 and submitted[0].label.startswith("提交整改 / "), inbox
+    assert a.fetch_inbox(max(i.received_at_ms for i in inbox), 50) == []
 
     # A third inspector syncs, then verifies and closes while offline, and syncs later.
     c, _ = phone(world, "phone-c", "inspector3")

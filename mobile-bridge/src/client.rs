@@ -328,6 +328,29 @@ impl InspectionClient {
 
     // ---- lists ----
 
+    /// The user's inbox from the server (online only): what happened to the hazards in scope
+    /// and the reminders, newest first, at most `limit` (1 to 500); with `since_ms` only what
+    /// the server noted after it.
+    pub fn fetch_inbox(
+        &self,
+        since_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboxItemRecord>, BridgeError> {
+        if since_ms.is_some_and(|s| s < 0) {
+            return Err(BridgeError::invalid(
+                "since_ms",
+                "时间不能为负 / since_ms must not be negative",
+            ));
+        }
+        if !(1..=500).contains(&limit) {
+            return Err(BridgeError::invalid(
+                "limit",
+                "条数须为 1 至 500 / limit must be 1 to 500",
+            ));
+        }
+        self.inner.block_on(self.inner.fetch_inbox(since_ms, limit))
+    }
+
     /// The enterprises the user may see: fetched when online, the cached list when offline.
     pub fn list_enterprises(&self) -> Result<Vec<EnterpriseRecord>, BridgeError> {
         match self.inner.block_on(self.inner.fetch_enterprises()) {

@@ -882,6 +882,28 @@ pub struct ColleagueRecord {
     pub role: RoleRecord,
 }
 
+/// One entry of the user's inbox: something that happened to a hazard in scope, or a reminder
+/// (overdue, deadline near, evidence or an extension waiting, a major hazard reported late).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct InboxItemRecord {
+    pub hazard_id: String,
+    /// The event's id, or for a reminder what it concerns (`overdue:2026-03-05`).
+    pub event_id: String,
+    /// Stable kind: `hazard.<event kind>`, `hazard.overdue`, `reminder.deadline_near`,
+    /// `reminder.awaiting_verification`, `reminder.extension_pending`,
+    /// `major_hazard.report_late`.
+    pub kind: String,
+    /// What happened, Chinese first (`隐患整改已逾期 / rectification overdue`).
+    pub label: String,
+    /// The hazard's description.
+    pub description: String,
+    pub enterprise_name: String,
+    /// When it happened, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// When the server noted it, ms: pass the newest as `since_ms` to fetch only what is new.
+    pub received_at_ms: i64,
+}
+
 /// What kind of event a hazard's history records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, uniffi::Enum)]
 #[serde(rename_all = "snake_case")]

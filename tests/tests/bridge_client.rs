@@ -889,3 +889,43 @@ async fn the_phone_lists_the_agencys_colleagues_only() {
     .await
     .unwrap();
 }
+
+/// The phone fetches the inbox: its agency's hazards' events, another agency's never; `since_ms`
+/// returns only what is newer; a bad argument is refused before any request.
+#[tokio::test]
+async fn the_phone_fetches_its_inbox_within_its_scope() {
+    let app = Arc::new(spawn_app(Backend::Sqlite).await.unwrap());
+    let world = tests::world::populate(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a2, path) = (app.clone(), dir.path().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let a = phone(&a2, &path, "phone-a", users::INSPECTOR);
+        let items = a.fetch_inbox(None, 100).unwrap();
+        assert!(
+            items
+                .iter()
+                .any(|i| i.kind == "hazard.closed" && i.hazard_id == world.closed),
+            "{items:?}"
+        );
+        assert!(items.iter().all(|i| i.hazard_id != world.other_hazard));
+        assert!(items.iter().all(|i| i.label.contains(" / ")));
+        let newest = items.iter().map(|i| i.received_at_ms).max().unwrap();
+        assert!(a.fetch_inbox(Some(newest), 100).unwrap().is_empty());
+        let other = phone(&a2, &path, "phone-b", users::OTHER_INSPECTOR);
+        let theirs = other.fetch_inbox(None, 100).unwrap();
+        assert!(
+            theirs.iter().all(|i| i.hazard_id == world.other_hazard),
+            "{theirs:?}"
+        );
+        assert!(matches!(
+            a.fetch_inbox(Some(-1), 100),
+            Err(mobile_bridge::BridgeError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            a.fetch_inbox(None, 0),
+            Err(mobile_bridge::BridgeError::InvalidInput { .. })
+        ));
+    })
+    .await
+    .unwrap();
+}

@@ -300,6 +300,48 @@ impl Inner {
         Ok(r)
     }
 
+    pub(super) async fn fetch_inbox(
+        &self,
+        since_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::records::InboxItemRecord>, BridgeError> {
+        #[derive(serde::Deserialize)]
+        struct Item {
+            hazard_id: String,
+            event_id: String,
+            kind: String,
+            label: String,
+            description: String,
+            enterprise_name: String,
+            at: i64,
+            created_at: i64,
+        }
+        let mut path = format!("/inbox?limit={limit}");
+        if let Some(since) = since_ms {
+            path.push_str(&format!("&since={since}"));
+        }
+        let r = self.get_authed(&path).await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            return Err(http_error(status, &text));
+        }
+        let items: Vec<Item> = serde_json::from_str(&text).map_err(BridgeError::network)?;
+        Ok(items
+            .into_iter()
+            .map(|i| crate::records::InboxItemRecord {
+                hazard_id: i.hazard_id,
+                event_id: i.event_id,
+                kind: i.kind,
+                label: i.label,
+                description: i.description,
+                enterprise_name: i.enterprise_name,
+                at_ms: i.at,
+                received_at_ms: i.created_at,
+            })
+            .collect())
+    }
+
     pub(super) async fn fetch_enterprises(&self) -> Result<(), BridgeError> {
         let _g = self.sync_lock.lock().await;
         let r = self.get_authed("/enterprises").await?;
