@@ -142,7 +142,7 @@ async function api(path, opts = {}) {
   const send = (token) => {
     const headers = Object.assign({}, baseHeaders);
     if (token && !NO_AUTH.has(path)) headers.authorization = 'Bearer ' + token;
-    return fetch(path, { method: opts.method || 'GET', headers, body });
+    return fetch(path, { method: opts.method || 'GET', headers, body, signal: opts.signal });
   };
   if (!NO_AUTH.has(path) && session.token && session.expiresAt && Date.now() > session.expiresAt - REFRESH_EARLY_MS) {
     await refreshSession(); // on failure the request below meets the 401 path
@@ -328,6 +328,8 @@ function navFor(role) {
 
 pages.dashboard = async (app) => {
   const d = await api('/api/v1/dashboard');
+  // Refreshed when a document in scope changes (a sync, a web action elsewhere).
+  live(() => { if (route().page === 'dashboard') render(); });
   const fig = (k, v, cls) => h('div', { class: 'fig ' + (cls || ''), 'data-fig': k }, h('div', { class: 'v' }, v), h('div', { class: 'l' }, t('fig.' + k)));
   const byName = (g) => g.name || g.id || t('no.park');
   add(app, h('h1', {}, t('nav.dashboard'), ' ', h('small', { class: 'muted' }, d.today)),
@@ -629,7 +631,38 @@ function route() {
   const [page, id] = path.split('/');
   return { page: page || '', id: id ? decodeURIComponent(id) : null, q: q || '' };
 }
+/** The open change stream (`/api/v1/events/stream`), closed when the page changes. */
+let liveAbort = null;
+/** Calls `onChange` (at most once a second) whenever a document in scope changes. */
+async function live(onChange) {
+  const ctrl = new AbortController();
+  liveAbort = ctrl;
+  let timer = null;
+  while (!ctrl.signal.aborted) {
+    try {
+      const resp = await api('/api/v1/events/stream', { raw: true, signal: ctrl.signal });
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          if (/^event: (change|resync)$/m.test(block)) { clearTimeout(timer); timer = setTimeout(() => { if (!ctrl.signal.aborted) onChange(); }, 1000); }
+        }
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+}
+
 async function render() {
+  if (liveAbort) { liveAbort.abort(); liveAbort = null; }
   const app = $('#app');
   app.textContent = '';
   message('');

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub connections: Arc<listen::ConnGauge>,
     /// Counters for `/metrics` ([`metrics`]).
     pub metrics: Arc<metrics::Metrics>,
+    /// Documents that changed, for the pages' event streams ([`changes`]).
+    pub changes: Arc<changes::Changes>,
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -124,6 +127,7 @@ pub async fn build_state_with_clock(
         login_throttle: Arc::default(),
         connections: Arc::default(),
         metrics: Arc::default(),
+        changes: Arc::default(),
     })
 }
 

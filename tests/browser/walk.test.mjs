@@ -382,6 +382,19 @@ test('the hazard ledger downloads as Excel and the inbox lists what concerns the
   await go(page, '#/dashboard', 'dashboard');
   const [stats] = await Promise.all([page.waitForEvent('download'), page.click('button[data-export="stats"]')]);
   assert.match(stats.suggestedFilename(), /^月度统计-\d{4}-\d{2}-\d{2}\.xlsx$/);
+  // A change elsewhere refreshes the dashboard by itself (the change stream).
+  await page.evaluate(() => { document.querySelector('#page-dashboard').dataset.stale = '1'; });
+  // The enterprise submits evidence from elsewhere (its own session, not this page's).
+  const acted = await page.evaluate(async ([id, password]) => {
+    const login = await fetch('/api/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'manager', password }) }).then((r) => r.json());
+    const r = await fetch('/api/v1/hazards/' + id + '/events', { method: 'POST',
+      headers: { authorization: 'Bearer ' + login.access_token, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'rectification_submitted', note: '已整改（浏览器测试）', photos: [] }) });
+    return r.status;
+  }, [world.overdue, world.password]);
+  assert.equal(acted, 200);
+  await page.waitForFunction(() => { const d = document.querySelector('#page-dashboard'); return d && !d.dataset.stale; }, null, { timeout: 15000 });
   await go(page, '#/inbox', 'inbox');
   const kinds = await page.$$eval('#inbox tr[data-kind]', (rows) => rows.map((r) => r.dataset.kind));
   assert.ok(kinds.includes('hazard.notified'), kinds.join());

@@ -376,6 +376,62 @@ async fn an_overdue_reminder_is_emailed_through_smtp() {
     assert_eq!(mails.lock().unwrap().len(), got.len());
 }
 
+/// Reads an event stream until `want` appears in it, or `wait` passes; returns what was read.
+async fn read_stream(resp: &mut reqwest::Response, want: &str, wait: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut text = String::new();
+    while !text.contains(want) {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => break,
+        }
+    }
+    text
+}
+
+/// The pages' change stream: a supervisor's stream hears of a change in the township at once;
+/// another township's supervisor's stream hears nothing of it; no token, no stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_stream_tells_each_page_of_changes_in_its_scope_only() {
+    let app = fast(Backend::Sqlite).await.unwrap();
+    let world = populate(&app).await;
+    let open = |token: String| {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        async move {
+            client
+                .get(format!("{base}/api/v1/events/stream"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let supervisor = app.login(users::SUPERVISOR).await;
+    let other = app.login(users::OTHER_SUPERVISOR).await;
+    let mut mine = open(supervisor.token.clone()).await;
+    let mut theirs = open(other.token.clone()).await;
+    assert_eq!(mine.status(), 200);
+    assert_eq!(mine.headers()["content-type"], "text/event-stream");
+    let manager = app.login(users::MANAGER).await;
+    act(
+        &app,
+        &manager.token,
+        &world.overdue,
+        json!({"kind": "rectification_submitted", "note": "已整改", "photos": []}),
+    )
+    .await;
+    let got = read_stream(&mut mine, &world.overdue, Duration::from_secs(10)).await;
+    assert!(got.contains("event: change"), "{got}");
+    assert!(got.contains(&world.overdue), "{got}");
+    let heard = read_stream(&mut theirs, "event: change", Duration::from_millis(800)).await;
+    assert!(
+        !heard.contains("event: change"),
+        "another township heard: {heard}"
+    );
+    let (status, _) = app.get("no-such-token", "/api/v1/events/stream").await;
+    assert_eq!(status, 401);
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_receiver_gets_the_event_on_the_third_attempt() {

@@ -385,6 +385,8 @@ async fn commit(
             // reconciler brings the lists level with the document.
             tracing::error!(error = %e, doc = %accepted.header.id, "projection failed");
             state.reconciler.nudge();
+        } else {
+            state.changes.announce(&accepted.header);
         }
         Ok::<_, ApiError>(accepted)
     })

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/major", get(hazards::major_reports))
         .route("/dashboard", get(dashboard::get))
         .route("/inbox", get(crate::webhooks::inbox))
+        .route("/events/stream", get(crate::changes::stream))
         .route("/webhooks", get(crate::webhooks::list))
         .route("/webhooks/deliveries", get(crate::webhooks::deliveries))
         .route("/statistics", get(crate::statistics::json))

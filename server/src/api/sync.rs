@@ -109,6 +109,8 @@ async fn project_applied(state: &AppState, applied: &[sync_core::engine::Applied
                     tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
                     state.metrics.projection_failed();
                     state.reconciler.nudge();
+                } else {
+                    state.changes.announce(&applied.header);
                 }
             }
         })
