@@ -583,6 +583,7 @@ pages.file = async (app, id) => {
   const e = f.enterprise || {};
   add(app, h('h1', {}, t('file'), ' · ', e.name),
     h('p', { class: 'no-print' }, h('button', { class: 'primary', type: 'button', onclick: () => window.print() }, t('print')), ' ',
+      downloadButton('/api/v1/enterprises/' + id + '/file.pdf', '一企一档-' + (e.name || id) + '.pdf', t('pdf'), 'file-pdf'), ' ',
       downloadButton('/api/v1/enterprises/' + id + '/file.zip', '一企一档-' + (e.name || id) + '.zip', t('export.zip'), 'zip')),
     h('div', { class: 'card' }, h('dl', { class: 'kv' }, [['uscc', e.uscc], ['address', e.address], ['industry', e.industry]].map(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, v || '—')]))),
     h('h2', {}, t('visits')),

@@ -272,10 +272,15 @@ fn image_xobjects(pdf: &[u8]) -> usize {
 
 /// The notice PDF of `visit` as `user`; `None` (with the reason printed) without a CJK font.
 async fn notice_pdf(app: &TestApp, user: &str, visit: &str) -> Option<Vec<u8>> {
+    pdf_at(app, user, &format!("/api/v1/visits/{visit}/notice.pdf")).await
+}
+
+/// A PDF route's answer; `None` when the server has no CJK font (503 `pdf_font_missing`).
+async fn pdf_at(app: &TestApp, user: &str, path: &str) -> Option<Vec<u8>> {
     let s = app.login(user).await;
     let r = app
         .client
-        .get(format!("{}/api/v1/visits/{visit}/notice.pdf", app.base))
+        .get(format!("{}{path}", app.base))
         .bearer_auth(&s.token)
         .send()
         .await
@@ -315,6 +320,33 @@ fn flat_text(pdf: &[u8]) -> Option<String> {
         return None;
     };
     Some(text.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+/// The enterprise file as one PDF: the enterprise, every hazard with its course, the photo of
+/// the major hazard; another township's supervisor gets 404.
+async fn the_enterprise_file_pdf_carries_every_hazard_and_its_course(app: TestApp) {
+    let world: World = populate(&app).await;
+    let path = format!("/api/v1/enterprises/{}/file.pdf", world.seed.enterprise);
+    let other = app.login(users::OTHER_SUPERVISOR).await;
+    let (status, _) = app.get(&other.token, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let Some(pdf) = pdf_at(&app, users::SUPERVISOR, &path).await else {
+        return;
+    };
+    assert_images(&pdf, 1);
+    let Some(flat) = flat_text(&pdf) else { return };
+    for needle in std::iter::once(&world.enterprise_name).chain(&world.descriptions) {
+        assert!(flat.contains(needle.as_str()), "{needle} not in:\n{flat}");
+    }
+    for needle in [
+        "企业安全生产档案（一企一档）",
+        "隐患排查治理台账（4条）",
+        "通过：复查合格",
+        "已销号",
+        "50000",
+    ] {
+        assert!(flat.contains(needle), "{needle} not in:\n{flat}");
+    }
 }
 
 async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
@@ -574,6 +606,7 @@ tests::on_every_backend!(
     the_dashboard_equals_the_hazard_lists,
     change_history_names_the_user_and_the_device,
     the_notice_pdf_carries_the_chinese_text,
+    the_enterprise_file_pdf_carries_every_hazard_and_its_course,
     a_photo_not_uploaded_yet_is_noted_in_the_notice,
     visits_are_filtered_by_china_date_on_the_server,
     the_new_routes_refuse_another_tenant_and_no_token,

@@ -117,6 +117,7 @@ pub fn document() -> Value {
             "/api/v1/devices/{id}/revoke": { "post": op("Revoke a device and its tokens", "devices", &["id"], "204") },
             "/api/v1/enterprises": { "get": op("Enterprises in scope", "enterprises", &[], "200") },
             "/api/v1/enterprises/{id}": { "get": op("One enterprise", "enterprises", &["id"], "200") },
+            "/api/v1/enterprises/{id}/file.pdf": { "get": op("The enterprise file as one PDF: the enterprise, its visits, every hazard's course and pictures; 503 pdf_font_missing without a CJK font", "enterprises", &["id"], "200") },
             "/api/v1/enterprises/{id}/file.zip": { "get": op("The enterprise file as a ZIP: the file as JSON, its hazard ledger as CSV and the photos the caller may see", "enterprises", &["id"], "200") },
             "/api/v1/enterprises/{id}/file": { "get": op("The enterprise file (一企一档): visits, hazards, histories", "enterprises", &["id"], "200") },
             "/api/v1/hazards": { "get": op("Hazards in scope, filtered", "hazards", &["township:query", "agency:query", "enterprise:query", "grade:query", "state:query", "overdue:query", "limit:query", "offset:query"], "200") },

@@ -66,4 +66,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/visits/{id}/record", get(notice::record))
         .route("/visits/{id}/notice.pdf", get(notice::notice_pdf))
         .route("/hazards/{id}/changes", get(history::hazard_changes))
+        .route(
+            "/enterprises/{id}/file.pdf",
+            get(notice::enterprise_file_pdf),
+        )
 }

@@ -233,6 +233,84 @@ pub async fn notice_images(state: &AppState, record: &VisitRecord) -> NoticeImag
     NoticeImages { hazards, signature }
 }
 
+/// The CJK font for PDFs, or the 503 answer that says none is installed.
+fn font_or_503() -> Result<super::pdf::FontFile, Box<Response>> {
+    super::pdf::find_font().map_err(|tried| {
+        tracing::error!(?tried, "no CJK font for PDFs");
+        let body = ErrorBody {
+            error: "pdf_font_missing",
+            message: format!(
+                "服务器未安装中文字体，无法生成 PDF（请安装 fonts-wqy-microhei 或设置 {var}）/ \
+                 no CJK font installed for PDFs: install fonts-wqy-microhei or set {var} (tried {})",
+                tried.join(", "),
+                var = super::pdf::FONT_ENV,
+            ),
+        };
+        Box::new((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response())
+    })
+}
+
+/// `GET /api/v1/enterprises/{id}/file.pdf`: the enterprise file (一企一档) as one PDF, with
+/// the hazards' pictures (those the photo's reference may show).
+pub async fn enterprise_file_pdf(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let file = crate::api::hazards::build_enterprise_file(&state, &user, &id).await?;
+    let scope = crate::scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
+    let query = crate::ledger::query_of(
+        &crate::ledger::LedgerFilter {
+            enterprise: Some(id.clone()),
+            ..Default::default()
+        },
+        scope.enterprise_ids().iter().cloned().collect(),
+        crate::scope::own_agency(&user).map(str::to_owned),
+    )?;
+    let today = crate::clock::china_date(state.clock.now());
+    let rows = crate::ledger::rows(&state.db, &query, today).await?;
+    let font = match font_or_503() {
+        Ok(font) => font,
+        Err(response) => return Ok(*response),
+    };
+    let mut images = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let photos = file
+            .hazards
+            .iter()
+            .find(|h| h.hazard.id == row.hazard_id)
+            .map(|h| h.photos.clone())
+            .unwrap_or_default();
+        let mut pictures = Vec::new();
+        for p in photos.iter().take(super::pdf::FILE_PHOTOS_PER_HAZARD) {
+            pictures.push(thumbnail(&state, &row.hazard_id, p).await);
+        }
+        images.push(pictures);
+    }
+    let text = |k: &str| file.enterprise[k].as_str().unwrap_or("").to_owned();
+    let head = super::pdf::FileHead {
+        name: text("name"),
+        uscc: text("uscc"),
+        address: text("address"),
+        industry: text("industry"),
+        made_on: today.to_string(),
+    };
+    let visits = file.visits;
+    let bytes = tokio::task::spawn_blocking(move || {
+        super::pdf::enterprise_file(&head, &visits, &rows, &images, font)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?
+    .map_err(ApiError::Internal)?;
+    Ok(crate::api::ledger::attachment(
+        bytes,
+        "application/pdf",
+        "一企一档",
+        "enterprise-file",
+        &format!("{today}.pdf"),
+    ))
+}
+
 /// `GET /api/v1/visits/{id}/notice.pdf`.
 pub async fn notice_pdf(
     State(state): State<AppState>,
@@ -240,21 +318,9 @@ pub async fn notice_pdf(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = visit_record(&state, user, id.clone()).await?;
-    let font = match super::pdf::find_font() {
+    let font = match font_or_503() {
         Ok(font) => font,
-        Err(tried) => {
-            tracing::error!(?tried, "no CJK font for PDF notices");
-            let body = ErrorBody {
-                error: "pdf_font_missing",
-                message: format!(
-                    "服务器未安装中文字体，无法生成 PDF（请安装 fonts-wqy-microhei 或设置 {var}）/ \
-                     no CJK font installed for PDF notices: install fonts-wqy-microhei or set {var} (tried {})",
-                    tried.join(", "),
-                    var = super::pdf::FONT_ENV,
-                ),
-            };
-            return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
-        }
+        Err(response) => return Ok(*response),
     };
     let images = notice_images(&state, &record).await;
     let bytes = tokio::task::spawn_blocking(move || super::pdf::notice(&record, &images, font))

@@ -465,9 +465,110 @@ pub fn notice(
     images: &NoticeImages,
     font: FontFile,
 ) -> anyhow::Result<Vec<u8>> {
+    render(layout(record, images), font)
+}
+
+/// What the enterprise file PDF shows of the enterprise.
+#[derive(Debug, Clone, Default)]
+pub struct FileHead {
+    pub name: String,
+    pub uscc: String,
+    pub address: String,
+    pub industry: String,
+    /// China date it was made.
+    pub made_on: String,
+}
+
+/// At most this many pictures per hazard in the enterprise file PDF.
+pub const FILE_PHOTOS_PER_HAZARD: usize = 4;
+
+/// The enterprise file (一企一档) as a PDF: the enterprise, its visits, and every hazard of its
+/// ledger with its course (measure, funds, deadline, progress, re-inspection, closure, report)
+/// and up to [`FILE_PHOTOS_PER_HAZARD`] pictures each (`images`, in the order of `rows`).
+pub fn enterprise_file(
+    head: &FileHead,
+    visits: &[crate::api::hazards::VisitRow],
+    rows: &[crate::ledger::LedgerRow],
+    images: &[Vec<PhotoImage>],
+    font: FontFile,
+) -> anyhow::Result<Vec<u8>> {
+    let mut l = Layout::new();
+    l.centred(18.0, "企业安全生产档案（一企一档）");
+    l.centred(10.0, "Enterprise safety file");
+    l.gap(6.0);
+    l.field("企业名称", &head.name);
+    l.field("统一社会信用代码", &head.uscc);
+    l.field("地址", &head.address);
+    l.field("行业", &head.industry);
+    l.field("建档日期", &head.made_on);
+    l.rule();
+    l.text(0.0, 13.0, &format!("检查记录（{} 次）", visits.len()));
+    for v in visits {
+        let signed = v.signed_by.as_deref().unwrap_or("未签字");
+        l.text(
+            12.0,
+            10.0,
+            &format!(
+                "{}　{}　检查项 {} 项，不符合 {} 项　企业签字：{signed}",
+                china_time(v.started_at),
+                v.place,
+                v.checklist_total,
+                v.checklist_failed
+            ),
+        );
+    }
+    l.rule();
+    l.text(0.0, 13.0, &format!("隐患排查治理台账（{} 条）", rows.len()));
+    for (i, r) in rows.iter().enumerate() {
+        l.gap(4.0);
+        l.room(60.0);
+        l.text(0.0, 11.0, &format!("{}. {}", i + 1, r.description));
+        for (label, value) in [
+            ("排查时间", r.found_at.as_str()),
+            ("排查部位", r.location.as_str()),
+            ("参加人员", r.participants.as_str()),
+            ("隐患等级", r.grade.as_str()),
+            ("整改措施", r.measure.as_str()),
+            ("整改资金（元）", r.funds_yuan.as_str()),
+            ("整改责任人", r.responsible_person.as_str()),
+            ("整改期限", r.deadline.as_str()),
+            ("整改进展", r.progress.as_str()),
+            ("复查结果", r.reinspection_result.as_str()),
+            (
+                "复查人及日期",
+                &format!("{} {}", r.reinspector, r.reinspected_on),
+            ),
+            ("销号日期", r.closed_on.as_str()),
+            (
+                "重大隐患报告",
+                &format!("{} {}", r.reported_at, r.reported_to),
+            ),
+        ] {
+            let value = if value.trim().is_empty() {
+                "—"
+            } else {
+                value
+            };
+            l.text(12.0, 9.5, &format!("{label}：{value}"));
+        }
+        let pictures: Vec<&PhotoImage> = images
+            .get(i)
+            .map(|v| v.iter().take(FILE_PHOTOS_PER_HAZARD).collect())
+            .unwrap_or_default();
+        if !pictures.is_empty() {
+            let notes = l.images(12.0, 110.0, 82.0, &pictures);
+            for (n, note) in notes {
+                l.text(12.0, 9.0, &format!("照片 {n}：{note}"));
+            }
+        }
+    }
+    render(l, font)
+}
+
+/// Draws laid-out pages with `font`, numbering them.
+fn render(layout: Layout, font: FontFile) -> anyhow::Result<Vec<u8>> {
     let font = Font::new(font.data.into(), font.index)
-        .ok_or_else(|| anyhow::anyhow!("the notice font cannot be read"))?;
-    let layout = layout(record, images);
+        .ok_or_else(|| anyhow::anyhow!("the PDF font cannot be read"))?;
     let mut document = Document::new();
     let settings =
         PageSettings::from_wh(PAGE_W, PAGE_H).ok_or_else(|| anyhow::anyhow!("page size"))?;
