@@ -10,7 +10,9 @@ const DICT = {
   'login.failed': ['用户名或密码错误', 'Wrong username or password'],
   'nav.dashboard': ['统计', 'Dashboard'], 'nav.hazards': ['隐患', 'Hazards'], 'nav.visits': ['检查记录', 'Visits'],
   'nav.major': ['重大隐患督办', 'Major hazards'], 'nav.enterprises': ['企业', 'Enterprises'],
-  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'], 'nav.inbox': ['提醒', 'Inbox'],
+  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'], 'nav.inbox': ['提醒', 'Inbox'], 'nav.users': ['账号', 'Accounts'],
+  'user.disable': ['停用', 'Disable'], 'user.enable': ['启用', 'Enable'], 'user.password': ['重置密码', 'Reset password'],
+  'user.new_password': ['新密码（至少 8 个字符）', 'New password (8 characters or more)'], 'user.disabled': ['已停用', 'Disabled'],
   'role.inspector': ['检查员', 'Inspector'], 'role.enterprise_manager': ['企业负责人', 'Enterprise manager'],
   'role.supervisor': ['监管人员', 'Supervisor'], 'role.agency_admin': ['机构管理员', 'Agency admin'],
   'fig.total': ['隐患总数', 'Hazards'], 'fig.open': ['未销号', 'Open'], 'fig.overdue': ['已逾期', 'Overdue'],
@@ -318,10 +320,10 @@ function home(role) {
 }
 function navFor(role) {
   const items = {
-    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
+    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users']],
     enterprise_manager: [['hazards', 'nav.mine'], ['visits', 'nav.visits'], ['enterprises', 'file'], ['inbox', 'nav.inbox']],
     inspector: [['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
-    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
+    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users']],
   };
   return items[role] || [];
 }
@@ -393,6 +395,28 @@ function downloadButton(path, filename, label, tag) {
 }
 pages.hazards = (app, _id, q) => hazardList(app, session.me.role === 'enterprise_manager' ? t('nav.mine') : t('nav.hazards'), q, true);
 pages.verify = (app) => hazardList(app, t('nav.verify'), 'state=submitted', false);
+pages.users = async (app) => {
+  const users = await api('/api/v1/users');
+  const act = async (u, what, body) => {
+    try {
+      await api('/api/v1/users/' + u.id + '/' + what, { method: 'POST', json: body || {} });
+      message(t('done'));
+      render();
+    } catch (err) { message(err.message, true); }
+  };
+  add(app, h('h1', {}, t('nav.users')), h('div', { class: 'card', id: 'users' }, h('table', {},
+    h('thead', {}, h('tr', {}, [t('username'), t('who'), t('state'), ''].map((x) => h('th', {}, x)))),
+    h('tbody', {}, users.map((u) => {
+      const pw = h('input', { type: 'password', minlength: 8, placeholder: t('user.new_password'), autocomplete: 'new-password' });
+      return h('tr', { 'data-user': u.username },
+        h('td', {}, u.username), h('td', {}, u.display_name, ' (', t('role.' + u.role), ')'),
+        h('td', {}, u.disabled_at ? h('span', { class: 'badge overdue' }, t('user.disabled')) : '—'),
+        h('td', {}, u.id === session.me.id ? '' : [
+          h('button', { type: 'button', 'data-act': u.disabled_at ? 'enable' : 'disable', onclick: () => act(u, u.disabled_at ? 'enable' : 'disable') },
+            t(u.disabled_at ? 'user.enable' : 'user.disable')), ' ',
+          pw, ' ', h('button', { type: 'button', 'data-act': 'password', onclick: () => act(u, 'password', { password: pw.value }) }, t('user.password'))]));
+    })))));
+};
 pages.inbox = async (app) => {
   const items = await api('/api/v1/inbox');
   add(app, h('h1', {}, t('nav.inbox')), h('div', { class: 'card', id: 'inbox' }, items.length ? h('table', {},

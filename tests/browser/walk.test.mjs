@@ -402,3 +402,19 @@ test('the hazard ledger downloads as Excel and the inbox lists what concerns the
   await shot(page, 'inbox');
   await page.context().close();
 });
+
+test('an agency admin disables and enables a colleague on the accounts page', async () => {
+  const page = await loginAs('agency_admin');
+  await go(page, '#/users', 'users');
+  const names = await page.$$eval('#users tr[data-user]', (rows) => rows.map((r) => r.dataset.user));
+  assert.ok(names.includes('inspector3') && !names.includes('other_inspector'), names.join());
+  await page.click('tr[data-user="inspector3"] button[data-act="disable"]');
+  await page.waitForSelector('tr[data-user="inspector3"] button[data-act="enable"]');
+  const login = await page.evaluate(async (password) => (await fetch('/api/v1/auth/login', { method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'inspector3', password }) })).json(), world.password);
+  assert.equal(login.error, 'account_disabled');
+  await page.click('tr[data-user="inspector3"] button[data-act="enable"]');
+  await page.waitForSelector('tr[data-user="inspector3"] button[data-act="disable"]');
+  await shot(page, 'users');
+  await page.context().close();
+});
