@@ -281,9 +281,7 @@ pub async fn send_due(
             Err(e) => {
                 tracing::warn!(error = %e, "reminder email not sent");
                 let attempts = attempts + 1;
-                let wait = retry_base
-                    .saturating_mul(2u32.saturating_pow((attempts.clamp(1, 20) - 1) as u32))
-                    .min(Duration::from_secs(3600));
+                let wait = crate::webhooks::backoff(retry_base, attempts);
                 args.extend([
                     Arg::from(attempts),
                     Arg::from(now_ms + wait.as_millis() as i64),

@@ -356,7 +356,8 @@ pub(crate) async fn execute_counted(db: &Db, sql: &'static str, args: Vec<Arg>) 
     }
 }
 
-fn backoff(base: Duration, attempts: i64) -> Duration {
+/// The wait after `attempts` failed attempts: `base`, doubled each time, at most an hour.
+pub(crate) fn backoff(base: Duration, attempts: i64) -> Duration {
     let exp = attempts.clamp(0, 20) as u32;
     base.saturating_mul(2u32.saturating_pow(exp.saturating_sub(1)))
         .min(MAX_BACKOFF)

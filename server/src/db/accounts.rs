@@ -336,30 +336,11 @@ impl Db {
         enterprise: &NewEnterprise,
         now: Timestamp,
     ) -> DbResult<String> {
-        let id = new_id();
-        with_pool_retry!(self, "accounts", pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO organisations (id, kind, name, created_at) VALUES ($1, 'enterprise', $2, $3)")
-                .bind(&id)
-                .bind(&enterprise.name)
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO enterprises (id, uscc, address, township_id, industry, park) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&id)
-            .bind(enterprise.uscc.as_str())
-            .bind(&enterprise.address)
-            .bind(&enterprise.township_id)
-            .bind(&enterprise.industry)
-            .bind(&enterprise.park)
-            .execute(&mut *tx)
+        let mut ids = self
+            .create_enterprises(std::slice::from_ref(enterprise), now)
             .await?;
-            tx.commit().await?;
-        });
-        Ok(id)
+        ids.pop()
+            .ok_or_else(|| DbError::Corrupt("no id for a created enterprise".into()))
     }
 
     /// The kind of the organisation `id`, if it exists.
@@ -424,24 +405,9 @@ impl Db {
     /// Creates a user; the caller has checked that the organisation is of the kind the role needs (the
     /// database checks it again). Returns the user id.
     pub async fn create_user(&self, user: &NewUser, now: Timestamp) -> DbResult<String> {
-        let id = new_id();
-        with_pool_retry!(self, "accounts", pool => {
-            sqlx::query(
-                "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(&user.username)
-            .bind(&user.display_name)
-            .bind(&user.password_hash)
-            .bind(user.role.as_str())
-            .bind(&user.org_id)
-            .bind(crate::model::org_kind(user.role).as_str())
-            .bind(to_millis(now))
-            .execute(pool)
-            .await?;
-        });
-        Ok(id)
+        let mut ids = self.create_users(std::slice::from_ref(user), now).await?;
+        ids.pop()
+            .ok_or_else(|| DbError::Corrupt("no id for a created user".into()))
     }
 
     pub async fn user_by_username(&self, username: &str) -> DbResult<Option<User>> {
@@ -487,23 +453,11 @@ impl Db {
         contract: &NewContract,
         now: Timestamp,
     ) -> DbResult<String> {
-        let id = new_id();
-        with_pool_retry!(self, "accounts", pool => {
-            sqlx::query(
-                "INSERT INTO contracts (id, agency_id, enterprise_id, starts_on, ends_on, filed_with_township, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(&contract.agency_id)
-            .bind(&contract.enterprise_id)
-            .bind(iso(contract.starts_on))
-            .bind(iso(contract.ends_on))
-            .bind(contract.filed_with_township)
-            .bind(to_millis(now))
-            .execute(pool)
+        let mut ids = self
+            .create_contracts(std::slice::from_ref(contract), now)
             .await?;
-        });
-        Ok(id)
+        ids.pop()
+            .ok_or_else(|| DbError::Corrupt("no id for a created contract".into()))
     }
 
     /// Enrols a device; returns its id.
