@@ -185,6 +185,7 @@ pub async fn create_user(db: &Db, clock: &dyn Clock, input: &UserInput) -> anyho
             password_hash,
             role: input.role,
             org_id: input.org_id.clone(),
+            email: None,
         },
         clock.now(),
     )

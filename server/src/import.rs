@@ -391,6 +391,7 @@ const USER_COLUMNS: &[Wanted] = &[
         true,
     ),
     ("初始密码", &["初始密码", "密码", "password"], true),
+    ("邮箱", &["邮箱", "电子邮箱", "email", "e-mail"], false),
 ];
 
 /// A role as people write it: the stable text or the Chinese label (and common variants).
@@ -436,8 +437,8 @@ async fn resolve_org(db: &Db, kind: OrgKind, text: &str) -> anyhow::Result<Resul
 }
 
 /// Imports users: columns 用户名, 姓名 (optional), 角色 (`inspector` or 检查员, …), 所属单位
-/// (the organisation's id or name, of the kind the role belongs to) and 初始密码 (at least
-/// [`crate::admin::MIN_PASSWORD_CHARS`] characters).
+/// (the organisation's id or name, of the kind the role belongs to), 初始密码 (at least
+/// [`crate::admin::MIN_PASSWORD_CHARS`] characters) and 邮箱 (optional: where reminders go).
 pub async fn users(
     db: &Db,
     clock: &dyn Clock,
@@ -518,24 +519,37 @@ pub async fn users(
                 format!("the password needs at least {n} characters"),
             );
         }
+        let email = Some(row.get(5))
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned);
+        if let Some(e) = &email
+            && crate::mail::check_address(e).is_err()
+        {
+            row.fail(
+                5,
+                format!("邮箱地址无效：{e}"),
+                format!("not an email address: {e:?}"),
+            );
+        }
         let username = username?;
         Some((
             username.clone(),
             display_name.unwrap_or(username),
             role?,
             org_id?,
-            password,
+            (password, email),
         ))
     });
     finish(table.encoding, good, errors, |rows| async move {
         let mut users = Vec::with_capacity(rows.len());
-        for (username, display_name, role, org_id, password) in rows {
+        for (username, display_name, role, org_id, (password, email)) in rows {
             users.push(NewUser {
                 password_hash: crate::auth::hash_password_blocking(password).await?,
                 username,
                 display_name,
                 role,
                 org_id,
+                email,
             });
         }
         let keys: Vec<String> = users.iter().map(|u| u.username.clone()).collect();

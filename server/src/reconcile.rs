@@ -78,7 +78,15 @@ pub async fn reconcile_once(state: &AppState) -> anyhow::Result<Pass> {
             match crate::projection::project_current(&state.hub, &state.db, uuid, None, now_ms)
                 .await
             {
-                Ok(()) => pass.projected += 1,
+                Ok(()) => {
+                    pass.projected += 1;
+                    // Pages showing the document hear of its repaired read model too.
+                    if let Ok(Some(doc)) = state.hub.load_shared(uuid).await
+                        && let Ok(header) = sync_core::doc::read_header(&doc)
+                    {
+                        state.changes.announce(&header);
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, doc = %id, "projection failed again");
                     pass.failed += 1;

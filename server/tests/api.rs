@@ -313,9 +313,9 @@ async fn gbk_csv_and_xlsx_files_import(app: TestApp) {
 async fn users_and_contracts_import_by_name(app: TestApp) {
     let world = app.seed().await;
     let hidden = indicatif::ProgressBar::hidden();
-    let users = "用户名,姓名,角色,所属单位,初始密码\n\
-                 zhang.san,张三,检查员,安泰安全服务,correct-horse-1\n\
-                 li.si,李四,supervisor,城关镇,correct-horse-2\n";
+    let users = "用户名,姓名,角色,所属单位,初始密码,邮箱\n\
+                 zhang.san,张三,检查员,安泰安全服务,correct-horse-1,zhang.san@antai.example.cn\n\
+                 li.si,李四,supervisor,城关镇,correct-horse-2,\n";
     let report =
         server::import::users(&app.state.db, app.clock.as_ref(), users.as_bytes(), &hidden)
             .await
@@ -332,6 +332,17 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
         (zhang.role, zhang.org_id.as_str()),
         (server::model::Role::Inspector, world.agency_a.as_str())
     );
+    let listed = server::users::list(&app.state.db, Some(&world.agency_a))
+        .await
+        .expect("list");
+    let zhang_row = listed
+        .iter()
+        .find(|u| u.username == "zhang.san")
+        .expect("row");
+    assert_eq!(
+        zhang_row.email.as_deref(),
+        Some("zhang.san@antai.example.cn")
+    );
     // The imported password works.
     assert_eq!(
         app.login_response("zhang.san", "correct-horse-1")
@@ -340,7 +351,7 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
         200
     );
 
-    let bad = "用户名,角色,所属单位,初始密码\nwang.wu,监管人员,安泰安全服务,correct-horse-3\nzhao.liu,检查员,安泰安全服务,short\n";
+    let bad = "用户名,角色,所属单位,初始密码,邮箱\nwang.wu,监管人员,安泰安全服务,correct-horse-3,\nzhao.liu,检查员,安泰安全服务,short,\nqian.qi,检查员,安泰安全服务,correct-horse-4,qian qi@antai\n";
     let report = server::import::users(&app.state.db, app.clock.as_ref(), bad.as_bytes(), &hidden)
         .await
         .expect("import runs");
@@ -352,7 +363,8 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
             .collect::<Vec<_>>(),
         vec![
             (2, "C 列「所属单位」".to_owned()),
-            (3, "D 列「初始密码」".to_owned())
+            (3, "D 列「初始密码」".to_owned()),
+            (4, "E 列「邮箱」".to_owned()),
         ]
     );
     assert!(
@@ -477,6 +489,7 @@ async fn a_user_cannot_belong_to_an_organisation_of_the_wrong_kind(app: TestApp)
                 password_hash: "x".to_owned(),
                 role: Role::Supervisor,
                 org_id: w.agency_a.clone(),
+                email: None,
             },
             app.clock.now(),
         )

@@ -38,6 +38,8 @@ pub struct NewUser {
     pub password_hash: String,
     pub role: Role,
     pub org_id: String,
+    /// Where reminders are emailed (`crate::mail`), if anywhere.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -789,8 +791,8 @@ impl Db {
             let mut tx = pool.begin().await?;
             for (id, u) in ids.iter().zip(users) {
                 sqlx::query(
-                    "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO users (id, username, display_name, password_hash, role, org_id, org_kind, created_at, email) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(id)
                 .bind(&u.username)
@@ -800,6 +802,7 @@ impl Db {
                 .bind(&u.org_id)
                 .bind(crate::model::org_kind(u.role).as_str())
                 .bind(to_millis(now))
+                .bind(&u.email)
                 .execute(&mut *tx)
                 .await?;
             }
