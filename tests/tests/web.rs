@@ -349,6 +349,88 @@ async fn the_enterprise_file_pdf_carries_every_hazard_and_its_course(app: TestAp
     }
 }
 
+/// The OpenAPI document's request bodies are what the handlers take: a login built from the
+/// schema's properties logs in and answers the described fields; every event kind of the
+/// events body, with the fields the schema requires, gets past the body's parsing (a refusal by
+/// rule or state is fine), while a kind the schema does not list is refused as a bad body.
+async fn the_openapi_bodies_are_what_the_handlers_take(app: TestApp) {
+    let world: World = populate(&app).await;
+    let (_, doc) = app.get("", "/api/v1/openapi.json").await;
+    let login = &doc["paths"]["/api/v1/auth/login"]["post"];
+    let schema = &login["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["username", "password"])
+    );
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&serde_json::json!({"username": users::INSPECTOR, "password": tests::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let answer = &login["responses"]["200"]["content"]["application/json"]["schema"];
+    for field in answer["required"].as_array().unwrap() {
+        assert!(
+            body.get(field.as_str().unwrap()).is_some(),
+            "{field} missing from {body}"
+        );
+    }
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let events = &doc["paths"]["/api/v1/hazards/{id}/events"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["oneOf"];
+    let variants = events.as_array().unwrap();
+    assert_eq!(variants.len(), server::api::openapi::ACTION_KINDS.len());
+    let post = |body: Value| {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/api/v1/hazards/{}/events", app.base, world.submitted),
+            token.clone(),
+        );
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for v in variants {
+        let kind = v["properties"]["kind"]["const"].as_str().unwrap();
+        let mut body = serde_json::json!({"kind": kind});
+        for field in v["required"].as_array().unwrap() {
+            let f = field.as_str().unwrap();
+            if f == "kind" {
+                continue;
+            }
+            body[f] = match v["properties"][f]["type"].as_str() {
+                Some("boolean") => Value::Bool(false),
+                _ if f == "until" => "2026-06-30".into(),
+                _ if f == "grade" => "major".into(),
+                _ => "说明".into(),
+            };
+        }
+        let (status, answer) = post(body.clone()).await;
+        assert!(
+            !matches!(
+                answer["error"].as_str(),
+                Some("invalid_body" | "invalid_json")
+            ),
+            "{body} is described but not taken: {status} {answer}"
+        );
+    }
+    let (status, answer) = post(serde_json::json!({"kind": "bogus"})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
+}
+
 async fn the_notice_pdf_carries_the_chinese_text(app: TestApp) {
     let world: World = populate(&app).await;
     let Some(pdf) = notice_pdf(&app, users::MANAGER, &world.visit).await else {
@@ -607,6 +689,7 @@ tests::on_every_backend!(
     change_history_names_the_user_and_the_device,
     the_notice_pdf_carries_the_chinese_text,
     the_enterprise_file_pdf_carries_every_hazard_and_its_course,
+    the_openapi_bodies_are_what_the_handlers_take,
     a_photo_not_uploaded_yet_is_noted_in_the_notice,
     visits_are_filtered_by_china_date_on_the_server,
     the_new_routes_refuse_another_tenant_and_no_token,

@@ -32,6 +32,126 @@ fn op(summary: &str, tag: &str, params: &[&str], ok: &str) -> Value {
     })
 }
 
+/// `op` with a JSON request body of `schema`.
+fn with_body(mut operation: Value, schema: Value) -> Value {
+    operation["requestBody"] = json!({
+        "required": true,
+        "content": { "application/json": { "schema": schema } }
+    });
+    operation
+}
+
+/// `op` whose 200 answer is a JSON body of `schema`.
+fn answering(mut operation: Value, schema: Value) -> Value {
+    operation["responses"]["200"] = json!({
+        "description": "OK",
+        "content": { "application/json": { "schema": schema } }
+    });
+    operation
+}
+
+/// A JSON object schema: `(name, type schema)` properties, the `required` ones named.
+fn object(props: &[(&str, Value)], required: &[&str]) -> Value {
+    let properties: serde_json::Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+}
+
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+
+/// The event kinds a web action takes, with their fields (`api::actions::Action`).
+pub const ACTION_KINDS: &[(&str, &[&str])] = &[
+    ("notified", &[]),
+    ("signed_for", &["signer"]),
+    ("extension_requested", &["until", "reason"]),
+    ("extension_granted", &["request", "until"]),
+    ("extension_refused", &["request", "reason"]),
+    ("rectification_submitted", &["note"]),
+    ("verified", &["accepted", "note"]),
+    ("reported_to_regulator", &["to"]),
+    ("supervision_put", &["note"]),
+    ("supervision_lifted", &["note"]),
+    ("closed", &["note"]),
+    ("reopened", &["reason"]),
+    ("regraded", &["grade", "reason"]),
+];
+
+/// The body of `POST /hazards/{id}/events`: one object per kind, told apart by `kind`.
+fn action_schema() -> Value {
+    let variants: Vec<Value> = ACTION_KINDS
+        .iter()
+        .map(|(kind, fields)| {
+            let mut props = vec![("kind", json!({ "type": "string", "const": kind }))];
+            for f in fields.iter() {
+                props.push((
+                    f,
+                    if *f == "accepted" {
+                        json!({ "type": "boolean" })
+                    } else {
+                        string()
+                    },
+                ));
+            }
+            if *kind == "rectification_submitted" {
+                props.push((
+                    "photos",
+                    json!({ "type": "array", "items": { "type": "object" } }),
+                ));
+            }
+            let mut required = vec!["kind"];
+            required.extend(fields.iter().copied());
+            object(&props, &required)
+        })
+        .collect();
+    json!({ "oneOf": variants, "discriminator": { "propertyName": "kind" } })
+}
+
+fn session_schema() -> Value {
+    object(
+        &[
+            ("access_token", string()),
+            (
+                "access_expires_at",
+                json!({ "type": "string", "format": "date-time" }),
+            ),
+            ("access_expires_in", json!({ "type": "integer" })),
+            ("refresh_token", string()),
+            (
+                "refresh_expires_at",
+                json!({ "type": "string", "format": "date-time" }),
+            ),
+            (
+                "user",
+                object(
+                    &[
+                        ("id", string()),
+                        ("username", string()),
+                        (
+                            "role",
+                            json!({ "type": "string", "enum": ["inspector", "enterprise_manager", "supervisor", "agency_admin"] }),
+                        ),
+                        ("org_id", string()),
+                        ("display_name", string()),
+                    ],
+                    &["id", "username", "role", "org_id", "display_name"],
+                ),
+            ),
+        ],
+        &[
+            "access_token",
+            "access_expires_at",
+            "access_expires_in",
+            "refresh_token",
+            "refresh_expires_at",
+            "user",
+        ],
+    )
+}
+
 /// `GET /api/v1/visits`, whose date parameters carry a format and a description.
 fn visits_op() -> Value {
     let mut v = op(
@@ -74,6 +194,49 @@ const LEDGER_FILTERS: &[&str] = &[
     "state:query",
 ];
 
+fn login_op() -> Value {
+    let mut o = answering(
+        with_body(
+            op(
+                "Log in with username and password (optionally bound to an enrolled device)",
+                "auth",
+                &[],
+                "200",
+            ),
+            object(
+                &[
+                    ("username", string()),
+                    ("password", string()),
+                    ("device_id", string()),
+                ],
+                &["username", "password"],
+            ),
+        ),
+        session_schema(),
+    );
+    o["security"] = json!([]);
+    o["operationId"] = json!("login");
+    o
+}
+
+fn refresh_op() -> Value {
+    let mut o = answering(
+        with_body(
+            op(
+                "Rotate a refresh token: the old pair is spent",
+                "auth",
+                &[],
+                "200",
+            ),
+            object(&[("refresh_token", string())], &["refresh_token"]),
+        ),
+        session_schema(),
+    );
+    o["security"] = json!([]);
+    o["operationId"] = json!("refresh");
+    o
+}
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -101,15 +264,15 @@ pub fn document() -> Value {
             "/readyz": { "get": { "summary": "Readiness: the database and the photo store answer", "responses": { "200": { "description": "ready" }, "503": { "description": "not ready: which part failed" } } } },
             "/metrics": { "get": { "summary": "Prometheus metrics (127.0.0.1, ::1 and health_check_from only)", "responses": { "200": { "description": "text exposition format 0.0.4" } } } },
             "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI" } } } },
-            "/api/v1/auth/login": { "post": { "summary": "Log in with username and password (optionally bound to a device)", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
-            "/api/v1/auth/refresh": { "post": { "summary": "Rotate a refresh token", "tags": ["auth"], "responses": { "200": { "description": "tokens" }, "401": { "$ref": "#/components/responses/Error" } } } },
+            "/api/v1/auth/login": { "post": login_op() },
+            "/api/v1/auth/refresh": { "post": refresh_op() },
             "/api/v1/auth/logout": { "post": op("Revoke the session", "auth", &[], "204") },
             "/api/v1/me": { "get": op("The caller", "auth", &[], "200") },
             "/api/v1/colleagues": { "get": op("The users of the caller's organisation", "auth", &[], "200") },
             "/api/v1/users": { "get": op("The caller's organisation's accounts (agency admins and supervisors)", "users", &[], "200") },
             "/api/v1/users/{id}/disable": { "post": op("Disable an account of the caller's organisation; its sessions end", "users", &["id"], "200") },
             "/api/v1/users/{id}/enable": { "post": op("Enable it again", "users", &["id"], "200") },
-            "/api/v1/users/{id}/password": { "post": op("Set a new password {password}; the account's sessions end", "users", &["id"], "200") },
+            "/api/v1/users/{id}/password": { "post": with_body(op("Set a new password; the account's sessions end", "users", &["id"], "200"), object(&[("password", string())], &["password"])) },
             "/api/v1/devices": {
                 "post": op("Enrol a device; returns its Automerge actor id", "devices", &[], "201"),
                 "get": op("The caller's devices", "devices", &[], "200")
@@ -122,7 +285,7 @@ pub fn document() -> Value {
             "/api/v1/enterprises/{id}/file": { "get": op("The enterprise file (一企一档): visits, hazards, histories", "enterprises", &["id"], "200") },
             "/api/v1/hazards": { "get": op("Hazards in scope, filtered", "hazards", &["township:query", "agency:query", "enterprise:query", "grade:query", "state:query", "overdue:query", "limit:query", "offset:query"], "200") },
             "/api/v1/hazards/{id}": { "get": op("One hazard with its whole history", "hazards", &["id"], "200") },
-            "/api/v1/hazards/{id}/events": { "post": op("Record a rectification action as the signed-in user (same policy as sync); JSON {kind, ...}", "hazards", &["id"], "200") },
+            "/api/v1/hazards/{id}/events": { "post": with_body(op("Record a rectification action as the signed-in user (same policy as sync)", "hazards", &["id"], "200"), action_schema()) },
             "/api/v1/visits": { "get": visits_op() },
             "/api/v1/visits/{id}": { "get": op("One visit with its hazards", "visits", &["id"], "200") },
             "/api/v1/reports/major": { "get": op("Major hazards reported to the township", "hazards", &[], "200") },
