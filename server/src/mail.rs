@@ -239,7 +239,7 @@ pub async fn send_due(
         // Claimed as webhooks are: another instance that read the row finds it changed.
         let mut args = key();
         args.extend([Arg::from(now_ms + 60_000), Arg::from(next)]);
-        let claimed = crate::webhooks::execute_counted(
+        let claimed = crate::db::plan::execute_counted(
             db,
             "UPDATE email_deliveries SET next_attempt_at = $4 \
              WHERE hazard_id = $1 AND event_id = $2 AND user_id = $3 AND next_attempt_at = $5 \

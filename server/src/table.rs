@@ -316,6 +316,35 @@ mod tests {
         assert_eq!(read_table(b"\n\n"), Err(TableError::Empty));
     }
 
+    /// A workbook that inflates to more than the cap is refused before it is parsed, however
+    /// small the file (here 200 MiB of zeros in about 200 kB).
+    #[test]
+    fn a_workbook_bomb_is_refused_before_parsing() {
+        use std::io::Write as _;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        zip.start_file("xl/sharedStrings.xml", options)
+            .expect("entry");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_XLSX_DECODED_BYTES >> 20) {
+            zip.write_all(&zeros).expect("write");
+        }
+        let bytes = zip.finish().expect("zip").into_inner();
+        assert!(
+            bytes.len() < MAX_FILE_BYTES,
+            "the bomb is a small file: {}",
+            bytes.len()
+        );
+        assert_eq!(
+            read_table(&bytes),
+            Err(TableError::XlsxTooBig {
+                max: MAX_XLSX_DECODED_BYTES
+            })
+        );
+    }
+
     #[test]
     fn column_letters() {
         assert_eq!(column_letter(0), "A");

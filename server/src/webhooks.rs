@@ -327,35 +327,6 @@ async fn due(db: &Db, now_ms: i64) -> DbResult<Vec<Due>> {
         .collect())
 }
 
-/// Runs one statement with `args` and returns how many rows it changed: on SQLite as a writer
-/// job, on PostgreSQL through the pool.
-pub(crate) async fn execute_counted(db: &Db, sql: &'static str, args: Vec<Arg>) -> DbResult<u64> {
-    match db {
-        Db::Sqlite(sqlite) => Ok(sqlite
-            .writer
-            .call(move |conn| {
-                let mut stmt = conn.prepare_cached(sql)?;
-                crate::db::inline::bind_numbered(&mut stmt, &args)?;
-                Ok(stmt.raw_execute()? as u64)
-            })
-            .await?),
-        Db::Postgres(pool) => {
-            let mut q = sqlx::query(sql);
-            for a in args {
-                q = match a {
-                    Arg::Int(v) => q.bind(v),
-                    Arg::Text(v) => q.bind(v),
-                    Arg::Blob(v) => q.bind(v),
-                };
-            }
-            Ok(q.execute(pool)
-                .await
-                .map_err(DbError::from)?
-                .rows_affected())
-        }
-    }
-}
-
 /// The wait after `attempts` failed attempts: `base`, doubled each time, at most an hour.
 pub(crate) fn backoff(base: Duration, attempts: i64) -> Duration {
     let exp = attempts.clamp(0, 20) as u32;
@@ -380,7 +351,7 @@ pub async fn deliver_due(
             // Claimed by moving its next attempt past the attempt's timeout: another instance
             // that read the same row finds it changed and leaves it.
             let lease = now_ms + (ATTEMPT_TIMEOUT.as_millis() as i64) * 3;
-            let claimed = execute_counted(
+            let claimed = crate::db::plan::execute_counted(
                 db,
                 "UPDATE webhook_deliveries SET next_attempt_at = $4 \
                  WHERE hazard_id = $1 AND event_id = $2 AND webhook_id = $3 AND next_attempt_at = $5 \

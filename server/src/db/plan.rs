@@ -80,15 +80,7 @@ impl Plan {
                 super::retry::retry_transient("plan", || async {
                     let mut tx = pool.begin().await?;
                     for (sql, args) in &self.statements {
-                        let mut q = sqlx::query(*sql);
-                        for arg in args {
-                            q = match arg {
-                                Arg::Int(v) => q.bind(*v),
-                                Arg::Text(v) => q.bind(v.clone()),
-                                Arg::Blob(v) => q.bind(v.clone()),
-                            };
-                        }
-                        q.execute(&mut *tx).await?;
+                        bind_pg(sqlx::query(*sql), args).execute(&mut *tx).await?;
                     }
                     tx.commit().await
                 })
@@ -96,5 +88,39 @@ impl Plan {
             }
         }
         Ok(())
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_pg<'q>(mut q: PgQuery<'q>, args: &[Arg]) -> PgQuery<'q> {
+    for arg in args {
+        q = match arg {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.clone()),
+            Arg::Blob(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
+
+/// Runs one statement on its own and returns how many rows it changed: a compare-and-set
+/// (claiming a delivery) needs the count, which [`Plan::run`] does not give. On SQLite it is a
+/// writer job, on PostgreSQL one statement on the pool.
+pub async fn execute_counted(db: &Db, sql: &'static str, args: Vec<Arg>) -> Result<u64, DbError> {
+    match db {
+        Db::Sqlite(sqlite) => Ok(sqlite
+            .writer
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                super::inline::bind_numbered(&mut stmt, &args)?;
+                Ok(stmt.raw_execute()? as u64)
+            })
+            .await?),
+        Db::Postgres(pool) => Ok(bind_pg(sqlx::query(sql), &args)
+            .execute(pool)
+            .await
+            .map_err(DbError::from)?
+            .rows_affected()),
     }
 }
