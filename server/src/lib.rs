@@ -76,6 +76,35 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Documents that changed, for the pages' event streams ([`changes`]).
     pub changes: Arc<changes::Changes>,
+    /// This process among the server instances sharing a database: the holder named in the
+    /// leases of background work ([`runs_here`]).
+    pub instance: Arc<str>,
+}
+
+/// Whether this instance should run background work `name` now. Always on SQLite (one server
+/// per file). On PostgreSQL, several instances may share the database: the work runs where its
+/// lease is held, taken or renewed here for `ttl` (a few of the work's intervals, so that a
+/// busy holder keeps it and a dead one loses it soon). A database failure answers `false`:
+/// the work waits for the next turn rather than running twice.
+pub async fn runs_here(state: &AppState, name: &str, ttl: std::time::Duration) -> bool {
+    if !state.db.is_shared() {
+        return true;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    match state
+        .db
+        .hold_lease(name, &state.instance, now_ms, ttl_ms)
+        .await
+    {
+        Ok(held) => held,
+        Err(error) => {
+            tracing::warn!(%error, lease = name, "cannot take the lease of background work");
+            false
+        }
+    }
 }
 
 /// Opens the configured database (creating the data directory and SQLite file if needed), applies
@@ -128,6 +157,7 @@ pub async fn build_state_with_clock(
         connections: Arc::default(),
         metrics: Arc::default(),
         changes: Arc::default(),
+        instance: uuid::Uuid::new_v4().to_string().into(),
     })
 }
 
@@ -190,12 +220,20 @@ pub async fn serve(
     );
     let limits = listen::ConnLimits::of(&state.config, listen::descriptor_limit());
     let gauge = state.connections.clone();
+    let (state_db, instance) = (state.db.clone(), state.instance.clone());
     let served = listen::serve(listener, router(state), limits, gauge, shutdown)
         .await
         .context("HTTP server failed");
     reconciler.abort();
     webhooks.abort();
     sweeper.abort();
+    if state_db.is_shared() {
+        for lease in [reconcile::LEASE, webhooks::LEASE] {
+            if let Err(error) = state_db.release_lease(lease, &instance).await {
+                tracing::warn!(%error, lease, "cannot give the lease up");
+            }
+        }
+    }
     served
 }
 

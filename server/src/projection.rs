@@ -61,10 +61,10 @@ pub async fn project_current(
         .ok_or_else(|| ProjectionError::Doc(format!("document {id} is not in the store")))?;
     let heads = doc.get_heads();
     match hydrated {
-        Some((h, typed)) if heads == h => project(db, typed, &heads, now_ms).await,
+        Some((h, typed)) if heads == h => project(db, typed, &heads, now_ms).await.map(drop),
         _ => {
             let typed = TypedDoc::hydrate(&doc).map_err(|e| ProjectionError::Doc(e.to_string()))?;
-            project(db, &typed, &heads, now_ms).await
+            project(db, &typed, &heads, now_ms).await.map(drop)
         }
     }
 }
@@ -73,17 +73,25 @@ pub async fn project_current(
 /// (`documents.projected_heads`) in the same transaction: where they differ from the stored
 /// heads the reconciler ([`crate::reconcile`]) projects the document again. `now_ms` is when the
 /// server saw it (major-hazard report time).
+///
+/// Only the latest copy is written: the first statement records the heads only while they are
+/// the document's stored heads, and locks its row. A copy that another request (or another
+/// server instance) has since moved past is superseded, not written: the request that stored
+/// the newer changes projects them (or, failing that, the reconciler does). So the read model
+/// never goes back to an older copy, whichever projection commits last. Returns whether the
+/// copy was written.
 pub async fn project(
     db: &Db,
     typed: &TypedDoc,
     heads: &[sync_core::automerge::ChangeHash],
     now_ms: i64,
-) -> Result<(), ProjectionError> {
+) -> Result<bool, ProjectionError> {
     let mut plan = Plan::default();
     // First, so that the document's row is locked before any read-model row: a projection
     // waits here behind an append of the same document, never while it holds tally rows.
-    plan.push(
-        "UPDATE documents SET projected_heads = $1 WHERE id = $2",
+    // (A document stored before its heads were recorded has none: any copy goes.)
+    plan.guard(
+        "UPDATE documents SET projected_heads = $1 WHERE id = $2 AND (heads IS NULL OR heads = $1)",
         vec![
             Arg::from(crate::db::heads_text(heads.iter().map(|h| &h.0))),
             Arg::from(typed_id(typed)),
@@ -93,7 +101,17 @@ pub async fn project(
         TypedDoc::Visit(v) => plan_visit(&mut plan, v, now_ms),
         TypedDoc::Hazard(h) => plan_hazard(&mut plan, h, now_ms)?,
     }
-    Ok(plan.run(db).await?)
+    match plan.run(db).await {
+        Ok(()) => Ok(true),
+        Err(crate::db::DbError::Unchanged) => {
+            tracing::debug!(
+                doc = typed_id(typed),
+                "projection superseded by a newer copy"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn typed_id(typed: &TypedDoc) -> &str {

@@ -114,14 +114,22 @@ async fn fill_heads(state: &AppState, id: uuid::Uuid) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The reconciler's lease among instances sharing a database ([`crate::runs_here`]).
+pub const LEASE: &str = "reconcile";
+
 /// Runs a pass now, then every `every`, and soon after each [`Reconciler::nudge`] (after a
 /// short pause, so that a burst of failures makes one pass, and so that a failing database is
 /// not hammered). Runs until the task is aborted.
 pub fn spawn(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     let reconciler: Arc<Reconciler> = state.reconciler.clone();
     tokio::spawn(async move {
+        // Instances sharing a database reconcile one at a time; a pass repairs every
+        // document behind its read model, whichever instance failed to project it.
+        let ttl = (every * 3).max(Duration::from_secs(3));
         loop {
-            if let Err(error) = reconcile_once(&state).await {
+            if crate::runs_here(&state, LEASE, ttl).await
+                && let Err(error) = reconcile_once(&state).await
+            {
                 tracing::warn!(%error, "reconciling the read models failed");
             }
             tokio::select! {

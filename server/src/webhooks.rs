@@ -430,6 +430,9 @@ pub async fn deliver_due(
     Ok(delivered)
 }
 
+/// The lease of the delivery loop among instances sharing a database ([`crate::runs_here`]).
+pub const LEASE: &str = "webhooks";
+
 /// The loop `serve` runs: deliveries every second, timed events every minute (and at start).
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -457,8 +460,15 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(state.config.webhook_poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_derived: Option<std::time::Instant> = None;
+        let ttl = (state.config.webhook_poll_interval * 10).max(Duration::from_secs(30));
         loop {
             tick.tick().await;
+            // Instances sharing a database deliver (and derive reminders) one at a time: the
+            // claims would keep a delivery single anyway, but reminders are derived once.
+            if !crate::runs_here(&state, LEASE, ttl).await {
+                last_derived = None;
+                continue;
+            }
             if last_derived.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 last_derived = Some(std::time::Instant::now());
                 let now = state.clock.now();

@@ -122,6 +122,8 @@ struct StagedDoc {
     kind: DocKind,
     /// The copy it was validated against (from the cache or the store).
     before: Option<Arc<Automerge>>,
+    /// The position in the store of `before` (0: the document was not stored).
+    base: u64,
     accepted: Accepted,
 }
 
@@ -142,75 +144,92 @@ pub struct Hub<S> {
 
 /// A bounded cache of loaded documents (least recently used out first). Entries are shared
 /// (`Arc`) so a request reads a document without copying it; an accepted batch is applied to the
-/// cached entry in place (copy-on-write when another request still holds it).
+/// cached entry in place (copy-on-write when another request still holds it). Each entry knows
+/// its position in the store (the document's `last_seq` it holds every change up to), which is
+/// what a conditional append and, over a shared store, each use are checked against.
 #[derive(Debug, Default)]
 struct DocCache {
-    docs: HashMap<uuid::Uuid, (Arc<Automerge>, u64)>,
+    docs: HashMap<uuid::Uuid, Cached>,
     tick: u64,
     cap: usize,
 }
 
+#[derive(Debug)]
+struct Cached {
+    doc: Arc<Automerge>,
+    /// The document's position in the store that `doc` holds.
+    seq: u64,
+    /// Last use, for eviction.
+    tick: u64,
+}
+
 impl DocCache {
-    fn get(&mut self, id: &uuid::Uuid) -> Option<Arc<Automerge>> {
+    fn get(&mut self, id: &uuid::Uuid) -> Option<(Arc<Automerge>, u64)> {
         self.tick += 1;
         let tick = self.tick;
-        self.docs.get_mut(id).map(|(d, t)| {
-            *t = tick;
-            Arc::clone(d)
+        self.docs.get_mut(id).map(|c| {
+            c.tick = tick;
+            (Arc::clone(&c.doc), c.seq)
         })
     }
 
-    /// Stores a version read from the store; if one is cached, the two are merged (a concurrent
-    /// request may have cached a newer version meanwhile). Returns the cached copy.
-    fn put(&mut self, id: uuid::Uuid, mut doc: Automerge) -> Arc<Automerge> {
+    /// Stores a version read from the store at position `seq`. A cached version that is at
+    /// least as far along is kept (every copy read at a position holds exactly the document's
+    /// changes up to it, so the later one holds the earlier). Returns the cached copy.
+    fn put(&mut self, id: uuid::Uuid, doc: Automerge, seq: u64) -> (Arc<Automerge>, u64) {
         self.tick += 1;
-        if let Some((cached, t)) = self.docs.get_mut(&id) {
-            // Both versions come from the store, so merging cannot fail on valid documents; if it
-            // did, dropping the entry makes the next access reload from the store.
-            if Arc::make_mut(cached).merge(&mut doc).is_ok() {
-                *t = self.tick;
-                return cached.clone();
+        if let Some(cached) = self.docs.get_mut(&id) {
+            cached.tick = self.tick;
+            if cached.seq >= seq {
+                return (cached.doc.clone(), cached.seq);
             }
-            self.docs.remove(&id);
-            return Arc::new(doc);
+            cached.doc = Arc::new(doc);
+            cached.seq = seq;
+            return (cached.doc.clone(), seq);
         }
         let doc = Arc::new(doc);
-        self.insert(id, doc.clone());
-        doc
+        self.insert(id, doc.clone(), seq);
+        (doc, seq)
     }
 
-    /// Records a batch just made durable. `before` is the copy the batch was validated against
-    /// and `after` that copy with the batch applied. When the cache still holds `before` (nothing
-    /// else changed the document meanwhile, the usual case), `after` replaces it as is; when
-    /// another batch replaced it in between, the batch's changes are applied to the cached
-    /// version (which holds at least the batch's base, since entries only come from the store
-    /// and grow); with no cached version, `after` is cached.
+    /// Records a batch just made durable by a conditional append: `before` is the copy it was
+    /// validated against (at position `base`), `after` that copy with the batch applied, now at
+    /// position `seq`. When the cache still holds `before`, `after` replaces it; when it holds
+    /// another copy at the same base, the batch's changes are applied to it; a cached copy at
+    /// any other position is dropped (the next use reads the store).
     fn accepted(
         &mut self,
         id: uuid::Uuid,
         before: Option<&Arc<Automerge>>,
+        base: u64,
         changes: &[Change],
         after: &Arc<Automerge>,
+        seq: u64,
     ) {
         self.tick += 1;
-        if let Some((cached, t)) = self.docs.get_mut(&id) {
-            *t = self.tick;
-            if before.is_some_and(|b| Arc::ptr_eq(b, cached)) {
-                *cached = after.clone();
-                return;
-            }
-            let doc = Arc::make_mut(cached);
-            if doc.apply_changes(changes.iter().cloned()).is_err()
-                || changes
-                    .iter()
-                    .any(|c| doc.get_change_by_hash(&c.hash()).is_none())
-            {
-                // Not expected; the next access reloads from the store.
-                self.docs.remove(&id);
-            }
+        let tick = self.tick;
+        let Some(cached) = self.docs.get_mut(&id) else {
+            self.insert(id, after.clone(), seq);
+            return;
+        };
+        cached.tick = tick;
+        if before.is_some_and(|b| Arc::ptr_eq(b, &cached.doc)) {
+            cached.doc = after.clone();
+            cached.seq = seq;
             return;
         }
-        self.insert(id, after.clone());
+        if cached.seq == base {
+            let doc = Arc::make_mut(&mut cached.doc);
+            if doc.apply_changes(changes.iter().cloned()).is_ok()
+                && changes
+                    .iter()
+                    .all(|c| doc.get_change_by_hash(&c.hash()).is_some())
+            {
+                cached.seq = seq;
+                return;
+            }
+        }
+        self.docs.remove(&id);
     }
 
     /// Drops a document's cached copy (after a failed store: the next access reloads it).
@@ -218,23 +237,28 @@ impl DocCache {
         self.docs.remove(id);
     }
 
-    fn insert(&mut self, id: uuid::Uuid, doc: Arc<Automerge>) {
+    fn insert(&mut self, id: uuid::Uuid, doc: Arc<Automerge>, seq: u64) {
         if self.docs.len() >= self.cap.max(1)
             && let Some(oldest) = self
                 .docs
                 .iter()
-                .min_by_key(|(_, (_, t))| *t)
+                .min_by_key(|(_, c)| c.tick)
                 .map(|(k, _)| *k)
         {
             self.docs.remove(&oldest);
         }
-        self.docs.insert(id, (doc, self.tick));
+        let tick = self.tick;
+        self.docs.insert(id, Cached { doc, seq, tick });
     }
 
     fn len(&self) -> usize {
         self.docs.len()
     }
 }
+
+/// How many times a request is validated again after its append found a document moved on
+/// by a concurrent request ([`StoreError::Stale`]) before the failure is returned.
+const STALE_ATTEMPTS: usize = 8;
 
 impl<S: DocumentStore + DeliveryLog> Hub<S> {
     /// A hub over a store.
@@ -270,14 +294,56 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
 
     /// Loads a document without copying it when it is cached.
     pub async fn load_shared(&self, id: uuid::Uuid) -> Result<Option<Arc<Automerge>>, HubError> {
-        if let Some(doc) = self.cache().get(&id) {
-            return Ok(Some(doc));
+        Ok(self.load_positioned(id).await?.map(|(doc, _)| doc))
+    }
+
+    /// Loads a document with its position in the store. A cached copy is used as is when this
+    /// process is the store's only writer; over a shared store (several server instances on
+    /// one database) only when the stored position is still the cached one.
+    async fn load_positioned(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<(Arc<Automerge>, u64)>, HubError> {
+        let cached = self.cache().get(&id);
+        if let Some((doc, seq)) = cached
+            && (!self.store.shared() || self.store.position(id).await? == Some(seq))
+        {
+            return Ok(Some((doc, seq)));
         }
+        self.load_stored(id).await
+    }
+
+    /// Reads a document from the store into the cache.
+    async fn load_stored(&self, id: uuid::Uuid) -> Result<Option<(Arc<Automerge>, u64)>, HubError> {
         let Some(loaded) = self.store.load(id).await? else {
             return Ok(None);
         };
+        let seq = loaded.meta.last_seq;
         let doc = loaded.into_automerge()?;
-        Ok(Some(self.cache().put(id, doc)))
+        Ok(Some(self.cache().put(id, doc, seq)))
+    }
+
+    /// A copy holding at least every change up to position `known` (read from the store's
+    /// metadata): the cached one when it is that far along, else the stored one.
+    async fn load_since_known(
+        &self,
+        id: uuid::Uuid,
+        known: u64,
+    ) -> Result<Option<Arc<Automerge>>, HubError> {
+        if let Some((doc, seq)) = self.cache().get(&id)
+            && seq >= known
+        {
+            return Ok(Some(doc));
+        }
+        Ok(self.load_stored(id).await?.map(|(doc, _)| doc))
+    }
+
+    /// Any copy, however old: for what never changes once a document exists (its header).
+    async fn load_any(&self, id: uuid::Uuid) -> Result<Option<Arc<Automerge>>, HubError> {
+        if let Some((doc, _)) = self.cache().get(&id) {
+            return Ok(Some(doc));
+        }
+        Ok(self.load_stored(id).await?.map(|(doc, _)| doc))
     }
 
     /// Validates and stores one document's batch as `author`. `in_scope` tells which
@@ -290,14 +356,23 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         kind: DocKind,
         changes: &[Vec<u8>],
     ) -> Result<Result<Accepted, DocRefusal>, HubError> {
-        let mut staged = Staging::default();
-        if let Err(refusal) = self
-            .stage(author, scope, id, kind, changes, &mut staged)
-            .await?
-        {
-            return Ok(Err(refusal));
-        }
-        let accepted = self.store_staged(staged).await?.pop().ok_or_else(|| {
+        let mut attempt = 0;
+        let accepted = loop {
+            attempt += 1;
+            let mut staged = Staging::default();
+            if let Err(refusal) = self
+                .stage(author, scope, id, kind, changes, &mut staged)
+                .await?
+            {
+                return Ok(Err(refusal));
+            }
+            match self.store_staged(staged).await {
+                Ok(mut accepted) => break accepted.pop(),
+                Err(HubError::Store(StoreError::Stale(_))) if attempt < STALE_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let accepted = accepted.ok_or_else(|| {
             HubError::Store(StoreError::Backend(
                 "an accepted batch was not staged".into(),
             ))
@@ -317,9 +392,15 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         staged: &mut Staging,
     ) -> Result<Result<(), DocRefusal>, HubError> {
         let earlier = staged.index.get(&id).copied();
-        let before = match earlier {
-            Some(i) => Some(staged.docs[i].accepted.doc.clone()),
-            None => self.load_shared(id).await?,
+        let (before, base) = match earlier {
+            Some(i) => (
+                Some(staged.docs[i].accepted.doc.clone()),
+                staged.docs[i].base,
+            ),
+            None => match self.load_positioned(id).await? {
+                Some((doc, seq)) => (Some(doc), seq),
+                None => (None, 0),
+            },
         };
         let in_scope = |h: &Header| scope.contains(&h.enterprise);
         let mut verdict =
@@ -353,6 +434,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     id,
                     kind,
                     before,
+                    base,
                     accepted,
                 });
             }
@@ -360,15 +442,18 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         Ok(Ok(()))
     }
 
-    /// Stores every staged batch in one [`DocumentStore::append_many`], then records them in the
-    /// cache. On a store failure the cached copies of these documents are dropped (some parts
-    /// may have been stored), so the next access reads them from the store.
+    /// Stores every staged batch in one conditional [`DocumentStore::append_many`] (each
+    /// document at the position it was validated at), then records them in the cache. On a
+    /// store failure the cached copies of these documents are dropped (some parts may have
+    /// been stored, or another writer moved them on), so the next access reads them from the
+    /// store.
     async fn store_staged(&self, staged: Staging) -> Result<Vec<Accepted>, HubError> {
         let batches: Vec<AppendBatch> = staged
             .docs
             .iter()
             .filter(|s| !s.accepted.new_changes.is_empty())
             .map(|s| AppendBatch {
+                base_seq: Some(s.base),
                 id: s.id,
                 kind: s.kind,
                 enterprise: s.accepted.header.enterprise,
@@ -380,27 +465,38 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                     .collect(),
             })
             .collect();
-        if !batches.is_empty()
-            && let Err(e) = self.store.append_many(&batches).await
-        {
-            let mut cache = self.cache();
-            for b in &batches {
-                cache.forget(&b.id);
+        let seqs = if batches.is_empty() {
+            Vec::new()
+        } else {
+            match self.store.append_many(&batches).await {
+                Ok(seqs) => seqs,
+                Err(e) => {
+                    let mut cache = self.cache();
+                    for b in &batches {
+                        cache.forget(&b.id);
+                    }
+                    return Err(e.into());
+                }
             }
-            return Err(e.into());
-        }
+        };
+        let mut seqs = seqs.into_iter();
         let mut cache = self.cache();
         Ok(staged
             .docs
             .into_iter()
             .map(|s| {
                 if !s.accepted.new_changes.is_empty() {
-                    cache.accepted(
-                        s.id,
-                        s.before.as_ref(),
-                        &s.accepted.new_changes,
-                        &s.accepted.doc,
-                    );
+                    match seqs.next() {
+                        Some(seq) => cache.accepted(
+                            s.id,
+                            s.before.as_ref(),
+                            s.base,
+                            &s.accepted.new_changes,
+                            &s.accepted.doc,
+                            seq,
+                        ),
+                        None => cache.forget(&s.id),
+                    }
                 }
                 s.accepted
             })
@@ -422,15 +518,8 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         // request.
         let mut docs: Vec<&DocChanges> = req.docs.iter().collect();
         docs.sort_by_key(|d| d.kind != DocKind::Visit);
-        let mut staged = Staging::default();
-        for d in docs {
-            if let Err(refusal) = self
-                .stage(author, scope, d.id, d.kind, &d.changes, &mut staged)
-                .await?
-            {
-                response.refused.push(refusal);
-            }
-            // Changes the client sent (accepted or already known) need not come back.
+        // Changes the client sent (accepted or already known) need not come back.
+        for d in &docs {
             for raw in &d.changes {
                 if let Ok(c) = Change::from_bytes(raw.clone()) {
                     sent_hashes.insert(c.hash().0);
@@ -438,8 +527,30 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             }
         }
         // Every accepted batch of the request in one append: one commit, and on a shared
-        // database one turn of the global order instead of one per document.
-        for acc in self.store_staged(staged).await? {
+        // database one turn of the global order instead of one per document. When a document
+        // moved on between its validation and the append (another request, or another server
+        // instance, stored changes to it), nothing is stored and the request is validated
+        // again against the documents as they are now.
+        let mut attempt = 0;
+        let stored = loop {
+            attempt += 1;
+            response.refused.clear();
+            let mut staged = Staging::default();
+            for d in &docs {
+                if let Err(refusal) = self
+                    .stage(author, scope, d.id, d.kind, &d.changes, &mut staged)
+                    .await?
+                {
+                    response.refused.push(refusal);
+                }
+            }
+            match self.store_staged(staged).await {
+                Ok(stored) => break stored,
+                Err(HubError::Store(StoreError::Stale(_))) if attempt < STALE_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        };
+        for acc in stored {
             if !acc.new_changes.is_empty() {
                 applied.push(Applied {
                     heads: acc.doc.get_heads(),
@@ -485,7 +596,9 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                 break;
             }
             for meta in self.store.docs_of(std::slice::from_ref(ent)).await? {
-                if let Some(doc) = self.load_shared(meta.id).await? {
+                // At least as far along as the metadata read after `upto`: a copy cached
+                // before a concurrent commit landed would miss a change the cursor passes.
+                if let Some(doc) = self.load_since_known(meta.id, meta.last_seq).await? {
                     if !readable(author, &doc) {
                         continue;
                     }
@@ -553,7 +666,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             for (id, (kind, changes)) in per_doc {
                 // Reads follow the author's organisation, not only the enterprise: another
                 // agency serving the same enterprise receives nothing of this agency's work.
-                match self.load_shared(id).await? {
+                match self.load_any(id).await? {
                     Some(doc) if readable(author, &doc) => {}
                     _ => continue,
                 }
@@ -605,7 +718,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         // A visit staged earlier in the same request counts: visits are staged first.
         let visit = match staged.index.get(&visit_id) {
             Some(&i) => Some(staged.docs[i].accepted.doc.clone()),
-            None => self.load_shared(visit_id).await?,
+            None => self.load_any(visit_id).await?,
         };
         let Some(visit) = visit else {
             return Ok(refusal(RefusalCode::VisitUnknown, visit_id.to_string()));

@@ -95,6 +95,11 @@ pub enum StoreError {
     /// A document was appended to with another kind or enterprise than it was created with.
     #[error("document {0} exists with another kind or enterprise")]
     Conflict(uuid::Uuid),
+    /// A conditional append found the document moved on since the copy its changes were
+    /// checked against ([`AppendBatch::base_seq`]); nothing of the call is stored. The caller
+    /// reads the document again and re-checks.
+    #[error("document {0} changed since it was read")]
+    Stale(uuid::Uuid),
 }
 
 /// One document's part of [`DocumentStore::append_many`].
@@ -108,6 +113,12 @@ pub struct AppendBatch {
     pub enterprise: EnterpriseId,
     /// The changes, as (hash, bytes), in application order.
     pub changes: Vec<([u8; 32], Vec<u8>)>,
+    /// The document's position (its `last_seq`, 0 when it did not exist) in the copy these
+    /// changes were validated against. When set, the append stores nothing and fails with
+    /// [`StoreError::Stale`] unless the stored position is still that one: a change is never
+    /// accepted on the strength of a copy that another request, or another server instance,
+    /// has since moved past. `None` appends whatever the position.
+    pub base_seq: Option<u64>,
 }
 
 /// Documents as an append-only change log with snapshots.
@@ -134,12 +145,38 @@ pub trait DocumentStore: Send + Sync {
         batches: &[AppendBatch],
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
         async move {
+            // Checked before and not under one lock with the appends: a store with concurrent
+            // writers overrides this (the server's backends check under the document's lock).
+            for b in batches {
+                if let Some(base) = b.base_seq
+                    && self.position(b.id).await?.unwrap_or(0) != base
+                {
+                    return Err(StoreError::Stale(b.id));
+                }
+            }
             let mut seqs = Vec::with_capacity(batches.len());
             for b in batches {
                 seqs.push(self.append(b.id, b.kind, b.enterprise, &b.changes).await?);
             }
             Ok(seqs)
         }
+    }
+
+    /// A document's position: the highest sequence number of its changes (`None` when it is
+    /// not stored). A point read; the default loads the document.
+    fn position(
+        &self,
+        id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        async move { Ok(self.load(id).await?.map(|d| d.meta.last_seq)) }
+    }
+
+    /// Whether other processes may write this store at the same time (several server
+    /// instances on one PostgreSQL database). A cache over a store that is not shared is
+    /// exact as long as every write goes through it; over a shared one each use is checked
+    /// against [`position`](Self::position) first.
+    fn shared(&self) -> bool {
+        false
     }
 
     /// Loads a document's snapshot and later changes.
@@ -244,16 +281,19 @@ impl MemoryStore {
     }
 }
 
-impl DocumentStore for MemoryStore {
-    async fn append(
-        &self,
+impl MemoryInner {
+    fn position(&self, id: &uuid::Uuid) -> u64 {
+        self.docs.get(id).map_or(0, |d| d.meta.last_seq)
+    }
+
+    fn append(
+        &mut self,
         id: uuid::Uuid,
         kind: DocKind,
         enterprise: EnterpriseId,
         changes: &[([u8; 32], Vec<u8>)],
     ) -> Result<u64, StoreError> {
-        let mut g = self.lock();
-        let inner = &mut *g;
+        let inner = self;
         let doc = inner.docs.entry(id).or_insert_with(|| MemDoc {
             meta: DocMeta {
                 id,
@@ -289,6 +329,37 @@ impl DocumentStore for MemoryStore {
             );
         }
         Ok(doc.meta.last_seq)
+    }
+}
+
+impl DocumentStore for MemoryStore {
+    async fn append(
+        &self,
+        id: uuid::Uuid,
+        kind: DocKind,
+        enterprise: EnterpriseId,
+        changes: &[([u8; 32], Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        self.lock().append(id, kind, enterprise, changes)
+    }
+
+    /// Under one lock, so the position checks and the appends are one step. A part refused
+    /// for its kind or enterprise leaves the earlier parts stored, as the default does.
+    async fn append_many(&self, batches: &[AppendBatch]) -> Result<Vec<u64>, StoreError> {
+        let mut g = self.lock();
+        for b in batches {
+            if b.base_seq.is_some_and(|base| g.position(&b.id) != base) {
+                return Err(StoreError::Stale(b.id));
+            }
+        }
+        batches
+            .iter()
+            .map(|b| g.append(b.id, b.kind, b.enterprise, &b.changes))
+            .collect()
+    }
+
+    async fn position(&self, id: uuid::Uuid) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().docs.get(&id).map(|d| d.meta.last_seq))
     }
 
     async fn load(&self, id: uuid::Uuid) -> Result<Option<LoadedDoc>, StoreError> {
@@ -483,6 +554,7 @@ pub mod conformance {
             kind,
             enterprise: ent(1),
             changes,
+            base_seq: None,
         };
         let seqs = store
             .append_many(&[
@@ -550,12 +622,14 @@ pub mod conformance {
                     kind: DocKind::Visit,
                     enterprise: ent(1),
                     changes: vec![a1],
+                    base_seq: None,
                 },
                 AppendBatch {
                     id: b,
                     kind: DocKind::Hazard,
                     enterprise: ent(2),
                     changes: vec![b2],
+                    base_seq: None,
                 },
             ])
             .await;
@@ -568,6 +642,68 @@ pub mod conformance {
             "the good part was not kept"
         );
         assert_eq!(store.max_seq().await.expect("max"), before);
+    }
+
+    /// A conditional append stores only when the document is still where the caller read it:
+    /// a part whose base is behind (another writer appended meanwhile), or that expects a new
+    /// document where one exists, fails the whole call with `Stale` and stores nothing of it;
+    /// the position then moves exactly with each append.
+    pub async fn a_conditional_append_refuses_a_document_that_moved<S: DocumentStore>(store: S) {
+        let (a, b) = (
+            uuid::Uuid::from_bytes([5; 16]),
+            uuid::Uuid::from_bytes([6; 16]),
+        );
+        let (mut da, mut db) = (automerge::AutoCommit::new(), automerge::AutoCommit::new());
+        assert_eq!(store.position(a).await.expect("position"), None);
+        let a1 = change(&mut da, "x", 1);
+        let batch = |id, changes: Vec<([u8; 32], Vec<u8>)>, base| AppendBatch {
+            id,
+            kind: DocKind::Visit,
+            enterprise: ent(1),
+            changes,
+            base_seq: base,
+        };
+        let seqs = store
+            .append_many(&[batch(a, vec![a1.clone()], Some(0))])
+            .await
+            .expect("a new document at base 0");
+        assert_eq!(store.position(a).await.expect("position"), Some(seqs[0]));
+        // A second writer that also read "absent" is too late.
+        let a1b = change(&mut automerge::AutoCommit::new(), "y", 1);
+        assert!(matches!(
+            store.append_many(&[batch(a, vec![a1b], Some(0))]).await,
+            Err(StoreError::Stale(id)) if id == a
+        ));
+        // Another writer moves `a` on; a batch validated against the older copy is refused,
+        // and its other part (a new document) is not stored either.
+        let a2 = change(&mut da, "x", 2);
+        let moved = store
+            .append_many(&[batch(a, vec![a2], Some(seqs[0]))])
+            .await
+            .expect("at the current position")[0];
+        assert!(moved > seqs[0]);
+        let top = store.max_seq().await.expect("max");
+        let a3 = change(&mut da, "x", 3);
+        let b1 = change(&mut db, "z", 1);
+        let stale = store
+            .append_many(&[
+                batch(b, vec![b1.clone()], Some(0)),
+                batch(a, vec![a3.clone()], Some(seqs[0])),
+            ])
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Stale(id)) if id == a),
+            "{stale:?}"
+        );
+        assert_eq!(store.max_seq().await.expect("max"), top, "nothing stored");
+        assert_eq!(store.position(b).await.expect("position"), None);
+        // Re-read, re-checked: the same parts at the right base go in.
+        let seqs = store
+            .append_many(&[batch(b, vec![b1], Some(0)), batch(a, vec![a3], Some(moved))])
+            .await
+            .expect("at the current positions");
+        assert_eq!(store.position(a).await.expect("position"), Some(seqs[1]));
+        assert_eq!(store.position(b).await.expect("position"), Some(seqs[0]));
     }
 
     /// A document keeps the kind and enterprise it was created with.
@@ -723,6 +859,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@doc $attr, $make, append_and_load_round_trip);
         $crate::store_conformance_tests!(@doc $attr, $make, append_many_stores_every_part);
         $crate::store_conformance_tests!(@doc $attr, $make, a_document_cannot_change_enterprise);
+        $crate::store_conformance_tests!(@doc $attr, $make, a_conditional_append_refuses_a_document_that_moved);
         $crate::store_conformance_tests!(@doc $attr, $make, compaction_keeps_everything);
         $crate::store_conformance_tests!(@doc $attr, $make, changes_since_filters_and_orders);
         $crate::store_conformance_tests!(@doc $attr, $make, kv_round_trip);
@@ -736,6 +873,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@blocking $runner, $make, append_and_load_round_trip);
         $crate::store_conformance_tests!(@blocking $runner, $make, append_many_stores_every_part);
         $crate::store_conformance_tests!(@blocking $runner, $make, a_document_cannot_change_enterprise);
+        $crate::store_conformance_tests!(@blocking $runner, $make, a_conditional_append_refuses_a_document_that_moved);
         $crate::store_conformance_tests!(@blocking $runner, $make, compaction_keeps_everything);
         $crate::store_conformance_tests!(@blocking $runner, $make, changes_since_filters_and_orders);
         $crate::store_conformance_tests!(@blocking $runner, $make, kv_round_trip);

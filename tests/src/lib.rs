@@ -3,6 +3,7 @@
 //! HTTP with the real protocol.
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
+pub mod balancer;
 pub mod fieldsim;
 pub mod proxy;
 pub mod scenario;
@@ -518,4 +519,54 @@ impl Phone {
             },
         );
     }
+}
+
+/// The server binary next to the running test's (cargo builds it for the server's own tests).
+pub fn server_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("server");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p server` (the workspace test run does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts the server binary on data directory `dir` and `database_url`, with `env` set besides;
+/// returns the process and its address once it listens.
+pub fn start_server_binary(
+    dir: &std::path::Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut command = std::process::Command::new(server_binary());
+    command
+        .env_remove("INSPECT_CONFIG")
+        .env("INSPECT_DATA_DIR", dir)
+        .env("DATABASE_URL", database_url)
+        .env("INSPECT_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim().to_owned();
+        }
+    };
+    // Keep reading its output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
 }

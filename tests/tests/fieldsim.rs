@@ -15,6 +15,7 @@ fn small() -> Options {
         seed: 42,
         photos: 0.5,
         quiet: true,
+        ..Default::default()
     }
 }
 
@@ -166,6 +167,7 @@ async fn eight_phones_converge_on_postgres_without_a_deadlock() {
         seed: 6,
         photos: 0.0,
         quiet: true,
+        ..Default::default()
     };
     let (figures, report) = tokio::task::spawn_blocking(move || fieldsim::simulate(opts, target))
         .await

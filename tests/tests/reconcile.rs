@@ -280,6 +280,26 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
                 )
             })
             .collect();
+        // Every projected document has its row in the change log's table (a projection
+        // records its heads there first); these have no heads yet, so any copy goes.
+        for h in &hazards {
+            const ROW: &str = "INSERT INTO documents (id, kind, enterprise_id, last_seq) VALUES ($1, 'hazard', $2, 0)";
+            match &db {
+                Db::Sqlite(s) => sqlx::query(ROW)
+                    .bind(&h.id)
+                    .bind(&h.enterprise_id)
+                    .execute(&s.pool)
+                    .await
+                    .map(drop),
+                Db::Postgres(p) => sqlx::query(ROW)
+                    .bind(&h.id)
+                    .bind(&h.enterprise_id)
+                    .execute(p)
+                    .await
+                    .map(drop),
+            }
+            .unwrap();
+        }
         let notified = notified.clone();
         tasks.push(tokio::spawn(async move {
             let mut hazards = hazards;
@@ -293,9 +313,10 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
                         Vec::new()
                     };
                     let typed = TypedDoc::Hazard(Box::new(h.clone()));
-                    server::projection::project(&db, &typed, &[], T)
+                    let written = server::projection::project(&db, &typed, &[], T)
                         .await
                         .unwrap_or_else(|e| panic!("writer {w} round {round}: {e}"));
+                    assert!(written, "writer {w} round {round}: not written");
                 }
             }
             hazards

@@ -462,49 +462,6 @@ mod postgres {
     }
 }
 
-/// The server binary next to this test's (cargo builds it for the server's own tests).
-fn server_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p server` (the workspace test run does)",
-        bin.display()
-    );
-    bin
-}
-
-/// Starts the server binary on `dir`; returns it and its address once it listens.
-fn start_binary(dir: &std::path::Path, database_url: &str) -> (std::process::Child, String) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(server_binary())
-        .env_remove("INSPECT_CONFIG")
-        .env("INSPECT_DATA_DIR", dir)
-        .env("DATABASE_URL", database_url)
-        .env("INSPECT_BIND", "127.0.0.1:0")
-        .env("INSPECT_WEBHOOK_RETRY_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server printed its address")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            break line[at..].trim().to_owned();
-        }
-    };
-    // Keep reading its output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
-}
-
 /// SIGKILL after the change is acknowledged and before any delivery could succeed (the receiver
 /// is not listening yet): after a restart the event arrives, signed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,7 +498,11 @@ async fn a_server_killed_between_a_change_and_its_delivery_delivers_it_after_res
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let (mut child, base) = start_binary(dir.path(), &database_url);
+    let (mut child, base) = tests::start_server_binary(
+        dir.path(),
+        &database_url,
+        &[("INSPECT_WEBHOOK_RETRY_SECS", "1")],
+    );
     let client = reqwest::Client::new();
     let login: Value = client
         .post(format!("{base}/api/v1/auth/login"))
@@ -568,7 +529,11 @@ async fn a_server_killed_between_a_change_and_its_delivery_delivers_it_after_res
         .await
         .unwrap();
     let got = receiver(listener, 0).await;
-    let (mut child, _) = start_binary(dir.path(), &database_url);
+    let (mut child, _) = tests::start_server_binary(
+        dir.path(),
+        &database_url,
+        &[("INSPECT_WEBHOOK_RETRY_SECS", "1")],
+    );
     let delivered = {
         let mut found = None;
         for _ in 0..600 {

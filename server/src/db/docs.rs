@@ -114,14 +114,32 @@ fn writer_failed(e: super::writer::WriteError) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// SQLite's append, on the writer thread. `None`: the id belongs to another kind or enterprise.
+/// Why an append part was not stored.
+enum Refused {
+    /// The id belongs to another kind or enterprise.
+    Conflict,
+    /// The document is no longer at the part's base position.
+    Stale,
+}
+
+/// Whether a stored position (`None`: no such document) is the one a conditional part expects.
+fn at_base(base: Option<u64>, stored: Option<i64>) -> bool {
+    base.is_none_or(|b| i64::try_from(b).ok() == Some(stored.unwrap_or(0)))
+}
+
+/// SQLite's append, on the writer thread.
 fn append_sqlite(
     conn: &rusqlite::Connection,
-    id: &str,
-    kind: &str,
-    enterprise: &str,
-    changes: &[([u8; 32], Vec<u8>)],
-) -> Result<Option<i64>, super::writer::WriteError> {
+    part: &Part<'_>,
+) -> Result<Result<i64, Refused>, super::writer::WriteError> {
+    let Part {
+        id,
+        kind,
+        enterprise,
+        changes,
+        base_seq,
+    } = part;
+    let (id, kind, enterprise) = (id.as_str(), *kind, enterprise.as_str());
     use rusqlite::OptionalExtension as _;
     let existing = conn
         .prepare_cached(SELECT_DOC)?
@@ -134,10 +152,13 @@ fn append_sqlite(
             ))
         })
         .optional()?;
+    if !at_base(*base_seq, existing.as_ref().map(|e| e.2)) {
+        return Ok(Err(Refused::Stale));
+    }
     let (mut last_seq, heads_before) = match existing {
         Some((k, e, seq, heads)) => {
             if k != kind || e != enterprise {
-                return Ok(None);
+                return Ok(Err(Refused::Conflict));
             }
             (seq, heads)
         }
@@ -149,7 +170,7 @@ fn append_sqlite(
     };
     let mut insert = conn.prepare_cached(INSERT_CHANGE)?;
     let mut inserted = Vec::new();
-    for change in changes {
+    for change in changes.iter() {
         let (hash, bytes) = change;
         let seq: Option<i64> = insert
             .query_row(
@@ -165,7 +186,7 @@ fn append_sqlite(
     let heads = heads_after(heads_before, &inserted);
     conn.prepare_cached(UPDATE_LAST_SEQ)?
         .execute(rusqlite::params![last_seq, heads, id])?;
-    Ok(Some(last_seq))
+    Ok(Ok(last_seq))
 }
 
 /// PostgreSQL's: a document created by an append (a concurrent creator wins the race and the
@@ -192,6 +213,7 @@ struct Part<'a> {
     kind: &'static str,
     enterprise: String,
     changes: &'a [([u8; 32], Vec<u8>)],
+    base_seq: Option<u64>,
 }
 
 fn parts_of(batches: &[AppendBatch]) -> Vec<Part<'_>> {
@@ -202,19 +224,27 @@ fn parts_of(batches: &[AppendBatch]) -> Vec<Part<'_>> {
             kind: b.kind.as_str(),
             enterprise: b.enterprise.to_string(),
             changes: &b.changes,
+            base_seq: b.base_seq,
         })
         .collect()
 }
 
 /// Locks document `part`'s row on PostgreSQL, creating it on first use; a concurrent creator
-/// wins the race and its row is locked instead.
+/// wins the race and its row is locked instead. `Ok(None)`: the part is conditional and the
+/// document is not at its base (a part expecting a new document finds the row created by
+/// another writer, even one created with no changes yet, since that writer's changes follow).
 async fn lock_row(
     tx: &mut sqlx::PgConnection,
     part: &Part<'_>,
-) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
+) -> Result<Option<sqlx::postgres::PgRow>, sqlx::Error> {
     let select = || sqlx::query(SELECT_DOC_FOR_UPDATE).bind(&part.id);
     if let Some(row) = select().fetch_optional(&mut *tx).await? {
-        return Ok(row);
+        // A part expecting no document (base 0) finds one: another writer created it.
+        let stored: i64 = row.get(2);
+        let positioned = part
+            .base_seq
+            .is_none_or(|b| b != 0 && i64::try_from(b).ok() == Some(stored));
+        return Ok(positioned.then_some(row));
     }
     let created = sqlx::query(INSERT_DOC_PG)
         .bind(&part.id)
@@ -223,13 +253,15 @@ async fn lock_row(
         .fetch_optional(&mut *tx)
         .await?;
     match created {
-        Some(row) => Ok(row),
-        None => select().fetch_one(&mut *tx).await,
+        Some(row) => Ok(Some(row)),
+        // Created by another writer since the first read.
+        None if part.base_seq.is_some() => Ok(None),
+        None => select().fetch_one(&mut *tx).await.map(Some),
     }
 }
 
-/// PostgreSQL's append of several documents, as one transaction. `Ok(Err(i))`: part `i`'s id
-/// belongs to another kind or enterprise (nothing is stored).
+/// PostgreSQL's append of several documents, as one transaction. `Ok(Err((i, why)))`: part
+/// `i` was refused (nothing is stored).
 ///
 /// Appends of one document queue on its row lock (taken in id order, so two requests touching
 /// the same documents cannot deadlock); the global advisory lock, which keeps sequence numbers
@@ -240,7 +272,7 @@ async fn lock_row(
 async fn append_postgres(
     pool: &sqlx::PgPool,
     parts: &[Part<'_>],
-) -> Result<Result<Vec<i64>, usize>, sqlx::Error> {
+) -> Result<Result<Vec<i64>, (usize, Refused)>, sqlx::Error> {
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by(|a, b| parts[*a].id.cmp(&parts[*b].id));
     let mut tx = pool.begin().await?;
@@ -255,10 +287,12 @@ async fn append_postgres(
         let (last_seq, heads_before, known) = match pending.remove(part.id.as_str()) {
             Some(seen) => seen,
             None => {
-                let row = lock_row(&mut tx, part).await?;
+                let Some(row) = lock_row(&mut tx, part).await? else {
+                    return Ok(Err((i, Refused::Stale)));
+                };
                 let (k, e): (String, String) = (row.get(0), row.get(1));
                 if k != part.kind || e != part.enterprise {
-                    return Ok(Err(i));
+                    return Ok(Err((i, Refused::Conflict)));
                 }
                 let all: Vec<Vec<u8>> = part.changes.iter().map(|(h, _)| h.to_vec()).collect();
                 let known: std::collections::HashSet<[u8; 32]> =
@@ -335,6 +369,7 @@ impl DocumentStore for Db {
             kind,
             enterprise,
             changes: changes.to_vec(),
+            base_seq: None,
         };
         let seqs = self.append_many(std::slice::from_ref(&batch)).await?;
         Ok(seqs.first().copied().unwrap_or(0))
@@ -351,9 +386,14 @@ impl DocumentStore for Db {
                         let mut seqs = Vec::with_capacity(owned.len());
                         for (i, p) in parts_of(&owned).iter().enumerate() {
                             // An error rolls back the whole job: every part or none.
-                            match append_sqlite(conn, &p.id, p.kind, &p.enterprise, p.changes)? {
-                                Some(seq) => seqs.push(seq),
-                                None => return Err(super::writer::WriteError::Conflict(i)),
+                            match append_sqlite(conn, p)? {
+                                Ok(seq) => seqs.push(seq),
+                                Err(Refused::Conflict) => {
+                                    return Err(super::writer::WriteError::Conflict(i));
+                                }
+                                Err(Refused::Stale) => {
+                                    return Err(super::writer::WriteError::Stale(i));
+                                }
                             }
                         }
                         Ok(seqs)
@@ -363,6 +403,7 @@ impl DocumentStore for Db {
                         super::writer::WriteError::Conflict(i) => {
                             StoreError::Conflict(batches[i].id)
                         }
+                        super::writer::WriteError::Stale(i) => StoreError::Stale(batches[i].id),
                         other => writer_failed(other),
                     })?;
                 // After the commit: readers never see a number whose change is not visible.
@@ -378,13 +419,32 @@ impl DocumentStore for Db {
                 super::retry::retry_transient("append", || append_postgres(pool, &parts))
                     .await
                     .map_err(backend)?
-                    .map_err(|i| StoreError::Conflict(batches[i].id))?
+                    .map_err(|(i, why)| match why {
+                        Refused::Conflict => StoreError::Conflict(batches[i].id),
+                        Refused::Stale => StoreError::Stale(batches[i].id),
+                    })?
             }
         };
         Ok(seqs
             .into_iter()
             .map(|s| u64::try_from(s).unwrap_or(0))
             .collect())
+    }
+
+    async fn position(&self, id: uuid::Uuid) -> Result<Option<u64>, StoreError> {
+        let id_s = id.to_string();
+        let seq: Option<i64> = super::with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT last_seq FROM documents WHERE id = $1")
+                .bind(&id_s)
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(seq.map(|s| u64::try_from(s).unwrap_or(0)))
+    }
+
+    fn shared(&self) -> bool {
+        self.is_shared()
     }
 
     async fn load(&self, id: uuid::Uuid) -> Result<Option<LoadedDoc>, StoreError> {

@@ -15,6 +15,7 @@
 mod accounts;
 mod docs;
 pub mod inline;
+mod leases;
 mod ledger;
 mod photos;
 pub mod plan;
@@ -129,6 +130,9 @@ pub enum DbError {
     /// The SQLite writer failed.
     #[error(transparent)]
     Writer(writer::WriteError),
+    /// A plan's guard statement changed no row ([`plan::Plan::guard`]); nothing was written.
+    #[error("the plan's guard changed no row")]
+    Unchanged,
 }
 
 impl From<rusqlite::Error> for DbError {
@@ -153,6 +157,7 @@ impl From<writer::WriteError> for DbError {
                     _ => DbError::Writer(error),
                 }
             }
+            writer::WriteError::Stale(_) => DbError::Unchanged,
             _ => DbError::Writer(error),
         }
     }

@@ -50,13 +50,20 @@ impl rusqlite::ToSql for Arg {
 /// both backends bind them by number ([`super::inline::bind_numbered`] on SQLite).
 #[derive(Debug, Default)]
 pub struct Plan {
-    statements: Vec<(&'static str, Vec<Arg>)>,
+    statements: Vec<(&'static str, Vec<Arg>, bool)>,
 }
 
 impl Plan {
     /// Adds a statement.
     pub fn push(&mut self, sql: &'static str, args: Vec<Arg>) {
-        self.statements.push((sql, args));
+        self.statements.push((sql, args, false));
+    }
+
+    /// Adds a statement that must change at least one row: when it changes none, the plan
+    /// stops, nothing of it is written, and [`run`](Self::run) returns [`DbError::Unchanged`].
+    /// A compare-and-set in front of the statements it guards.
+    pub fn guard(&mut self, sql: &'static str, args: Vec<Arg>) {
+        self.statements.push((sql, args, true));
     }
 
     /// Runs every statement in one transaction, committed when this returns `Ok`.
@@ -66,28 +73,40 @@ impl Plan {
                 sqlite
                     .writer
                     .call(move |conn| {
-                        for (sql, args) in &self.statements {
+                        for (i, (sql, args, guard)) in self.statements.iter().enumerate() {
                             let mut stmt = conn.prepare_cached(sql)?;
                             super::inline::bind_numbered(&mut stmt, args)?;
-                            stmt.raw_execute()?;
+                            if stmt.raw_execute()? == 0 && *guard {
+                                // Rolls the job back.
+                                return Err(super::writer::WriteError::Stale(i));
+                            }
                         }
                         Ok(())
                     })
                     .await?;
+                Ok(())
             }
             Db::Postgres(pool) => {
                 // A deadlock or serialization failure aborts the whole transaction: run it again.
-                super::retry::retry_transient("plan", || async {
+                let held = super::retry::retry_transient("plan", || async {
                     let mut tx = pool.begin().await?;
-                    for (sql, args) in &self.statements {
-                        bind_pg(sqlx::query(*sql), args).execute(&mut *tx).await?;
+                    for (sql, args, guard) in &self.statements {
+                        let done = bind_pg(sqlx::query(*sql), args).execute(&mut *tx).await?;
+                        if done.rows_affected() == 0 && *guard {
+                            // Dropping the transaction rolls it back.
+                            return Ok(false);
+                        }
                     }
-                    tx.commit().await
+                    tx.commit().await.map(|()| true)
                 })
                 .await?;
+                if held {
+                    Ok(())
+                } else {
+                    Err(DbError::Unchanged)
+                }
             }
         }
-        Ok(())
     }
 }
 

@@ -50,6 +50,10 @@ pub enum WriteError {
     /// enterprise); its writes were rolled back.
     #[error("part {0} of the write names a document of another kind or enterprise")]
     Conflict(usize),
+    /// The job's part `0` was conditional on a document's position, and the document had moved
+    /// on; its writes were rolled back.
+    #[error("part {0} of the write names a document that changed since it was read")]
+    Stale(usize),
 }
 
 impl WriteError {
@@ -66,6 +70,7 @@ impl WriteError {
             WriteError::Closed => WriteError::Closed,
             WriteError::Panicked(m) => WriteError::Panicked(m.clone()),
             WriteError::Conflict(i) => WriteError::Conflict(*i),
+            WriteError::Stale(i) => WriteError::Stale(*i),
         }
     }
 }

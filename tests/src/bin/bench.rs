@@ -661,6 +661,7 @@ async fn bench_fieldsim(backend: Backend, phones: usize, edits: usize) -> Value 
         seed: 6,
         photos: 0.0,
         quiet: true,
+        ..Default::default()
     };
     let (figures, report) =
         tokio::task::spawn_blocking(move || tests::fieldsim::simulate(opts, target))

@@ -86,6 +86,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
         seed: args.seed,
         photos: args.photos,
         quiet: args.quiet,
+        ..Default::default()
     };
     // The in-process server runs on this runtime; the phones run on their own threads.
     let rt = tokio::runtime::Builder::new_multi_thread()

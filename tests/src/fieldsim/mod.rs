@@ -58,6 +58,10 @@ pub struct Options {
     pub photos: f64,
     /// No progress bars.
     pub quiet: bool,
+    /// A sync that fails on the network (a server instance killed behind a balancer) is
+    /// tried again in the next round instead of failing the run; the rounds stop only when
+    /// one goes by with nothing moved and no failure.
+    pub survive_outages: bool,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             seed: 6,
             photos: 0.3,
             quiet: false,
+            survive_outages: false,
         }
     }
 }
@@ -424,6 +429,9 @@ pub struct Figures {
     pub rounds: Vec<usize>,
     /// Documents the server refused (expected: none).
     pub refused: usize,
+    /// Syncs and photo uploads that failed on the network and were tried again
+    /// ([`Options::survive_outages`]).
+    pub outages: usize,
     /// Hazard states on the server at the end.
     pub states: BTreeMap<String, usize>,
 }
@@ -992,7 +1000,8 @@ impl Simulation {
                 bail!("{label}: sync did not settle in 20 rounds");
             }
             let barrier = Barrier::new(self.phones.len());
-            let results: Vec<anyhow::Result<SyncReport>> = std::thread::scope(|s| {
+            let survive = self.opts.survive_outages;
+            let results: Vec<anyhow::Result<Option<SyncReport>>> = std::thread::scope(|s| {
                 let handles: Vec<_> = self
                     .phones
                     .iter_mut()
@@ -1004,7 +1013,10 @@ impl Simulation {
                             let t = Instant::now();
                             let r = p.client()?.sync_now();
                             p.sync_times.push(t.elapsed());
-                            r.with_context(|| format!("{}: sync", p.name))
+                            match r {
+                                Err(e) if survive && is_network(&e) => Ok(None),
+                                r => r.map(Some).with_context(|| format!("{}: sync", p.name)),
+                            }
                         })
                     })
                     .collect();
@@ -1018,10 +1030,18 @@ impl Simulation {
             });
             let mut quiet = true;
             for r in results {
-                let r = r?;
+                let Some(r) = r? else {
+                    self.figures.outages += 1;
+                    quiet = false;
+                    continue;
+                };
                 self.figures.refused += r.refused.len();
                 if let Some(e) = &r.photo_error {
-                    bail!("photo upload failed: {e}");
+                    if !survive {
+                        bail!("photo upload failed: {e}");
+                    }
+                    self.figures.outages += 1;
+                    quiet = false;
                 }
                 if r.sent > 0 || r.received > 0 || r.removed > 0 || r.photos_uploaded > 0 {
                     quiet = false;
