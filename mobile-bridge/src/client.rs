@@ -56,6 +56,8 @@ pub enum SyncFailure {
     Refused,
     /// The phone's storage failed.
     Storage,
+    /// The server no longer serves this version of the app: ask the user to update it.
+    UpdateRequired,
 }
 
 impl SyncFailure {
@@ -68,6 +70,7 @@ impl SyncFailure {
             | BridgeError::InvalidInput { .. }
             | BridgeError::NotFound { .. } => Self::Refused,
             BridgeError::Storage { .. } => Self::Storage,
+            BridgeError::UpdateRequired { .. } => Self::UpdateRequired,
         }
     }
 }
@@ -1028,7 +1031,14 @@ fn kind_zh(kind: DocKind) -> &'static str {
 /// The HTTP client: connecting may take 10 s, and a request fails when nothing arrives for
 /// `timeout` or (except sync, which sets its own) when it takes longer than `timeout` overall.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, BridgeError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    // The server tells an app it no longer serves to update, by this version.
+    headers.insert(
+        "x-inspect-sdk",
+        reqwest::header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
     reqwest::Client::builder()
+        .default_headers(headers)
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(timeout)
         .timeout(timeout)
@@ -1052,6 +1062,7 @@ fn http_error(status: reqwest::StatusCode, body: &str) -> BridgeError {
         401 => BridgeError::Unauthorized { detail: message },
         403 => BridgeError::Refused { reason: message },
         404 => BridgeError::not_found(message),
+        426 => BridgeError::UpdateRequired { detail: message },
         400 | 409 | 422 => BridgeError::invalid(v["error"].as_str().unwrap_or("request"), message),
         _ => BridgeError::Network { detail: message },
     }

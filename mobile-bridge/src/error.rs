@@ -55,6 +55,13 @@ pub enum BridgeError {
         /// What was looked for.
         what: String,
     },
+    /// The server no longer serves this version of the app: ask the user to update it. Nothing
+    /// recorded on the phone is lost; it syncs once the app is updated.
+    #[error("请更新应用 / update the app: {detail}")]
+    UpdateRequired {
+        /// The server's message, Chinese first, naming the oldest version it serves.
+        detail: String,
+    },
 }
 
 impl BridgeError {

@@ -117,6 +117,10 @@ pub struct SettingsArgs {
     /// Sender address of reminder emails [default: inspect@localhost].
     #[arg(long, env = "INSPECT_SMTP_FROM", global = true)]
     pub smtp_from: Option<String>,
+    /// Oldest phone SDK version served, `major.minor.patch`; older apps are told to update
+    /// [default: 0.1.0].
+    #[arg(long, env = "INSPECT_MIN_SDK_VERSION", global = true)]
+    pub min_sdk_version: Option<crate::sdk::SdkVersion>,
 }
 
 /// How log lines are written.
@@ -150,6 +154,7 @@ impl SettingsArgs {
                 webhook_retry_secs: self.webhook_retry_secs,
                 reminder_days: self.reminder_days,
                 smtp_url: self.smtp_url.clone(),
+                min_sdk_version: self.min_sdk_version,
                 smtp_from: self.smtp_from.clone(),
             },
         )

@@ -55,6 +55,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender address of reminder emails.
     pub smtp_from: String,
+    /// The oldest phone SDK served; older apps are told to update (`crate::sdk`).
+    pub min_sdk_version: crate::sdk::SdkVersion,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             reminder_days: 3,
             smtp_url: None,
             smtp_from: "inspect@localhost".to_owned(),
+            min_sdk_version: crate::sdk::OLDEST_SUPPORTED,
         }
     }
 }
@@ -107,6 +110,7 @@ pub struct Overrides {
     pub reminder_days: Option<u32>,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    pub min_sdk_version: Option<crate::sdk::SdkVersion>,
 }
 
 impl Config {
@@ -132,6 +136,7 @@ impl Config {
             reminder_days,
             smtp_url,
             smtp_from,
+            min_sdk_version,
         } = overrides;
         if let Some(bind) = bind {
             self.bind = bind;
@@ -189,6 +194,9 @@ impl Config {
         }
         if let Some(from) = smtp_from {
             self.smtp_from = from;
+        }
+        if let Some(version) = min_sdk_version {
+            self.min_sdk_version = version;
         }
         self
     }
@@ -334,6 +342,11 @@ pub fn default_toml() -> String {
             "提醒邮件的发件人 / sender of reminder emails",
             format!("{:?}", d.smtp_from),
         ),
+        (
+            "min_sdk_version",
+            "可连接的最旧手机 SDK 版本，更旧的应用会被提示更新 / oldest phone SDK served; older apps are told to update",
+            format!("\"{}\"", d.min_sdk_version),
+        ),
     ];
     let mut out = String::from(
         "# 巡检平台服务端配置 / inspection platform server configuration\n\
@@ -405,6 +418,7 @@ mod tests {
             reminder_days,
             smtp_url,
             smtp_from,
+            min_sdk_version,
         } = o.clone();
         // Every key is in the file (a key added to `Overrides` and not to it fails here).
         assert!(bind.is_some() && data_dir.is_some() && database_url.is_some());
@@ -415,7 +429,7 @@ mod tests {
         assert!(cors_origins.is_some() && max_connections.is_some());
         assert!(header_read_timeout_secs.is_some() && health_check_from.is_some());
         assert!(webhook_retry_secs.is_some() && reminder_days.is_some());
-        assert!(smtp_url.is_some() && smtp_from.is_some());
+        assert!(smtp_url.is_some() && smtp_from.is_some() && min_sdk_version.is_some());
         // And its values are the defaults (the database and SMTP URLs are examples).
         let applied = Config::default().apply(Overrides {
             database_url: None,

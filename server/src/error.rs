@@ -75,6 +75,12 @@ pub enum ApiError {
         zh: Cow<'static, str>,
         en: Cow<'static, str>,
     },
+    /// The app (an SDK older than the server accepts) must be updated first (`crate::sdk`).
+    #[error("upgrade required: {en}")]
+    UpgradeRequired {
+        zh: Cow<'static, str>,
+        en: Cow<'static, str>,
+    },
     #[error("conflict ({code}): {en}")]
     Conflict {
         code: &'static str,
@@ -170,6 +176,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UpgradeRequired { .. } => StatusCode::UPGRADE_REQUIRED,
             ApiError::Json(rejection) => rejection.status(),
             ApiError::Status { status } => *status,
             ApiError::Db(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -231,6 +238,7 @@ impl ApiError {
             | ApiError::Conflict { code, zh, en }
             | ApiError::Unavailable { code, zh, en } => (code, zh.clone(), en.clone()),
             ApiError::StorageFull { zh, en } => ("storage_full", zh.clone(), en.clone()),
+            ApiError::UpgradeRequired { zh, en } => ("sdk_too_old", zh.clone(), en.clone()),
             ApiError::Json(rejection) => json_rejection_body(rejection),
             ApiError::Status { status } => status_body(*status),
             ApiError::Db(_) | ApiError::Internal(_) => (

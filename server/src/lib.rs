@@ -30,6 +30,7 @@ pub mod photos;
 pub mod projection;
 pub mod reconcile;
 pub mod scope;
+pub mod sdk;
 pub mod statistics;
 pub mod table;
 pub mod throttle;
@@ -173,10 +174,15 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes())
         .merge(web::page_routes())
         .fallback(not_found);
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        count_answers,
-    ));
+    let routes = routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            sdk::check,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_answers,
+        ));
     http::apply_layers(routes, &state.config).with_state(state)
 }
 

@@ -404,6 +404,33 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Another server instance on this server's PostgreSQL database and data directory, in
+    /// this process, on its own port: what a second instance behind a load balancer is. Its
+    /// cache, locks and background work are its own; only the database is shared.
+    pub async fn another_instance(&self) -> Instance {
+        assert!(
+            self.state.db.is_shared(),
+            "only PostgreSQL takes several instances; an SQLite file has one server"
+        );
+        let config = (*self.state.config).clone();
+        let state = server::build_state_with_clock(config, self.clock.clone())
+            .await
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Instance {
+            base: format!("http://{addr}"),
+            state,
+            _shutdown: tx,
+        }
+    }
+
     /// Posts raw sync bytes.
     pub async fn post_sync(&self, token: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         let r = self
@@ -448,6 +475,14 @@ impl TestApp {
             .expect("response applies");
         resp
     }
+}
+
+/// A further server instance of a [`TestApp`] ([`TestApp::another_instance`]); stops when
+/// dropped.
+pub struct Instance {
+    pub base: String,
+    pub state: AppState,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A logged-in user.

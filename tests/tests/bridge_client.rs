@@ -11,7 +11,7 @@ use mobile_bridge::InspectionClient;
 use mobile_bridge::records::{GradeRecord, HazardInput, ItemState, VisitKindRecord, VisitPatch};
 use sync_core::doc::{DocKind, HazardDoc};
 use sync_core::ids::EnterpriseId;
-use tests::{Backend, PASSWORD, TestApp, spawn_app, users};
+use tests::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with, users};
 
 fn phone(app: &TestApp, dir: &std::path::Path, name: &str, user: &str) -> Arc<InspectionClient> {
     let c = InspectionClient::new(dir.join(name).display().to_string(), app.base.clone()).unwrap();
@@ -928,4 +928,122 @@ async fn the_phone_fetches_its_inbox_within_its_scope() {
     })
     .await
     .unwrap();
+}
+
+/// A server that no longer serves this app's SDK tells it to update, Chinese first, naming the
+/// versions, before any handler runs; the work on the phone waits, whole, and goes up once a
+/// server serves the app again. Requests without the SDK header (the web) pass; a header that
+/// is not a version is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_older_than_the_server_serves_is_told_to_update_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", data.path().join("inspect.db").display());
+    let start = |min: Option<&'static str>| {
+        let (path, url) = (data.path().to_owned(), database_url.clone());
+        spawn_app_with(Backend::Sqlite, move |c| {
+            c.data_dir = path;
+            c.database_url = Some(url);
+            if let Some(min) = min {
+                c.min_sdk_version = min.parse().unwrap();
+            }
+        })
+    };
+    let version = env!("CARGO_PKG_VERSION");
+
+    // Today's server: the phone records a hazard, syncs, then records another offline.
+    let app = Arc::new(start(None).await.unwrap());
+    let seed = app.seed().await;
+    let (phones, a2) = (dir.path().to_owned(), app.clone());
+    let offline = tokio::task::spawn_blocking(move || {
+        let (a, hazard) = inspector_with_hazard(&a2, &phones, &seed.enterprise);
+        let visit = a.get_hazard(hazard).unwrap().visit_id;
+        a.add_hazard(visit, hazard_input()).unwrap()
+    })
+    .await
+    .unwrap();
+    app.state.db.close().await;
+    drop(app);
+
+    // The same database, served by a server that wants SDK 99.0.0 or later.
+    let strict = Arc::new(start(Some("99.0.0")).await.unwrap());
+    let (phones, base) = (dir.path().to_owned(), strict.base.clone());
+    tokio::task::spawn_blocking(move || {
+        let a = InspectionClient::new(phones.join("phone-a").display().to_string(), base.clone())
+            .unwrap();
+        let before = a.unsynced_work().unwrap();
+        assert!(before.documents > 0);
+        match a.sync_now() {
+            Err(mobile_bridge::BridgeError::UpdateRequired { detail }) => {
+                assert!(
+                    detail.starts_with(&format!("此应用版本（{version}）过旧，请更新到 99.0.0")),
+                    "{detail}"
+                );
+                assert!(detail.contains("update it to 99.0.0 or later"), "{detail}");
+            }
+            other => panic!("an old app: {other:?}"),
+        }
+        assert_eq!(
+            a.unsynced_work().unwrap(),
+            before,
+            "nothing lost, nothing sent"
+        );
+        // A colleague's fresh install of the same app cannot even log in.
+        let b = InspectionClient::new(phones.join("phone-b").display().to_string(), base).unwrap();
+        let refused = b.login(
+            users::INSPECTOR2.into(),
+            PASSWORD.into(),
+            "phone-b".into(),
+            "android".into(),
+        );
+        assert!(
+            matches!(
+                refused,
+                Err(mobile_bridge::BridgeError::UpdateRequired { .. })
+            ),
+            "{refused:?}"
+        );
+    })
+    .await
+    .unwrap();
+    // Over HTTP: the code and the status; the web (no header) passes; junk is refused.
+    let login = serde_json::json!({"username": users::INSPECTOR, "password": PASSWORD});
+    let post = |sdk: Option<&str>| {
+        let mut r = strict
+            .client
+            .post(format!("{}/api/v1/auth/login", strict.base))
+            .json(&login);
+        if let Some(v) = sdk {
+            r = r.header("x-inspect-sdk", v);
+        }
+        r.send()
+    };
+    let old = post(Some(version)).await.unwrap();
+    assert_eq!(old.status().as_u16(), 426);
+    let body: serde_json::Value = old.json().await.unwrap();
+    assert_eq!(body["error"], "sdk_too_old");
+    assert_eq!(post(Some("99.0.0")).await.unwrap().status().as_u16(), 200);
+    assert_eq!(post(None).await.unwrap().status().as_u16(), 200);
+    let junk = post(Some("1.2")).await.unwrap();
+    assert_eq!(junk.status().as_u16(), 400);
+    let body: serde_json::Value = junk.json().await.unwrap();
+    assert_eq!(body["error"], "sdk_version_invalid");
+    strict.state.db.close().await;
+    drop(strict);
+
+    // Served again: the waiting work goes up, all of it.
+    let app = Arc::new(start(None).await.unwrap());
+    let (phones, base) = (dir.path().to_owned(), app.base.clone());
+    tokio::task::spawn_blocking(move || {
+        let a = InspectionClient::new(phones.join("phone-a").display().to_string(), base).unwrap();
+        assert!(a.sync_now().unwrap().refused.is_empty());
+        assert_eq!(a.unsynced_work().unwrap().documents, 0);
+    })
+    .await
+    .unwrap();
+    let web = app.login(users::INSPECTOR).await;
+    let (status, v) = app
+        .get(&web.token, &format!("/api/v1/hazards/{offline}"))
+        .await;
+    assert!(status.is_success(), "{v}");
 }

@@ -1,7 +1,7 @@
 //! The benchmark suite: one command prints a short table and writes the same figures as JSON.
 //!
 //! ```sh
-//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick] [--only sync,memory,thumbnail,dashboard,phone,fieldsim]
+//! cargo run --release -p tests --bin bench -- [--out bench.json] [--quick] [--only sync,memory,thumbnail,dashboard,phone,phonesync,fieldsim,instances]
 //! ```
 //!
 //! The phone figures come from `mobile-bridge`'s `bridgebench`, which this command builds in
@@ -642,6 +642,118 @@ fn bench_phone() -> Value {
 /// The field simulator (issue #21's run: 8 phones, 100 edits each, no photos) on one backend:
 /// its figures, whether its check passed, and on PostgreSQL the deadlocks counted in the
 /// server's database. `Null` when the backend is not available.
+/// One-edit syncs per second from `phones` concurrent phones through `instances` server
+/// instances on one database (phone `p` talks to instance `p % instances`), each phone
+/// editing its own slice of `n_docs` visits, with the phones' Automerge work prepared outside
+/// the timed window as in [`bench_sync`]. The median of `passes` passes is the figure. `Null`
+/// when the backend is not available (PostgreSQL without `TEST_DATABASE_URL`).
+async fn bench_instances(
+    backend: Backend,
+    instances: usize,
+    n_docs: usize,
+    phones: usize,
+    passes: usize,
+) -> Value {
+    let Some(app) = spawn_app(backend).await else {
+        return Value::Null;
+    };
+    let seed = app.seed().await;
+    let mut first = app.phone(users::INSPECTOR).await;
+    let vids = create_visits(&seed, &mut first, n_docs);
+    sync_bytes(&app, &mut first).await;
+    let mut bases = vec![app.base.clone()];
+    let mut others = Vec::new();
+    for _ in 1..instances {
+        let instance = app.another_instance().await;
+        bases.push(instance.base.clone());
+        others.push(instance);
+    }
+    let mut crowd = Vec::new();
+    for p in 0..phones {
+        let mut ph = app.phone(users::INSPECTOR3).await;
+        sync_bytes(&app, &mut ph).await;
+        let mine: Vec<VisitId> = vids.iter().copied().skip(p).step_by(phones).collect();
+        crowd.push((ph, mine, bases[p % instances].clone()));
+    }
+    let client = reqwest::Client::new();
+    let mut per_pass = Vec::new();
+    for pass in 0..passes {
+        let mut prepared = Vec::new();
+        for (mut ph, mine, base) in crowd.drain(..) {
+            let mut requests = Vec::new();
+            for (i, vid) in mine.iter().enumerate() {
+                edit_place(&mut ph, *vid, (pass + 1) * 1_000_000 + i);
+                let (req, heads) = ph.replica.request_for(&[*vid.as_uuid()]);
+                if let Some(d) = ph.replica.docs.get_mut(vid.as_uuid()) {
+                    d.synced = heads[vid.as_uuid()].clone();
+                }
+                requests.push((req, heads));
+            }
+            prepared.push((ph, mine, base, requests));
+        }
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for (ph, mine, base, requests) in prepared {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut cursor = ph.replica.cursor;
+                let mut answers = Vec::with_capacity(requests.len());
+                for (mut req, heads) in requests {
+                    req.cursor = cursor;
+                    let r = client
+                        .post(format!("{base}/api/v1/sync"))
+                        .bearer_auth(&ph.session.token)
+                        .header("content-type", protocol::MEDIA_TYPE)
+                        .body(protocol::encode_request(&req))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "sync failed: {}", r.status());
+                    let resp = protocol::decode_response(&r.bytes().await.unwrap()).unwrap();
+                    assert!(resp.refused.is_empty());
+                    cursor = resp.cursor;
+                    answers.push((heads, resp));
+                }
+                (ph, mine, base, answers)
+            }));
+        }
+        let mut n = 0;
+        let mut answered = Vec::new();
+        for t in tasks {
+            let (ph, mine, base, answers) = t.await.unwrap();
+            n += answers.len();
+            answered.push((ph, mine, base, answers));
+        }
+        per_pass.push(n as f64 / t.elapsed().as_secs_f64());
+        for (mut ph, mine, base, answers) in answered {
+            for (heads, resp) in answers {
+                ph.replica.apply(&heads, &resp).unwrap();
+            }
+            crowd.push((ph, mine, base));
+        }
+    }
+    // Nothing lost: after a last sync every phone holds the server's copy of every document.
+    for (ph, _, _) in crowd.iter_mut() {
+        sync_bytes(&app, ph).await;
+    }
+    for (ph, _, _) in &crowd {
+        for (id, d) in ph.replica.docs.iter().step_by(11) {
+            let server = app.state.hub.load(*id).await.unwrap().unwrap();
+            assert_eq!(d.doc.get_heads(), server.get_heads(), "document {id}");
+        }
+    }
+    drop(others);
+    let mut sorted = per_pass.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "instances": instances,
+        "documents": n_docs,
+        "phones": phones,
+        "one_edit_syncs_per_second": pct(&sorted, 0.5),
+        "per_pass": per_pass,
+    })
+}
+
 async fn bench_fieldsim(backend: Backend, phones: usize, edits: usize) -> Value {
     let Some(app) = spawn_app(backend).await else {
         return Value::Null;
@@ -875,6 +987,16 @@ async fn main() {
     let (mut dash_sqlite, mut dash_pg, mut phone) = (Value::Null, Value::Null, Value::Null);
     let (mut sim_sqlite, mut sim_pg) = (Value::Null, Value::Null);
     let mut phone_sync = Value::Null;
+    let (mut inst_sqlite, mut inst_pg1, mut inst_pg3) = (Value::Null, Value::Null, Value::Null);
+    if want("instances") {
+        let (docs, passes) = if quick { (200, 3) } else { (1000, 5) };
+        eprintln!("one-edit syncs, SQLite, one instance…");
+        inst_sqlite = bench_instances(Backend::Sqlite, 1, docs, phones, passes).await;
+        eprintln!("one-edit syncs, PostgreSQL, one instance…");
+        inst_pg1 = bench_instances(Backend::Postgres, 1, docs, phones, passes).await;
+        eprintln!("one-edit syncs, PostgreSQL, three instances…");
+        inst_pg3 = bench_instances(Backend::Postgres, 3, docs, phones, passes).await;
+    }
     if want("fieldsim") {
         let edits = if quick { 30 } else { 100 };
         eprintln!("field simulator on SQLite…");
@@ -927,6 +1049,9 @@ async fn main() {
         "phone_sync": phone_sync,
         "fieldsim_sqlite": sim_sqlite,
         "fieldsim_postgres": sim_pg,
+        "instances_sqlite_1": inst_sqlite,
+        "instances_postgres_1": inst_pg1,
+        "instances_postgres_3": inst_pg3,
     });
     std::fs::write(&out_path, serde_json::to_string_pretty(&figures).unwrap()).unwrap();
 
@@ -1115,6 +1240,21 @@ async fn main() {
                 figures["phone_sync"]["backlog_left"]
             )),
             "0 left",
+        ),
+        (
+            "one-edit syncs/s, SQLite, 1 instance",
+            &figures["instances_sqlite_1"]["one_edit_syncs_per_second"],
+            "",
+        ),
+        (
+            "one-edit syncs/s, PostgreSQL, 1 instance",
+            &figures["instances_postgres_1"]["one_edit_syncs_per_second"],
+            "",
+        ),
+        (
+            "one-edit syncs/s, PostgreSQL, 3 instances",
+            &figures["instances_postgres_3"]["one_edit_syncs_per_second"],
+            "≥ 3000",
         ),
     ];
     println!("{:<42} {:>12}  target", "figure", "value");
