@@ -304,13 +304,46 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         &self,
         id: uuid::Uuid,
     ) -> Result<Option<(Arc<Automerge>, u64)>, HubError> {
+        self.load_checked(id, None).await
+    }
+
+    /// [`load_positioned`](Self::load_positioned) with the stored position already read
+    /// (`Some(None)`: not stored), as a request reads its documents' positions in one go.
+    async fn load_checked(
+        &self,
+        id: uuid::Uuid,
+        stored: Option<Option<u64>>,
+    ) -> Result<Option<(Arc<Automerge>, u64)>, HubError> {
         let cached = self.cache().get(&id);
-        if let Some((doc, seq)) = cached
-            && (!self.store.shared() || self.store.position(id).await? == Some(seq))
-        {
-            return Ok(Some((doc, seq)));
+        if let Some((doc, seq)) = cached {
+            if !self.store.shared() {
+                return Ok(Some((doc, seq)));
+            }
+            let stored = match stored {
+                Some(known) => known,
+                None => self.store.position(id).await?,
+            };
+            if stored == Some(seq) {
+                return Ok(Some((doc, seq)));
+            }
+        } else if stored == Some(None) {
+            return Ok(None);
         }
         self.load_stored(id).await
+    }
+
+    /// The stored positions of a request's documents, read in one go over a shared store
+    /// (nothing to read otherwise: the cache is exact).
+    async fn request_positions(
+        &self,
+        docs: &[&DocChanges],
+    ) -> Result<HashMap<uuid::Uuid, Option<u64>>, HubError> {
+        if !self.store.shared() || docs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<uuid::Uuid> = docs.iter().map(|d| d.id).collect();
+        let positions = self.store.positions(&ids).await?;
+        Ok(ids.into_iter().zip(positions).collect())
     }
 
     /// Reads a document from the store into the cache.
@@ -361,7 +394,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
             attempt += 1;
             let mut staged = Staging::default();
             if let Err(refusal) = self
-                .stage(author, scope, id, kind, changes, &mut staged)
+                .stage(author, scope, id, kind, changes, None, &mut staged)
                 .await?
             {
                 return Ok(Err(refusal));
@@ -382,6 +415,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
 
     /// Validates one document's batch against the latest copy (one staged earlier in this
     /// request, else the cache or the store) and stages it. Nothing is stored yet.
+    #[allow(clippy::too_many_arguments)]
     async fn stage(
         &self,
         author: &Author,
@@ -389,6 +423,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         id: uuid::Uuid,
         kind: DocKind,
         changes: &[Vec<u8>],
+        stored: Option<Option<u64>>,
         staged: &mut Staging,
     ) -> Result<Result<(), DocRefusal>, HubError> {
         let earlier = staged.index.get(&id).copied();
@@ -397,7 +432,7 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
                 Some(staged.docs[i].accepted.doc.clone()),
                 staged.docs[i].base,
             ),
-            None => match self.load_positioned(id).await? {
+            None => match self.load_checked(id, stored).await? {
                 Some((doc, seq)) => (Some(doc), seq),
                 None => (None, 0),
             },
@@ -535,10 +570,12 @@ impl<S: DocumentStore + DeliveryLog> Hub<S> {
         let stored = loop {
             attempt += 1;
             response.refused.clear();
+            let positions = self.request_positions(&docs).await?;
             let mut staged = Staging::default();
             for d in &docs {
+                let stored = positions.get(&d.id).copied();
                 if let Err(refusal) = self
-                    .stage(author, scope, d.id, d.kind, &d.changes, &mut staged)
+                    .stage(author, scope, d.id, d.kind, &d.changes, stored, &mut staged)
                     .await?
                 {
                     response.refused.push(refusal);

@@ -171,6 +171,21 @@ pub trait DocumentStore: Send + Sync {
         async move { Ok(self.load(id).await?.map(|d| d.meta.last_seq)) }
     }
 
+    /// The positions of several documents, in the order given (`None`: not stored): what
+    /// [`position`](Self::position) answers for each, in one read where the store can.
+    fn positions(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.position(*id).await?);
+            }
+            Ok(out)
+        }
+    }
+
     /// Whether other processes may write this store at the same time (several server
     /// instances on one PostgreSQL database). A cache over a store that is not shared is
     /// exact as long as every write goes through it; over a shared one each use is checked

@@ -91,20 +91,18 @@ async fn project_applied(state: &AppState, applied: &[sync_core::engine::Applied
     // The changes are durable already; a projection failure is logged and repaired by the
     // reconciler, never reported as a failed sync (the phone would resend what is stored).
     // Projections of different documents are independent (each is its own transaction, taking
-    // its rows in one order), so a few run at once.
+    // its rows in one order), so a few run at once; of one document, the stored heads decide
+    // which copy is written.
     futures_util::stream::iter(applied)
         .for_each_concurrent(PROJECTIONS_AT_ONCE, |applied| {
             let state = &state;
             async move {
-                let hydrated = Some((applied.heads.as_slice(), &applied.typed));
-                if let Err(e) = projection::project_current(
-                    &state.hub,
-                    &state.db,
-                    applied.header.id,
-                    hydrated,
-                    now_ms,
-                )
-                .await
+                // The batch's own copy is what the store holds after the (conditional)
+                // append; if another request has moved the document on meanwhile, on this
+                // instance or another, the projection's guard drops this copy and that
+                // request's projection writes the newer one.
+                if let Err(e) =
+                    projection::project(&state.db, &applied.typed, &applied.heads, now_ms).await
                 {
                     tracing::error!(error = %e, doc = %applied.header.id, "projection failed");
                     state.metrics.projection_failed();

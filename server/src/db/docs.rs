@@ -443,6 +443,28 @@ impl DocumentStore for Db {
         Ok(seq.map(|s| u64::try_from(s).unwrap_or(0)))
     }
 
+    async fn positions(&self, ids: &[uuid::Uuid]) -> Result<Vec<Option<u64>>, StoreError> {
+        let Db::Postgres(pool) = self else {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.position(*id).await?);
+            }
+            return Ok(out);
+        };
+        let text: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, last_seq FROM documents WHERE id = ANY($1)")
+                .bind(&text)
+                .fetch_all(pool)
+                .await
+                .map_err(backend)?;
+        let found: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+        Ok(text
+            .iter()
+            .map(|id| found.get(id).map(|s| u64::try_from(*s).unwrap_or(0)))
+            .collect())
+    }
+
     fn shared(&self) -> bool {
         self.is_shared()
     }
