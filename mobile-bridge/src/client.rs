@@ -807,6 +807,78 @@ impl InspectionClient {
         self.inner.record(&hazard_id, EventKind::Closed { note })
     }
 
+    /// Changes the grade stated by the notice, with the reason (a notice's grade changes only
+    /// this way): the agency or the township may raise it; only the township, or a supervisor
+    /// above, may lower a major hazard.
+    pub fn regrade(
+        &self,
+        hazard_id: String,
+        grade: GradeRecord,
+        reason: String,
+    ) -> Result<(), BridgeError> {
+        check_reason("reason", &reason)?;
+        self.inner.record(
+            &hazard_id,
+            EventKind::Regraded {
+                grade: grade.into(),
+                reason,
+            },
+        )
+    }
+
+    /// Refuses a pending extension request, with the reason: the agency for a general hazard,
+    /// the township for a major one. The deadline stays.
+    pub fn refuse_extension(
+        &self,
+        hazard_id: String,
+        request_event_id: String,
+        reason: String,
+    ) -> Result<(), BridgeError> {
+        check_reason("reason", &reason)?;
+        check_text("request_event_id", &request_event_id, 64)?;
+        self.inner.record(
+            &hazard_id,
+            EventKind::ExtensionRefused {
+                request: request_event_id,
+                reason,
+            },
+        )
+    }
+
+    /// Agency: records that a major hazard was reported to the regulator, and to whom (the
+    /// township is also told on its own when the server first sees the hazard as major).
+    pub fn report_to_regulator(&self, hazard_id: String, to: String) -> Result<(), BridgeError> {
+        check_reason("to", &to)?;
+        self.inner
+            .record(&hazard_id, EventKind::ReportedToRegulator { to })
+    }
+
+    /// Township: puts the hazard under its supervision (挂牌督办).
+    pub fn put_under_supervision(
+        &self,
+        hazard_id: String,
+        note: String,
+    ) -> Result<(), BridgeError> {
+        check_text("note", &note, sync_core::limits::max_chars("note"))?;
+        self.inner
+            .record(&hazard_id, EventKind::SupervisionPut { note })
+    }
+
+    /// Township: lifts its supervision.
+    pub fn lift_supervision(&self, hazard_id: String, note: String) -> Result<(), BridgeError> {
+        check_text("note", &note, sync_core::limits::max_chars("note"))?;
+        self.inner
+            .record(&hazard_id, EventKind::SupervisionLifted { note })
+    }
+
+    /// Reopens an accepted or closed hazard, with the reason (found again on a later visit, or
+    /// the acceptance was wrong): the rectification starts over.
+    pub fn reopen(&self, hazard_id: String, reason: String) -> Result<(), BridgeError> {
+        check_reason("reason", &reason)?;
+        self.inner
+            .record(&hazard_id, EventKind::Reopened { reason })
+    }
+
     // ---- sync ----
 
     /// Sends local changes, receives others', then uploads queued photos.
@@ -1044,6 +1116,15 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, BridgeError> {
         .timeout(timeout)
         .build()
         .map_err(BridgeError::network)
+}
+
+/// A reason or addressee the user must write: not blank, within the rules' limit.
+fn check_reason(field: &'static str, value: &str) -> Result<(), BridgeError> {
+    if value.trim().is_empty() {
+        return Err(BridgeError::invalid(field, "请填写 / required"));
+    }
+    check_text(field, value, sync_core::limits::max_chars(field))?;
+    Ok(())
 }
 
 /// Why an HTTP answer is not what was expected.
