@@ -142,6 +142,8 @@ fun theFieldConvergesOnAClosedHazard() {
     check(m.openHazards(null).map { it.id } == listOf(hazard)) { "the manager's open hazards" }
     val refused = expect<BridgeException.Refused>("a manager verifying") { m.verify(hazard, true, "自己验收") }
     check(refused.reason.isNotBlank())
+    // What an app logs or shows by default is the Rust text, Chinese first.
+    check(refused.toString().startsWith("操作不被允许 / not allowed: ")) { refused.toString() }
     m.signFor(hazard, "王厂长")
     m.submitRectification(hazard, "已加锁并张贴标识", listOf(file("evidence.png", png(80, 60, 9))))
     check(m.syncNow().refused.isEmpty())

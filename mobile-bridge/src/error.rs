@@ -6,7 +6,12 @@ use sync_core::edit::EditError;
 use sync_core::store::StoreError;
 
 /// What went wrong, in terms an app can act on.
+///
+/// `Display` is exported: the text is Chinese first, English beside, and is what Kotlin's
+/// `toString()` and Swift's `description` give. (UniFFI builds Kotlin's `message` from the
+/// fields, `detail=…`; apps read the fields for the parts.)
 #[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum BridgeError {
     /// The server could not be reached or answered unexpectedly: keep working offline, retry later.
     #[error("网络不可用，稍后自动重试 / network unavailable, will retry: {detail}")]
