@@ -10,7 +10,11 @@ const DICT = {
   'login.failed': ['用户名或密码错误', 'Wrong username or password'],
   'nav.dashboard': ['统计', 'Dashboard'], 'nav.hazards': ['隐患', 'Hazards'], 'nav.visits': ['检查记录', 'Visits'],
   'nav.major': ['重大隐患督办', 'Major hazards'], 'nav.enterprises': ['企业', 'Enterprises'],
-  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'], 'nav.inbox': ['提醒', 'Inbox'], 'nav.users': ['账号', 'Accounts'],
+  'nav.verify': ['待复查', 'To verify'], 'nav.mine': ['本企业隐患', 'Our hazards'], 'nav.inbox': ['提醒', 'Inbox'], 'nav.users': ['账号', 'Accounts'], 'nav.import': ['导入', 'Import'],
+  'import.kind': ['导入内容', 'What to import'], 'import.file': ['文件（CSV 或 Excel）', 'File (CSV or Excel)'], 'import.go': ['导入', 'Import'],
+  'import.enterprises': ['本辖区企业', 'Enterprises of the township'], 'import.users': ['本单位用户', 'Users of the organisation'],
+  'import.contracts': ['本机构服务合同', 'Contracts of the agency'], 'import.row': ['行', 'Row'], 'import.problem': ['问题', 'Problem'],
+  'import.hint': ['第 1 行为列名；全部行无误才会导入，有误时一行也不导入。', 'Row 1 holds the column names; the file goes in only when every row is right, else nothing does.'],
   'user.disable': ['停用', 'Disable'], 'user.enable': ['启用', 'Enable'], 'user.password': ['重置密码', 'Reset password'],
   'user.new_password': ['新密码（至少 8 个字符）', 'New password (8 characters or more)'], 'user.disabled': ['已停用', 'Disabled'],
   'role.inspector': ['检查员', 'Inspector'], 'role.enterprise_manager': ['企业负责人', 'Enterprise manager'],
@@ -320,10 +324,10 @@ function home(role) {
 }
 function navFor(role) {
   const items = {
-    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users']],
+    supervisor: [['dashboard', 'nav.dashboard'], ['major', 'nav.major'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users'], ['import', 'nav.import']],
     enterprise_manager: [['hazards', 'nav.mine'], ['visits', 'nav.visits'], ['enterprises', 'file'], ['inbox', 'nav.inbox']],
     inspector: [['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox']],
-    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users']],
+    agency_admin: [['dashboard', 'nav.dashboard'], ['verify', 'nav.verify'], ['hazards', 'nav.hazards'], ['visits', 'nav.visits'], ['enterprises', 'nav.enterprises'], ['inbox', 'nav.inbox'], ['users', 'nav.users'], ['import', 'nav.import']],
   };
   return items[role] || [];
 }
@@ -416,6 +420,36 @@ pages.users = async (app) => {
             t(u.disabled_at ? 'user.enable' : 'user.disable')), ' ',
           pw, ' ', h('button', { type: 'button', 'data-act': 'password', onclick: () => act(u, 'password', { password: pw.value }) }, t('user.password'))]));
     })))));
+};
+pages.import = async (app) => {
+  // What each role may import into its own area (the server decides; this only offers it).
+  const kinds = { supervisor: ['enterprises', 'users'], agency_admin: ['users', 'contracts'] }[session.me.role] || [];
+  const kind = h('select', { id: 'import-kind' }, kinds.map((k) => h('option', { value: k }, t('import.' + k))));
+  const file = h('input', { type: 'file', id: 'import-file', accept: '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' });
+  const out = h('div', { id: 'import-result' });
+  const go = async (ev) => {
+    ev.preventDefault();
+    out.textContent = '';
+    const f = file.files[0];
+    if (!f) { message(t('import.file'), true); return; }
+    try {
+      const r = await api('/api/v1/imports/' + kind.value, { method: 'POST', body: f, headers: { 'content-type': f.type || 'application/octet-stream' } });
+      message(r.message);
+    } catch (err) {
+      message(err.message, true);
+      const rows = (err.body && err.body.errors) || [];
+      if (rows.length) add(out, h('table', { id: 'import-errors' },
+        h('thead', {}, h('tr', {}, [t('import.row'), t('import.problem')].map((x) => h('th', {}, x)))),
+        h('tbody', {}, rows.map((e) => h('tr', {}, h('td', {}, String(e.row)), h('td', {}, e.text))))));
+    }
+  };
+  add(app, h('h1', {}, t('nav.import')), h('div', { class: 'card' },
+    h('form', { id: 'import-form', onsubmit: go },
+      h('p', { class: 'muted' }, t('import.hint')),
+      h('label', {}, t('import.kind'), ' ', kind), ' ',
+      h('label', {}, t('import.file'), ' ', file), ' ',
+      h('button', { type: 'submit' }, t('import.go'))),
+    out));
 };
 pages.inbox = async (app) => {
   const items = await api('/api/v1/inbox');

@@ -693,7 +693,15 @@ async fn run_import(
     } else {
         ProgressBar::hidden()
     };
-    let report = crate::import::import(kind, db, clock, &bytes, &progress).await?;
+    let report = crate::import::import(
+        kind,
+        db,
+        clock,
+        &bytes,
+        &crate::import::Within::Anything,
+        &progress,
+    )
+    .await?;
     for row in &report.imported {
         println!("{}\t{}", row.id, row.key);
     }

@@ -74,18 +74,31 @@ impl Kind {
     }
 }
 
-/// Runs the importer of `kind`.
+/// What a file may add: anything (the operator's command line), or only what belongs to one
+/// township or one organisation (a web import by its supervisor or agency admin). A row
+/// outside is a row error like any other, so the file is refused whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Within {
+    Anything,
+    /// Enterprises registered in this township (its id).
+    Township(String),
+    /// Users of this organisation, contracts of this agency.
+    Organisation(OrgKind, String),
+}
+
+/// Runs the importer of `kind`, for rows `within`.
 pub async fn import(
     kind: Kind,
     db: &Db,
     clock: &dyn Clock,
     bytes: &[u8],
+    within: &Within,
     progress: &ProgressBar,
 ) -> anyhow::Result<ImportReport> {
     match kind {
-        Kind::Enterprises => enterprises(db, clock, bytes, progress).await,
-        Kind::Users => users(db, clock, bytes, progress).await,
-        Kind::Contracts => contracts(db, clock, bytes, progress).await,
+        Kind::Enterprises => enterprises(db, clock, bytes, within, progress).await,
+        Kind::Users => users(db, clock, bytes, within, progress).await,
+        Kind::Contracts => contracts(db, clock, bytes, within, progress).await,
     }
 }
 
@@ -156,12 +169,18 @@ impl<'a> Row<'a> {
     }
 }
 
+/// A file that cannot be read as a table of the kind asked for (its encoding, its size, a
+/// missing column): the person who sent it can fix it. The message is Chinese first.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
 fn start(bytes: &[u8], wanted: &[Wanted]) -> anyhow::Result<(Table, Vec<Option<usize>>)> {
-    let table = table::read_table(bytes)?;
+    let table = table::read_table(bytes).map_err(|e| Unreadable(e.to_string()))?;
     let cols = table::locate(&table.header, wanted).map_err(|missing| {
-        anyhow::anyhow!(
+        Unreadable(format!(
             "表头缺少列：{missing}（第 1 行应为列名） / the header row lacks the column(s) {missing}"
-        )
+        ))
     })?;
     Ok((table, cols))
 }
@@ -243,6 +262,7 @@ pub async fn enterprises(
     db: &Db,
     clock: &dyn Clock,
     bytes: &[u8],
+    within: &Within,
     progress: &ProgressBar,
 ) -> anyhow::Result<ImportReport> {
     let (table, cols) = start(bytes, ENTERPRISE_COLUMNS)?;
@@ -302,6 +322,17 @@ pub async fn enterprises(
             let id = townships.get(t).cloned().flatten();
             if id.is_none() {
                 row.fail(3, format!("乡镇“{t}”不存在"), format!("no township {t:?}"));
+            }
+            if let (Some(id), Within::Township(own)) = (&id, within)
+                && id != own
+            {
+                row.fail(
+                    3,
+                    format!("“{t}”不是您所在的乡镇（街道），只能导入本辖区的企业"),
+                    format!(
+                        "{t:?} is not your township: only enterprises of your own may be imported"
+                    ),
+                );
             }
             id
         });
@@ -443,6 +474,7 @@ pub async fn users(
     db: &Db,
     clock: &dyn Clock,
     bytes: &[u8],
+    within: &Within,
     progress: &ProgressBar,
 ) -> anyhow::Result<ImportReport> {
     let (table, cols) = start(bytes, USER_COLUMNS)?;
@@ -510,6 +542,15 @@ pub async fn users(
             }
             _ => None,
         };
+        if let (Some(role), Some(id), Within::Organisation(kind, own)) = (role, &org_id, within)
+            && (crate::model::org_kind(role) != *kind || id != own)
+        {
+            row.fail(
+                3,
+                "只能为本单位导入用户",
+                "only users of your own organisation may be imported",
+            );
+        }
         let password = row.get(4).to_owned();
         if password.chars().count() < crate::admin::MIN_PASSWORD_CHARS {
             let n = crate::admin::MIN_PASSWORD_CHARS;
@@ -624,6 +665,7 @@ pub async fn contracts(
     db: &Db,
     clock: &dyn Clock,
     bytes: &[u8],
+    within: &Within,
     progress: &ProgressBar,
 ) -> anyhow::Result<ImportReport> {
     let (table, cols) = start(bytes, CONTRACT_COLUMNS)?;
@@ -658,6 +700,15 @@ pub async fn contracts(
             }
         };
         let agency_id = org(row, 0, OrgKind::Agency);
+        if let (Some(id), Within::Organisation(_, own)) = (&agency_id, within)
+            && id != own
+        {
+            row.fail(
+                0,
+                "只能导入本机构的合同",
+                "only your own agency's contracts may be imported",
+            );
+        }
         let enterprise_id = org(row, 1, OrgKind::Enterprise);
         let date = |row: &mut Row<'_>, i: usize| {
             let text = row.get(i);

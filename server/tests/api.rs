@@ -154,10 +154,15 @@ async fn an_import_with_bad_rows_stores_nothing_and_names_each_bad_cell(app: Tes
         uscc("91440300MA5DXXX04")
     );
     let hidden = indicatif::ProgressBar::hidden();
-    let report =
-        server::import::enterprises(&app.state.db, app.clock.as_ref(), csv.as_bytes(), &hidden)
-            .await
-            .expect("import runs");
+    let report = server::import::enterprises(
+        &app.state.db,
+        app.clock.as_ref(),
+        csv.as_bytes(),
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
 
     assert!(report.imported.is_empty(), "{:?}", report.imported);
     let at: Vec<(u64, Option<&str>)> = report
@@ -204,10 +209,15 @@ async fn an_import_with_bad_rows_stores_nothing_and_names_each_bad_cell(app: Tes
         .filter(|l| !l.starts_with("乙厂"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let report =
-        server::import::enterprises(&app.state.db, app.clock.as_ref(), fixed.as_bytes(), &hidden)
-            .await
-            .expect("import runs");
+    let report = server::import::enterprises(
+        &app.state.db,
+        app.clock.as_ref(),
+        fixed.as_bytes(),
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
         report.imported.iter().map(|r| r.row).collect::<Vec<_>>(),
@@ -223,10 +233,15 @@ async fn an_import_with_bad_rows_stores_nothing_and_names_each_bad_cell(app: Tes
             .expect("enterprise");
         assert_eq!(stored.uscc, row.key);
     }
-    let again =
-        server::import::enterprises(&app.state.db, app.clock.as_ref(), fixed.as_bytes(), &hidden)
-            .await
-            .expect("import runs");
+    let again = server::import::enterprises(
+        &app.state.db,
+        app.clock.as_ref(),
+        fixed.as_bytes(),
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert!(again.imported.is_empty());
     assert_eq!(again.errors.len(), 2);
     assert!(
@@ -248,9 +263,15 @@ async fn gbk_csv_and_xlsx_files_import(app: TestApp) {
     let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
     assert!(!unmappable);
     assert!(std::str::from_utf8(&gbk).is_err(), "the file really is GBK");
-    let report = server::import::enterprises(&app.state.db, app.clock.as_ref(), &gbk, &hidden)
-        .await
-        .expect("import runs");
+    let report = server::import::enterprises(
+        &app.state.db,
+        app.clock.as_ref(),
+        &gbk,
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert_eq!(report.encoding, "GBK/GB18030");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let stored = app
@@ -290,9 +311,15 @@ async fn gbk_csv_and_xlsx_files_import(app: TestApp) {
         }
     }
     let xlsx = book.save_to_buffer().expect("xlsx");
-    let report = server::import::enterprises(&app.state.db, app.clock.as_ref(), &xlsx, &hidden)
-        .await
-        .expect("import runs");
+    let report = server::import::enterprises(
+        &app.state.db,
+        app.clock.as_ref(),
+        &xlsx,
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert_eq!(report.encoding, "xlsx");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let stored = app
@@ -316,10 +343,15 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
     let users = "用户名,姓名,角色,所属单位,初始密码,邮箱\n\
                  zhang.san,张三,检查员,安泰安全服务,correct-horse-1,zhang.san@antai.example.cn\n\
                  li.si,李四,supervisor,城关镇,correct-horse-2,\n";
-    let report =
-        server::import::users(&app.state.db, app.clock.as_ref(), users.as_bytes(), &hidden)
-            .await
-            .expect("import runs");
+    let report = server::import::users(
+        &app.state.db,
+        app.clock.as_ref(),
+        users.as_bytes(),
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let zhang = app
         .state
@@ -352,9 +384,15 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
     );
 
     let bad = "用户名,角色,所属单位,初始密码,邮箱\nwang.wu,监管人员,安泰安全服务,correct-horse-3,\nzhao.liu,检查员,安泰安全服务,short,\nqian.qi,检查员,安泰安全服务,correct-horse-4,qian qi@antai\n";
-    let report = server::import::users(&app.state.db, app.clock.as_ref(), bad.as_bytes(), &hidden)
-        .await
-        .expect("import runs");
+    let report = server::import::users(
+        &app.state.db,
+        app.clock.as_ref(),
+        bad.as_bytes(),
+        &server::import::Within::Anything,
+        &hidden,
+    )
+    .await
+    .expect("import runs");
     assert_eq!(
         report
             .errors
@@ -384,6 +422,7 @@ async fn users_and_contracts_import_by_name(app: TestApp) {
         &app.state.db,
         app.clock.as_ref(),
         contracts.as_bytes(),
+        &server::import::Within::Anything,
         &hidden,
     )
     .await

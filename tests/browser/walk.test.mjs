@@ -418,3 +418,41 @@ test('an agency admin disables and enables a colleague on the accounts page', as
   await shot(page, 'users');
   await page.context().close();
 });
+
+/** A unified social credit code: `first17` and its check digit (GB 32100). */
+function uscc(first17) {
+  const alphabet = '0123456789ABCDEFGHJKLMNPQRTUWXY';
+  let sum = 0;
+  for (let i = 0; i < 17; i++) sum += alphabet.indexOf(first17[i]) * (3 ** i % 31);
+  return first17 + alphabet[(31 - (sum % 31)) % 31];
+}
+
+test('a supervisor imports the township’s enterprises from a file, all rows or none', async () => {
+  const page = await loginAs('supervisor');
+  await go(page, '#/import', 'import');
+  const kinds = await page.$$eval('#import-kind option', (o) => o.map((x) => x.value));
+  assert.deepEqual(kinds, ['enterprises', 'users']);
+  const head = '企业名称,统一社会信用代码,地址,乡镇,行业\n';
+  const own = `浏览器导入五金厂,${uscc('91330100MA2000301')},城东路 18 号,城东街道,机械\n`;
+  const foreign = `河西导入纸箱厂,${uscc('91330100MA2000302')},河西路 3 号,河西镇,包装\n`;
+  const upload = async (csv) => {
+    await page.setInputFiles('#import-file', { name: '企业.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.click('#import-form button[type=submit]');
+  };
+  // Another township's row: nothing goes in, the row is named.
+  await upload(head + own + foreign);
+  await page.waitForSelector('#import-errors');
+  const problem = await page.textContent('#import-errors tbody');
+  assert.match(problem, /第 3 行 D 列「乡镇」/);
+  assert.match(await page.textContent('#msg'), /未导入任何企业/);
+  let list = await apiGet(page, '/api/v1/enterprises');
+  assert.ok(!list.body.some((e) => e.name === '浏览器导入五金厂'), 'nothing of the refused file');
+  // Its own rows only: stored.
+  await upload(head + own);
+  await page.waitForFunction(() => /已导入 1 家企业/.test(document.querySelector('#msg').textContent));
+  assert.equal(await page.$('#import-errors'), null);
+  list = await apiGet(page, '/api/v1/enterprises');
+  assert.ok(list.body.some((e) => e.name === '浏览器导入五金厂'));
+  await shot(page, 'import');
+  await page.context().close();
+});

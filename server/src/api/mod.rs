@@ -9,6 +9,7 @@ pub mod dashboard;
 mod devices;
 mod enterprises;
 pub mod hazards;
+pub mod imports;
 pub mod ledger;
 pub mod openapi;
 pub mod photos;
@@ -61,6 +62,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ledger", get(ledger::json))
         .route("/ledger.csv", get(ledger::csv))
         .route("/ledger.xlsx", get(ledger::xlsx))
+        .route(
+            "/imports/{kind}",
+            post(imports::import).layer(axum::extract::DefaultBodyLimit::max(imports::MAX_BODY)),
+        )
         .merge(crate::web::api_routes())
         .route(
             "/photos/{sha256}",

@@ -294,6 +294,7 @@ pub fn document() -> Value {
             "/api/v1/ledger.xlsx": { "get": op("The hazard ledger as an Excel workbook", "ledger", LEDGER_FILTERS, "200") },
             "/api/v1/statistics": { "get": op("Monthly statistics per township: found, major, closed in the month, still open, overdue, share closed", "ledger", &["from:query", "to:query"], "200") },
             "/api/v1/statistics.xlsx": { "get": op("The monthly statistics as an Excel workbook", "ledger", &["from:query", "to:query"], "200") },
+            "/api/v1/imports/{kind}": { "post": op("Import enterprises (a township's supervisor), users (of the caller's organisation) or contracts (of the caller's agency) from a CSV or Excel file sent as the body; all rows or none (422 import_rejected lists each row's problem)", "imports", &["kind"], "200") },
             "/api/v1/events/stream": { "get": op("Server-Sent Events: `change` {doc_id, kind, enterprise_id, agency_id, township_id} for each document in scope that changed; `resync` when the stream fell behind; ends when the access token would expire", "events", &[], "200") },
             "/api/v1/inbox": { "get": op("What happened to the hazards in scope and what time reminds of (overdue, deadline near, evidence or an extension waiting, a major hazard reported late), newest first", "events", &["since:query", "limit:query"], "200") },
             "/api/v1/webhooks": { "get": op("The caller's organisation's webhooks (agency admins, supervisors, enterprise managers; never the secret)", "events", &[], "200") },
