@@ -92,6 +92,20 @@ async fn create_pg_database() -> Option<(String, PgDatabase)> {
     Some((format!("{server}/{name}"), PgDatabase { admin_url, name }))
 }
 
+/// Serves `state` on 127.0.0.1 at a free port until the returned sender is dropped or sent to;
+/// returns its base URL.
+async fn serve_on_loopback(state: &AppState) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    (format!("http://{addr}"), tx)
+}
+
 /// Starts a server; `None` for PostgreSQL when `TEST_DATABASE_URL` is not set.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
@@ -123,16 +137,9 @@ pub async fn spawn_app_with(
     let state = server::build_state_with_clock(config, clock.clone())
         .await
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(listener, state.clone(), async {
-        let _ = rx.await;
-    }));
+    let (base, tx) = serve_on_loopback(&state).await;
     Some(TestApp {
-        base: format!("http://{addr}"),
+        base,
         client: reqwest::Client::new(),
         state,
         clock,
@@ -416,16 +423,9 @@ impl TestApp {
         let state = server::build_state_with_clock(config, self.clock.clone())
             .await
             .expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, state.clone(), async {
-            let _ = rx.await;
-        }));
+        let (base, tx) = serve_on_loopback(&state).await;
         Instance {
-            base: format!("http://{addr}"),
+            base,
             state,
             _shutdown: tx,
         }

@@ -90,6 +90,27 @@ fn edit_place(phone: &mut Phone, vid: VisitId, i: usize) -> usize {
     len
 }
 
+/// A sync request to send.
+type Prepared = (
+    protocol::SyncRequest,
+    std::collections::HashMap<uuid::Uuid, Vec<sync_core::automerge::ChangeHash>>,
+);
+
+/// The phone's part of a crowd pass, done before the timed window: one edit of each of `mine`
+/// and its request, each marked as sent so that the next request holds only the next edit.
+fn prepare_edits(ph: &mut Phone, mine: &[VisitId], pass: usize) -> Vec<Prepared> {
+    let mut requests = Vec::with_capacity(mine.len());
+    for (i, vid) in mine.iter().enumerate() {
+        edit_place(ph, *vid, (pass + 1) * 1_000_000 + i);
+        let (req, heads) = ph.replica.request_for(&[*vid.as_uuid()]);
+        if let Some(d) = ph.replica.docs.get_mut(vid.as_uuid()) {
+            d.synced = heads[vid.as_uuid()].clone();
+        }
+        requests.push((req, heads));
+    }
+    requests
+}
+
 /// One sync over HTTP; returns (request bytes, response bytes).
 async fn sync_bytes(app: &TestApp, phone: &mut Phone) -> (usize, usize) {
     sync_docs(app, phone, None).await
@@ -172,16 +193,7 @@ async fn bench_sync(n_docs: usize, phones: usize, rounds: usize, passes: usize) 
         // Prepared: the phones' part outside the window.
         let mut prepared = Vec::new();
         for (mut ph, mine) in crowd.drain(..) {
-            let mut requests = Vec::new();
-            for (i, vid) in mine.iter().enumerate() {
-                edit_place(&mut ph, *vid, (pass + 1) * 1_000_000 + i);
-                let (req, heads) = ph.replica.request_for(&[*vid.as_uuid()]);
-                // Mark it as sent, so that the next request holds only the next edit.
-                if let Some(d) = ph.replica.docs.get_mut(vid.as_uuid()) {
-                    d.synced = heads[vid.as_uuid()].clone();
-                }
-                requests.push((req, heads));
-            }
+            let requests = prepare_edits(&mut ph, &mine, pass);
             prepared.push((ph, mine, requests));
         }
         let cpu = cpu_ms();
@@ -680,15 +692,7 @@ async fn bench_instances(
     for pass in 0..passes {
         let mut prepared = Vec::new();
         for (mut ph, mine, base) in crowd.drain(..) {
-            let mut requests = Vec::new();
-            for (i, vid) in mine.iter().enumerate() {
-                edit_place(&mut ph, *vid, (pass + 1) * 1_000_000 + i);
-                let (req, heads) = ph.replica.request_for(&[*vid.as_uuid()]);
-                if let Some(d) = ph.replica.docs.get_mut(vid.as_uuid()) {
-                    d.synced = heads[vid.as_uuid()].clone();
-                }
-                requests.push((req, heads));
-            }
+            let requests = prepare_edits(&mut ph, &mine, pass);
             prepared.push((ph, mine, base, requests));
         }
         let t = Instant::now();
