@@ -345,6 +345,46 @@ mod tests {
         );
     }
 
+    /// A part whose headers claim 1,000 bytes but whose data inflates to 201 MiB gets past the
+    /// declared-size check and is refused while inflating: the zip reader stops at the declared
+    /// size and reports the lie ("larger than its declared uncompressed size"), and the capped
+    /// inflation stands behind it. Never inflated whole, never parsed.
+    #[test]
+    fn a_workbook_part_that_lies_about_its_size_is_refused() {
+        use std::io::Write as _;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("xl/sharedStrings.xml", options)
+            .expect("entry");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_XLSX_DECODED_BYTES >> 20) {
+            zip.write_all(&zeros).expect("write");
+        }
+        let mut bytes = zip.finish().expect("zip").into_inner();
+        // The uncompressed size in the local header (offset 22) and in the central directory
+        // entry (offset 24) both say 1,000 bytes.
+        let lie = 1_000u32.to_le_bytes();
+        let find = |bytes: &[u8], sig: [u8; 4]| {
+            bytes
+                .windows(4)
+                .position(|w| w == sig)
+                .expect("a zip header")
+        };
+        let local = find(&bytes, [0x50, 0x4b, 0x03, 0x04]);
+        bytes[local + 22..local + 26].copy_from_slice(&lie);
+        let central = find(&bytes, [0x50, 0x4b, 0x01, 0x02]);
+        bytes[central + 24..central + 28].copy_from_slice(&lie);
+        let refused = read_table(&bytes);
+        assert!(
+            matches!(
+                refused,
+                Err(TableError::XlsxTooBig { .. }) | Err(TableError::Xlsx(_))
+            ),
+            "{refused:?}"
+        );
+    }
+
     #[test]
     fn column_letters() {
         assert_eq!(column_letter(0), "A");
