@@ -464,11 +464,7 @@ impl InspectionClient {
             .store
             .summaries(Some(DocKind::Hazard), enterprise_id.as_deref())?;
         let mut out = Vec::new();
-        // Today in China, as deadlines are written.
-        let today = jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
-            .date()
-            .to_string();
+        let today = today_in_china();
         for r in rows {
             // A hazard whose document does not read yet (changes still missing) has no state.
             let Some(state) = r.state.as_deref().and_then(HazardStateRecord::parse) else {
@@ -487,14 +483,8 @@ impl InspectionClient {
                 item_state(r.dirty, None)
             };
             let detail = r.detail.unwrap_or_default();
-            let owed = matches!(
-                state,
-                HazardStateRecord::Open
-                    | HazardStateRecord::Notified
-                    | HazardStateRecord::InProgress
-            );
             out.push(HazardSummary {
-                overdue: owed && r.deadline.as_deref().is_some_and(|d| d < today.as_str()),
+                overdue: is_overdue(state, r.deadline.as_deref(), &today),
                 id: r.id,
                 enterprise_id: r.enterprise,
                 visit_id: r.visit_id,
@@ -570,6 +560,24 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, BridgeError> {
         .timeout(timeout)
         .build()
         .map_err(BridgeError::network)
+}
+
+/// Today in China, as deadlines are written (`YYYY-MM-DD`), by the phone's clock.
+fn today_in_china() -> String {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
+        .date()
+        .to_string()
+}
+
+/// Whether a hazard in `state` with the current `deadline` is overdue `today`: still owed a
+/// rectification (not yet submitted, accepted or closed) and past the deadline.
+fn is_overdue(state: HazardStateRecord, deadline: Option<&str>, today: &str) -> bool {
+    let owed = matches!(
+        state,
+        HazardStateRecord::Open | HazardStateRecord::Notified | HazardStateRecord::InProgress
+    );
+    owed && deadline.is_some_and(|d| d < today)
 }
 
 /// A reason or addressee the user must write: not blank, within the rules' limit.

@@ -373,6 +373,9 @@ pub struct HazardRecord {
     pub under_supervision: bool,
     /// When the hazard was reported to the regulator, ms, if it was.
     pub reported_at: Option<i64>,
+    /// Past its current deadline by the phone's date in China and not yet rectified (as in
+    /// the summaries).
+    pub overdue: bool,
 }
 
 /// A field holding concurrent values.
@@ -482,6 +485,8 @@ impl From<&HazardDoc> for HazardRecord {
             }),
             under_supervision: status.under_supervision,
             reported_at: status.reported_at,
+            // Filled in with the phone's date by the client (a conversion has no clock).
+            overdue: false,
         }
     }
 }

@@ -528,6 +528,10 @@ fn hazard_summaries_carry_what_a_list_shows_and_old_stores_are_filled_in() {
         let h = list.iter().find(|h| h.id == hazard).unwrap();
         assert_eq!(h.description, "通道堵塞");
         assert!(h.overdue, "open and past its deadline");
+        assert!(
+            client.get_hazard(hazard.clone()).unwrap().overdue,
+            "the record says what the summary says"
+        );
         assert_eq!(h.photo_count, 0);
         assert!(h.created_at > 0);
         assert_eq!(
@@ -540,6 +544,13 @@ fn hazard_summaries_carry_what_a_list_shows_and_old_stores_are_filled_in() {
         );
     };
     check(&client);
+    let later = client
+        .add_hazard(
+            client.get_hazard(hazard.clone()).unwrap().visit_id,
+            general_hazard(["仓库", "灭火器过期", "fire", "更换", "2099-12-31", "李"]),
+        )
+        .unwrap();
+    assert!(!client.get_hazard(later).unwrap().overdue, "due in 2099");
     drop(client);
     // The format before, as a crash after adding the column but before recording the new
     // format would leave it: no summary detail, format 3.

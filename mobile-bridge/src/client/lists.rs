@@ -169,6 +169,11 @@ impl InspectionClient {
             .load_kind(&hazard_id, DocKind::Hazard, "hazard_id")?;
         let h = HazardDoc::hydrate_from(&doc).map_err(BridgeError::storage)?;
         let mut rec: HazardRecord = (&h).into();
+        rec.overdue = is_overdue(
+            rec.state,
+            rec.current_deadline.as_deref(),
+            &today_in_china(),
+        );
         rec.conflicts = edit::conflicts(&doc).into_iter().map(Into::into).collect();
         for p in rec
             .photos
