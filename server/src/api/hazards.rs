@@ -4,15 +4,12 @@
 
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::auth::AuthUser;
-use crate::db::with_pool;
+use crate::db::VisitKey;
+pub use crate::db::{EventRow, HazardRow, VisitRow};
 use crate::error::{ApiError, Json};
 use crate::{AppState, scope};
-
-/// States in which a rectification is still owed (the deadline applies).
-const OWED: &str = "('open','notified','in_progress')";
 
 /// Filters for `GET /api/v1/hazards`.
 #[derive(Debug, Default, Deserialize)]
@@ -26,46 +23,6 @@ pub struct HazardFilter {
     overdue: Option<bool>,
     limit: Option<u32>,
     offset: Option<u32>,
-}
-
-/// One hazard in a list.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
-pub struct HazardRow {
-    pub id: String,
-    pub visit_id: String,
-    pub enterprise_id: String,
-    pub enterprise_name: String,
-    pub agency_id: String,
-    pub township_id: String,
-    pub location: String,
-    pub description: String,
-    pub category: String,
-    pub grade: String,
-    pub criterion: String,
-    pub measure: String,
-    pub deadline: Option<String>,
-    pub responsible_person: String,
-    pub state: String,
-    pub overdue: bool,
-    pub created_at: i64,
-    pub closed_at: Option<i64>,
-    pub reported_at: Option<i64>,
-    pub under_supervision: bool,
-    pub photo_count: i64,
-}
-
-/// One event in a hazard's history.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
-pub struct EventRow {
-    pub event_id: String,
-    pub at: i64,
-    pub author: String,
-    pub role: String,
-    pub device: String,
-    pub kind: String,
-    pub detail: serde_json::Value,
-    /// Why the event had no effect, when it had none.
-    pub ignored: Option<String>,
 }
 
 /// Whether the signed-in user may take an action now ([`sync_core::actions`]): the pages
@@ -207,52 +164,6 @@ fn today(state: &AppState) -> String {
     crate::clock::china_date(state.clock.now()).to_string()
 }
 
-fn scope_clause(ids: &[String], first: usize) -> String {
-    if ids.is_empty() {
-        return "1 = 0".into();
-    }
-    let ph: Vec<String> = (first..first + ids.len())
-        .map(|i| format!("${i}"))
-        .collect();
-    format!("h.enterprise_id IN ({})", ph.join(","))
-}
-
-const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(o.name, ''), h.agency_id, h.township_id, h.location, \
-     h.description, h.category, h.grade, h.criterion, h.measure, h.current_deadline, h.responsible_person, h.state, \
-     h.created_at, h.closed_at, h.reported_at, h.under_supervision, h.photo_count";
-
-macro_rules! hazard_row {
-    ($row:expr, $today:expr) => {{
-        let row = $row;
-        let state: String = row.get(14);
-        let deadline: Option<String> = row.get(12);
-        let owed = matches!(state.as_str(), "open" | "notified" | "in_progress");
-        HazardRow {
-            id: row.get(0),
-            visit_id: row.get(1),
-            enterprise_id: row.get(2),
-            enterprise_name: row.get(3),
-            agency_id: row.get(4),
-            township_id: row.get(5),
-            location: row.get(6),
-            description: row.get(7),
-            category: row.get(8),
-            grade: row.get(9),
-            criterion: row.get(10),
-            measure: row.get(11),
-            overdue: owed && deadline.as_deref().is_some_and(|d| d < $today),
-            deadline,
-            responsible_person: row.get(13),
-            state,
-            created_at: row.get(15),
-            closed_at: row.get(16),
-            reported_at: row.get(17),
-            under_supervision: row.get::<i64, _>(18) != 0,
-            photo_count: row.get(19),
-        }
-    }};
-}
-
 /// `GET /api/v1/hazards`: hazards in scope, filtered.
 pub async fn list(
     State(state): State<AppState>,
@@ -261,63 +172,25 @@ pub async fn list(
 ) -> Result<Json<Vec<HazardRow>>, ApiError> {
     let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
-    let today = today(&state);
-    let mut binds: Vec<String> = ids.clone();
-    let mut sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE {}",
-        scope_clause(&ids, 1)
-    );
-    let add = |col: &str, v: &Option<String>, binds: &mut Vec<String>, sql: &mut String| {
-        if let Some(v) = v {
-            binds.push(v.clone());
-            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-        }
-    };
-    add("h.township_id", &f.township, &mut binds, &mut sql);
-    add("h.agency_id", &f.agency, &mut binds, &mut sql);
-    let own = scope::own_agency(&user).map(str::to_owned);
-    add("h.agency_id", &own, &mut binds, &mut sql);
-    add("h.enterprise_id", &f.enterprise, &mut binds, &mut sql);
     if let Some(g) = &f.grade {
         sync_core::domain::Grade::parse(g).map_err(|e| {
             ApiError::invalid("bad_filter", format!("筛选条件无效：{e}"), e.to_string())
         })?;
     }
-    add("h.grade", &f.grade, &mut binds, &mut sql);
-    add("h.state", &f.state, &mut binds, &mut sql);
-    match f.overdue {
-        Some(true) => {
-            binds.push(today.clone());
-            sql.push_str(&format!(
-                " AND h.state IN {OWED} AND h.current_deadline < ${}",
-                binds.len()
-            ));
-        }
-        Some(false) => {
-            binds.push(today.clone());
-            sql.push_str(&format!(
-                " AND NOT (h.state IN {OWED} AND h.current_deadline < ${})",
-                binds.len()
-            ));
-        }
-        None => {}
-    }
-    let limit = f.limit.unwrap_or(200).min(1000);
-    let offset = f.offset.unwrap_or(0);
-    sql.push_str(&format!(
-        " ORDER BY h.created_at DESC, h.id LIMIT {limit} OFFSET {offset}"
-    ));
-    let rows = with_pool!(&state.db, pool => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
-            .into_iter()
-            .map(|r| hazard_row!(r, today.as_str()))
-            .collect::<Vec<_>>()
-    });
-    Ok(Json(rows))
+    let query = crate::db::HazardListQuery {
+        enterprises: ids,
+        own_agency: scope::own_agency(&user).map(str::to_owned),
+        township: f.township,
+        agency: f.agency,
+        enterprise: f.enterprise,
+        grade: f.grade,
+        state: f.state,
+        overdue: f.overdue,
+        today: today(&state),
+        limit: f.limit.unwrap_or(200).min(1000),
+        offset: f.offset.unwrap_or(0),
+    };
+    Ok(Json(state.db.hazard_list(&query).await?))
 }
 
 /// Loads one hazard row if it is in scope.
@@ -326,14 +199,7 @@ pub async fn hazard_in_scope(
     user: &AuthUser,
     id: &str,
 ) -> Result<HazardRow, ApiError> {
-    let today = today(state);
-    let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.id = $1"
-    );
-    let row = with_pool!(&state.db, pool => {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await.map_err(crate::db::DbError::from)?
-            .map(|r| hazard_row!(r, today.as_str()))
-    });
+    let row = state.db.hazard_row(id, &today(state)).await?;
     let not_found = || ApiError::not_found("没有这个隐患", "no such hazard");
     let row = row.ok_or_else(not_found)?;
     if scope::own_agency(user).is_some_and(|a| a != row.agency_id) {
@@ -349,28 +215,7 @@ pub async fn hazard_in_scope(
 
 /// The history rows of a hazard.
 pub async fn history(state: &AppState, id: &str) -> Result<Vec<EventRow>, ApiError> {
-    Ok(with_pool!(&state.db, pool => {
-        sqlx::query("SELECT event_id, at, author, role, device, kind, detail, ignored FROM hazard_events_view WHERE hazard_id = $1 ORDER BY position")
-            .bind(id)
-            .fetch_all(pool)
-            .await
-            .map_err(crate::db::DbError::from)?
-            .into_iter()
-            .map(|r| {
-                let detail: String = r.get(6);
-                EventRow {
-                    event_id: r.get(0),
-                    at: r.get(1),
-                    author: r.get(2),
-                    role: r.get(3),
-                    device: r.get(4),
-                    kind: r.get(5),
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    ignored: r.get(7),
-                }
-            })
-            .collect::<Vec<_>>()
-    }))
+    Ok(state.db.hazard_history(id).await?)
 }
 
 /// `GET /api/v1/hazards/{id}`: one hazard with its whole history, what the signed-in user may
@@ -381,23 +226,6 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<HazardDetail>, ApiError> {
     detail(&state, &user, &id, None).await
-}
-
-/// One visit in a list.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
-pub struct VisitRow {
-    pub id: String,
-    pub enterprise_id: String,
-    pub agency_id: String,
-    pub township_id: String,
-    pub visit_kind: String,
-    pub inspectors: Vec<String>,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
-    pub place: String,
-    pub checklist_total: i64,
-    pub checklist_failed: i64,
-    pub signed_by: Option<String>,
 }
 
 /// Filters for `GET /api/v1/visits`. `from` and `to` are calendar dates (`YYYY-MM-DD`) in China
@@ -487,64 +315,19 @@ async fn visits_where(
     state: &AppState,
     ids: &[String],
     own_agency: Option<&str>,
-    extra: Option<(&str, &str)>,
+    key: Option<VisitKey>,
     started: StartedBetween,
     limit: u32,
 ) -> Result<Vec<VisitRow>, ApiError> {
-    let mut binds: Vec<String> = ids.to_vec();
-    let mut sql = format!(
-        "SELECT id, enterprise_id, agency_id, township_id, visit_kind, inspectors, started_at, ended_at, place, \
-         checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {}",
-        scope_clause(ids, 1)
-    );
-    for (col, v) in extra
-        .into_iter()
-        .chain(own_agency.map(|a| ("h.agency_id", a)))
-    {
-        binds.push(v.to_owned());
-        sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-    }
-    // The instants are bound as integers, after the text parameters.
-    let mut instants: Vec<i64> = Vec::new();
-    for (op, v) in [(">=", started.from), ("<", started.until)] {
-        if let Some(v) = v {
-            instants.push(v);
-            sql.push_str(&format!(
-                " AND h.started_at {op} ${}",
-                binds.len() + instants.len()
-            ));
-        }
-    }
-    sql.push_str(&format!(" ORDER BY started_at DESC LIMIT {limit}"));
-    Ok(with_pool!(&state.db, pool => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        for v in &instants {
-            q = q.bind(*v);
-        }
-        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
-            .into_iter()
-            .map(|r| {
-                let inspectors: String = r.get(5);
-                VisitRow {
-                    id: r.get(0),
-                    enterprise_id: r.get(1),
-                    agency_id: r.get(2),
-                    township_id: r.get(3),
-                    visit_kind: r.get(4),
-                    inspectors: serde_json::from_str(&inspectors).unwrap_or_default(),
-                    started_at: r.get(6),
-                    ended_at: r.get(7),
-                    place: r.get(8),
-                    checklist_total: r.get(9),
-                    checklist_failed: r.get(10),
-                    signed_by: r.get(11),
-                }
-            })
-            .collect::<Vec<_>>()
-    }))
+    let query = crate::db::VisitListQuery {
+        enterprises: ids.to_vec(),
+        own_agency: own_agency.map(str::to_owned),
+        key,
+        from: started.from,
+        until: started.until,
+        limit,
+    };
+    Ok(state.db.visit_list(&query).await?)
 }
 
 /// `GET /api/v1/visits`: visits in scope, newest first; `?enterprise=`, `?from=`/`?to=` (China
@@ -557,7 +340,7 @@ pub async fn visits(
     let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), &user).await?;
     let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
     let started = started_between(f.from.as_deref(), f.to.as_deref())?;
-    let extra = f.enterprise.as_deref().map(|e| ("h.enterprise_id", e));
+    let extra = f.enterprise.map(VisitKey::Enterprise);
     Ok(Json(
         visits_where(
             &state,
@@ -590,7 +373,7 @@ pub async fn visit(
         &state,
         &ids,
         scope::own_agency(&user),
-        Some(("h.id", &id)),
+        Some(VisitKey::Id(id.clone())),
         StartedBetween::default(),
         1,
     )
@@ -599,13 +382,7 @@ pub async fn visit(
     .next()
     .ok_or_else(|| ApiError::not_found("没有这次检查", "no such visit"))?;
     let today = today(&state);
-    let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
-    );
-    let hazards = with_pool!(&state.db, pool => {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).fetch_all(pool).await.map_err(crate::db::DbError::from)?
-            .into_iter().map(|r| hazard_row!(r, today.as_str())).collect::<Vec<_>>()
-    });
+    let hazards = state.db.hazards_of_visit(&id, &today).await?;
     Ok(Json(VisitDetail { visit, hazards }))
 }
 
@@ -654,15 +431,7 @@ pub async fn build_enterprise_file(
     .await?;
     let today = today(&state);
     // Agency staff read their own agency's hazards; everyone else all of the enterprise's.
-    let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id \
-         WHERE h.enterprise_id = $1 AND ($2 = '' OR h.agency_id = $2) ORDER BY h.created_at"
-    );
-    let agency = own.unwrap_or("").to_owned();
-    let rows = with_pool!(&state.db, pool => {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&id).bind(&agency).fetch_all(pool).await.map_err(crate::db::DbError::from)?
-            .into_iter().map(|r| hazard_row!(r, today.as_str())).collect::<Vec<_>>()
-    });
+    let rows = state.db.hazards_of_enterprise(&id, own, &today).await?;
     let mut hazards = Vec::with_capacity(rows.len());
     for hazard in rows {
         let history = history(&state, &hazard.id).await?;
@@ -879,49 +648,41 @@ pub async fn major_report_rows(
     user: &AuthUser,
 ) -> Result<Vec<MajorReport>, ApiError> {
     let scope = scope::read_scope_of(&state.db, state.clock.as_ref(), user).await?;
-    let mut binds: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
-    let mut sql = format!(
-        "SELECT r.hazard_id, r.township_id, r.enterprise_id, r.reported_at, r.found_at, r.report_claimed_at, \
-         r.report_received_at, COALESCE(h.grade, 'major') FROM major_hazard_reports r \
-         LEFT JOIN hazards_view h ON h.id = r.hazard_id WHERE {}",
-        scope_clause(&binds, 1).replace("h.enterprise_id", "r.enterprise_id")
-    );
-    if let Some(a) = scope::own_agency(user) {
-        binds.push(a.to_owned());
-        sql.push_str(&format!(" AND h.agency_id = ${}", binds.len()));
-    }
-    sql.push_str(" ORDER BY r.reported_at DESC");
+    let ids: Vec<String> = scope.enterprise_ids().iter().cloned().collect();
+    let rows = state
+        .db
+        .major_reports(&ids, scope::own_agency(user))
+        .await?;
     let now = crate::clock::to_millis(state.clock.now());
     let window = i64::try_from(state.config.major_report_window.as_millis()).unwrap_or(i64::MAX);
-    Ok(with_pool!(&state.db, pool => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        q.fetch_all(pool).await.map_err(crate::db::DbError::from)?
-            .into_iter()
-            .map(|r| {
-                let reported_at: i64 = r.get(3);
-                let found_at: Option<i64> = r.get(4);
-                let claimed: Option<i64> = r.get(5);
-                let received: Option<i64> = r.get(6);
-                let grade: String = r.get(7);
-                let (status, received_late) =
-                    report_status(found_at.unwrap_or(reported_at), claimed, received, now, window);
-                MajorReport {
-                    hazard_id: r.get(0),
-                    township_id: r.get(1),
-                    enterprise_id: r.get(2),
-                    reported_at,
-                    found_at,
-                    report_claimed_at: claimed,
-                    report_received_at: received,
-                    report_status: if grade == "major" { status } else { "not_major" }.to_owned(),
-                    received_late,
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (status, received_late) = report_status(
+                r.found_at.unwrap_or(r.reported_at),
+                r.claimed,
+                r.received,
+                now,
+                window,
+            );
+            MajorReport {
+                hazard_id: r.hazard_id,
+                township_id: r.township_id,
+                enterprise_id: r.enterprise_id,
+                reported_at: r.reported_at,
+                found_at: r.found_at,
+                report_claimed_at: r.claimed,
+                report_received_at: r.received,
+                report_status: if r.grade == "major" {
+                    status
+                } else {
+                    "not_major"
                 }
-            })
-            .collect::<Vec<_>>()
-    }))
+                .to_owned(),
+                received_late,
+            }
+        })
+        .collect())
 }
 
 /// `GET /api/v1/reports/major`: major hazards reported to the caller's township (supervisors),

@@ -19,6 +19,7 @@ mod leases;
 mod ledger;
 mod photos;
 pub mod plan;
+mod reads;
 pub mod retry;
 pub mod writer;
 
@@ -28,6 +29,9 @@ pub use accounts::{
 };
 pub use docs::heads_text;
 pub use ledger::{LedgerEvent, LedgerHazard, LedgerQuery};
+pub use reads::{
+    EventRow, HazardListQuery, HazardRow, MajorReportRow, VisitKey, VisitListQuery, VisitRow,
+};
 
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -1,0 +1,387 @@
+//! The read models the API lists and shows (`hazards_view`, `hazard_events_view`,
+//! `visits_view`, `major_hazard_reports`): each query limited to the enterprises given, and
+//! to one agency's documents where the caller is agency staff. The handlers in
+//! `crate::api::hazards` decide the scope and parse the filters; the SQL is here.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Db, DbError, with_pool};
+
+/// States in which a rectification is still owed (the deadline applies).
+const OWED: &str = "('open','notified','in_progress')";
+
+fn scope_clause(ids: &[String], first: usize) -> String {
+    if ids.is_empty() {
+        return "1 = 0".into();
+    }
+    let ph: Vec<String> = (first..first + ids.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    format!("h.enterprise_id IN ({})", ph.join(","))
+}
+
+const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(o.name, ''), h.agency_id, h.township_id, h.location, \
+     h.description, h.category, h.grade, h.criterion, h.measure, h.current_deadline, h.responsible_person, h.state, \
+     h.created_at, h.closed_at, h.reported_at, h.under_supervision, h.photo_count";
+
+macro_rules! hazard_row {
+    ($row:expr, $today:expr) => {{
+        let row = $row;
+        let state: String = row.get(14);
+        let deadline: Option<String> = row.get(12);
+        let owed = matches!(state.as_str(), "open" | "notified" | "in_progress");
+        HazardRow {
+            id: row.get(0),
+            visit_id: row.get(1),
+            enterprise_id: row.get(2),
+            enterprise_name: row.get(3),
+            agency_id: row.get(4),
+            township_id: row.get(5),
+            location: row.get(6),
+            description: row.get(7),
+            category: row.get(8),
+            grade: row.get(9),
+            criterion: row.get(10),
+            measure: row.get(11),
+            overdue: owed && deadline.as_deref().is_some_and(|d| d < $today),
+            deadline,
+            responsible_person: row.get(13),
+            state,
+            created_at: row.get(15),
+            closed_at: row.get(16),
+            reported_at: row.get(17),
+            under_supervision: row.get::<i64, _>(18) != 0,
+            photo_count: row.get(19),
+        }
+    }};
+}
+
+/// One hazard in a list.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct HazardRow {
+    pub id: String,
+    pub visit_id: String,
+    pub enterprise_id: String,
+    pub enterprise_name: String,
+    pub agency_id: String,
+    pub township_id: String,
+    pub location: String,
+    pub description: String,
+    pub category: String,
+    pub grade: String,
+    pub criterion: String,
+    pub measure: String,
+    pub deadline: Option<String>,
+    pub responsible_person: String,
+    pub state: String,
+    pub overdue: bool,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub reported_at: Option<i64>,
+    pub under_supervision: bool,
+    pub photo_count: i64,
+}
+
+/// One event in a hazard's history.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct EventRow {
+    pub event_id: String,
+    pub at: i64,
+    pub author: String,
+    pub role: String,
+    pub device: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+    /// Why the event had no effect, when it had none.
+    pub ignored: Option<String>,
+}
+
+/// One visit in a list.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct VisitRow {
+    pub id: String,
+    pub enterprise_id: String,
+    pub agency_id: String,
+    pub township_id: String,
+    pub visit_kind: String,
+    pub inspectors: Vec<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub place: String,
+    pub checklist_total: i64,
+    pub checklist_failed: i64,
+    pub signed_by: Option<String>,
+}
+
+/// Which hazards a list holds: those of `enterprises` (the caller's scope), narrowed by the
+/// filters; `own_agency` keeps agency staff to their own agency's.
+#[derive(Debug, Clone, Default)]
+pub struct HazardListQuery {
+    pub enterprises: Vec<String>,
+    pub own_agency: Option<String>,
+    pub township: Option<String>,
+    pub agency: Option<String>,
+    pub enterprise: Option<String>,
+    pub grade: Option<String>,
+    pub state: Option<String>,
+    /// Overdue on `today` (or not), when set.
+    pub overdue: Option<bool>,
+    /// Today in China, `YYYY-MM-DD`: what overdue is judged by.
+    pub today: String,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One visit, or the visits of one enterprise.
+#[derive(Debug, Clone)]
+pub enum VisitKey {
+    Id(String),
+    Enterprise(String),
+}
+
+/// Which visits a list holds: those of `enterprises`, narrowed by `key` and by the start
+/// instants `from` (inclusive) and `until` (exclusive), newest first, at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct VisitListQuery {
+    pub enterprises: Vec<String>,
+    pub own_agency: Option<String>,
+    pub key: Option<VisitKey>,
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: u32,
+}
+
+/// A major hazard's report as stored, with the hazard's grade now.
+#[derive(Debug, Clone)]
+pub struct MajorReportRow {
+    pub hazard_id: String,
+    pub township_id: String,
+    pub enterprise_id: String,
+    pub reported_at: i64,
+    pub found_at: Option<i64>,
+    pub claimed: Option<i64>,
+    pub received: Option<i64>,
+    pub grade: String,
+}
+
+impl Db {
+    /// A list of hazards, newest first.
+    pub async fn hazard_list(&self, q: &HazardListQuery) -> Result<Vec<HazardRow>, DbError> {
+        let mut binds: Vec<String> = q.enterprises.clone();
+        let mut sql = format!(
+            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE {}",
+            scope_clause(&q.enterprises, 1)
+        );
+        let mut add = |col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                binds.push(v.clone());
+                sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+            }
+        };
+        add("h.township_id", &q.township);
+        add("h.agency_id", &q.agency);
+        add("h.agency_id", &q.own_agency);
+        add("h.enterprise_id", &q.enterprise);
+        add("h.grade", &q.grade);
+        add("h.state", &q.state);
+        if let Some(overdue) = q.overdue {
+            binds.push(q.today.clone());
+            let test = format!(
+                "h.state IN {OWED} AND h.current_deadline < ${}",
+                binds.len()
+            );
+            if overdue {
+                sql.push_str(&format!(" AND {test}"));
+            } else {
+                sql.push_str(&format!(" AND NOT ({test})"));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY h.created_at DESC, h.id LIMIT {} OFFSET {}",
+            q.limit, q.offset
+        ));
+        let today = q.today.as_str();
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for b in &binds {
+                query = query.bind(b);
+            }
+            query.fetch_all(pool).await?
+                .into_iter()
+                .map(|r| hazard_row!(r, today))
+                .collect::<Vec<_>>()
+        }))
+    }
+
+    /// One hazard's row, whoever may read it (the caller checks the scope).
+    pub async fn hazard_row(&self, id: &str, today: &str) -> Result<Option<HazardRow>, DbError> {
+        let sql = format!(
+            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.id = $1"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await?
+                .map(|r| hazard_row!(r, today))
+        }))
+    }
+
+    /// The hazards found on a visit, in the order found.
+    pub async fn hazards_of_visit(
+        &self,
+        visit_id: &str,
+        today: &str,
+    ) -> Result<Vec<HazardRow>, DbError> {
+        let sql = format!(
+            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE h.visit_id = $1 ORDER BY h.created_at"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(visit_id).fetch_all(pool).await?
+                .into_iter().map(|r| hazard_row!(r, today)).collect::<Vec<_>>()
+        }))
+    }
+
+    /// An enterprise's hazards in the order found: one agency's only when `own_agency` is set.
+    pub async fn hazards_of_enterprise(
+        &self,
+        enterprise: &str,
+        own_agency: Option<&str>,
+        today: &str,
+    ) -> Result<Vec<HazardRow>, DbError> {
+        let sql = format!(
+            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id \
+             WHERE h.enterprise_id = $1 AND ($2 = '' OR h.agency_id = $2) ORDER BY h.created_at"
+        );
+        let agency = own_agency.unwrap_or("");
+        Ok(with_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(enterprise).bind(agency).fetch_all(pool).await?
+                .into_iter().map(|r| hazard_row!(r, today)).collect::<Vec<_>>()
+        }))
+    }
+
+    /// A hazard's events as projected, in document order.
+    pub async fn hazard_history(&self, id: &str) -> Result<Vec<EventRow>, DbError> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query("SELECT event_id, at, author, role, device, kind, detail, ignored FROM hazard_events_view WHERE hazard_id = $1 ORDER BY position")
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let detail: String = r.get(6);
+                    EventRow {
+                        event_id: r.get(0),
+                        at: r.get(1),
+                        author: r.get(2),
+                        role: r.get(3),
+                        device: r.get(4),
+                        kind: r.get(5),
+                        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                        ignored: r.get(7),
+                    }
+                })
+                .collect::<Vec<_>>()
+        }))
+    }
+
+    /// A list of visits, newest first.
+    pub async fn visit_list(&self, q: &VisitListQuery) -> Result<Vec<VisitRow>, DbError> {
+        let mut binds: Vec<String> = q.enterprises.clone();
+        let mut sql = format!(
+            "SELECT id, enterprise_id, agency_id, township_id, visit_kind, inspectors, started_at, ended_at, place, \
+             checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {}",
+            scope_clause(&q.enterprises, 1)
+        );
+        let key = q.key.as_ref().map(|k| match k {
+            VisitKey::Id(id) => ("h.id", id.as_str()),
+            VisitKey::Enterprise(e) => ("h.enterprise_id", e.as_str()),
+        });
+        for (col, v) in key
+            .into_iter()
+            .chain(q.own_agency.as_deref().map(|a| ("h.agency_id", a)))
+        {
+            binds.push(v.to_owned());
+            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+        }
+        // The instants are bound as integers, after the text parameters.
+        let mut instants: Vec<i64> = Vec::new();
+        for (op, v) in [(">=", q.from), ("<", q.until)] {
+            if let Some(v) = v {
+                instants.push(v);
+                sql.push_str(&format!(
+                    " AND h.started_at {op} ${}",
+                    binds.len() + instants.len()
+                ));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY started_at DESC LIMIT {}", q.limit));
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for b in &binds {
+                query = query.bind(b);
+            }
+            for v in &instants {
+                query = query.bind(*v);
+            }
+            query.fetch_all(pool).await?
+                .into_iter()
+                .map(|r| {
+                    let inspectors: String = r.get(5);
+                    VisitRow {
+                        id: r.get(0),
+                        enterprise_id: r.get(1),
+                        agency_id: r.get(2),
+                        township_id: r.get(3),
+                        visit_kind: r.get(4),
+                        inspectors: serde_json::from_str(&inspectors).unwrap_or_default(),
+                        started_at: r.get(6),
+                        ended_at: r.get(7),
+                        place: r.get(8),
+                        checklist_total: r.get(9),
+                        checklist_failed: r.get(10),
+                        signed_by: r.get(11),
+                    }
+                })
+                .collect::<Vec<_>>()
+        }))
+    }
+
+    /// The major-hazard reports of `enterprises` (one agency's only when `own_agency` is
+    /// set), the latest first.
+    pub async fn major_reports(
+        &self,
+        enterprises: &[String],
+        own_agency: Option<&str>,
+    ) -> Result<Vec<MajorReportRow>, DbError> {
+        let mut binds: Vec<String> = enterprises.to_vec();
+        let mut sql = format!(
+            "SELECT r.hazard_id, r.township_id, r.enterprise_id, r.reported_at, r.found_at, r.report_claimed_at, \
+             r.report_received_at, COALESCE(h.grade, 'major') FROM major_hazard_reports r \
+             LEFT JOIN hazards_view h ON h.id = r.hazard_id WHERE {}",
+            scope_clause(&binds, 1).replace("h.enterprise_id", "r.enterprise_id")
+        );
+        if let Some(a) = own_agency {
+            binds.push(a.to_owned());
+            sql.push_str(&format!(" AND h.agency_id = ${}", binds.len()));
+        }
+        sql.push_str(" ORDER BY r.reported_at DESC");
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for b in &binds {
+                query = query.bind(b);
+            }
+            query.fetch_all(pool).await?
+                .into_iter()
+                .map(|r| MajorReportRow {
+                    hazard_id: r.get(0),
+                    township_id: r.get(1),
+                    enterprise_id: r.get(2),
+                    reported_at: r.get(3),
+                    found_at: r.get(4),
+                    claimed: r.get(5),
+                    received: r.get(6),
+                    grade: r.get(7),
+                })
+                .collect::<Vec<_>>()
+        }))
+    }
+}
