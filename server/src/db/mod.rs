@@ -30,7 +30,8 @@ pub use accounts::{
 pub use docs::heads_text;
 pub use ledger::{LedgerEvent, LedgerHazard, LedgerQuery};
 pub use reads::{
-    EventRow, HazardListQuery, HazardRow, MajorReportRow, VisitKey, VisitListQuery, VisitRow,
+    DeviceAuthor, EventRow, HazardListQuery, HazardRow, MajorReportRow, VisitKey, VisitListQuery,
+    VisitRow,
 };
 
 use std::str::FromStr as _;

@@ -384,4 +384,84 @@ impl Db {
                 .collect::<Vec<_>>()
         }))
     }
+
+    /// The enterprise a visit or hazard of the read models belongs to (`None`: no such
+    /// document projected).
+    pub async fn document_enterprise(
+        &self,
+        kind: sync_core::doc::DocKind,
+        id: &str,
+    ) -> Result<Option<String>, DbError> {
+        let sql = match kind {
+            sync_core::doc::DocKind::Visit => "SELECT enterprise_id FROM visits_view WHERE id = $1",
+            sync_core::doc::DocKind::Hazard => {
+                "SELECT enterprise_id FROM hazards_view WHERE id = $1"
+            }
+        };
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// An organisation's name, empty when there is none with `id`.
+    pub async fn organisation_name(&self, id: &str) -> Result<String, DbError> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, String>("SELECT name FROM organisations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .unwrap_or_default()
+        }))
+    }
+
+    /// Who wrote with each Automerge actor: (actor, (device id, device name, platform, user id,
+    /// display name, role)) for the actors that are enrolled devices.
+    pub async fn devices_by_actor(
+        &self,
+        actors: &[String],
+    ) -> Result<Vec<(String, DeviceAuthor)>, DbError> {
+        if actors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ph: Vec<String> = (1..=actors.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT d.actor_id, d.id, d.name, d.platform, u.id, u.display_name, u.role \
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.actor_id IN ({})",
+            ph.join(",")
+        );
+        Ok(with_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for a in actors {
+                q = q.bind(a);
+            }
+            q.fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<String, _>(0),
+                        DeviceAuthor {
+                            device_id: r.get(1),
+                            device_name: r.get(2),
+                            platform: r.get(3),
+                            user_id: r.get(4),
+                            display_name: r.get(5),
+                            role: r.get(6),
+                        },
+                    )
+                })
+                .collect::<Vec<_>>()
+        }))
+    }
+}
+
+/// The device and user behind an Automerge actor.
+#[derive(Debug, Clone)]
+pub struct DeviceAuthor {
+    pub device_id: String,
+    pub device_name: String,
+    pub platform: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub role: String,
 }

@@ -9,11 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sync_core::automerge::{Automerge, PatchAction, Prop};
 
 use crate::auth::AuthUser;
-use crate::db::with_pool;
 use crate::error::{ApiError, Json};
 use crate::{AppState, scope};
 
@@ -161,27 +159,22 @@ pub async fn attribute(state: &AppState, rows: &mut [ChangeRow]) -> Result<(), A
     if actors.is_empty() {
         return Ok(());
     }
-    let ph: Vec<String> = (1..=actors.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT d.actor_id, d.id, d.name, d.platform, u.id, u.display_name, u.role \
-         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.actor_id IN ({})",
-        ph.join(",")
-    );
-    type Who = (String, String, String, String, String, String);
-    let who: HashMap<String, Who> = with_pool!(&state.db, pool => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-        for a in &actors {
-            q = q.bind(a);
-        }
-        q.fetch_all(pool)
-            .await
-            .map_err(crate::db::DbError::from)?
-            .iter()
-            .map(|r| (r.get::<String, _>(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
-            .collect()
-    });
+    let who: HashMap<String, crate::db::DeviceAuthor> = state
+        .db
+        .devices_by_actor(&actors)
+        .await?
+        .into_iter()
+        .collect();
     for row in rows {
-        if let Some((device, name, platform, user, display, role)) = who.get(&row.actor) {
+        if let Some(crate::db::DeviceAuthor {
+            device_id: device,
+            device_name: name,
+            platform,
+            user_id: user,
+            display_name: display,
+            role,
+        }) = who.get(&row.actor)
+        {
             row.device_id = Some(device.clone());
             row.device_name = Some(name.clone());
             row.platform = Some(platform.clone());
@@ -193,23 +186,16 @@ pub async fn attribute(state: &AppState, rows: &mut [ChangeRow]) -> Result<(), A
     Ok(())
 }
 
-/// Loads a document that is in scope: `table` names the projection holding its enterprise.
+/// Loads a document of `kind` that is in scope (its enterprise as the read models hold it).
 pub(crate) async fn load_in_scope(
     state: &AppState,
     user: &AuthUser,
-    table: &'static str,
+    kind: sync_core::doc::DocKind,
     id: &str,
     not_found: fn() -> ApiError,
 ) -> Result<Automerge, ApiError> {
     let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-    let sql = format!("SELECT enterprise_id FROM {table} WHERE id = $1");
-    let enterprise: Option<String> = with_pool!(&state.db, pool => {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(crate::db::DbError::from)?
-    });
+    let enterprise = state.db.document_enterprise(kind, id).await?;
     let enterprise = enterprise.ok_or_else(not_found)?;
     if !scope::may_read_enterprise(&state.db, state.clock.as_ref(), user, &enterprise).await? {
         return Err(not_found());
@@ -242,7 +228,7 @@ pub async fn visit_history(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ChangeRow>>, ApiError> {
-    let doc = load_in_scope(&state, &user, "visits_view", &id, no_visit).await?;
+    let doc = load_in_scope(&state, &user, sync_core::doc::DocKind::Visit, &id, no_visit).await?;
     let mut rows = changes_of(&doc);
     attribute(&state, &mut rows).await?;
     Ok(Json(rows))
@@ -254,7 +240,14 @@ pub async fn hazard_changes(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ChangeRow>>, ApiError> {
-    let doc = load_in_scope(&state, &user, "hazards_view", &id, no_hazard).await?;
+    let doc = load_in_scope(
+        &state,
+        &user,
+        sync_core::doc::DocKind::Hazard,
+        &id,
+        no_hazard,
+    )
+    .await?;
     let mut rows = changes_of(&doc);
     attribute(&state, &mut rows).await?;
     Ok(Json(rows))

@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sync_core::doc::{HazardDoc, VisitDoc};
 use sync_core::domain::PhotoRef;
 
@@ -19,7 +18,6 @@ use super::pdf::{MAX_IMAGE_BYTES, NoticeImages, PhotoImage};
 use crate::AppState;
 use crate::api::hazards::{HazardRow, VisitRow};
 use crate::auth::AuthUser;
-use crate::db::with_pool;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::photos::{PhotoError, PhotoHash, Variant};
 
@@ -74,15 +72,7 @@ pub struct VisitRecord {
 }
 
 async fn org_name(state: &AppState, id: &str) -> Result<String, ApiError> {
-    Ok(with_pool!(&state.db, pool => {
-        sqlx::query("SELECT name FROM organisations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(crate::db::DbError::from)?
-            .map(|r| r.get::<String, _>(0))
-            .unwrap_or_default()
-    }))
+    Ok(state.db.organisation_name(id).await?)
 }
 
 async fn load(state: &AppState, id: &str) -> Option<sync_core::automerge::Automerge> {
