@@ -13,6 +13,7 @@
 //! `rusqlite` over the same `libsqlite3-sys` and the same SQL text.
 
 mod accounts;
+mod dashboard;
 mod docs;
 pub mod inline;
 mod leases;
@@ -27,6 +28,7 @@ pub use accounts::{
     AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,
     NewUser, ScopeRule, TokenKind, User,
 };
+pub use dashboard::{DashboardRows, DashboardSql, TallyRow};
 pub use docs::heads_text;
 pub use ledger::{LedgerEvent, LedgerHazard, LedgerQuery};
 pub use reads::{
