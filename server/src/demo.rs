@@ -237,20 +237,14 @@ async fn store_photo(state: &AppState, bytes: &[u8], by: &Author) -> anyhow::Res
         let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(chunk)]);
         state.photos.write_chunk(hash, 0, stream).await?;
         let meta = state.photos.finish(hash).await?;
-        let json = serde_json::to_string(meta.meta())?;
-        crate::db::with_pool!(&state.db, pool => {
-            sqlx::query("INSERT INTO photos (sha256, byte_size, media_type, width, height, uploaded_by, uploaded_at, meta) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (sha256) DO NOTHING")
-                .bind(&sha)
-                .bind(bytes.len() as i64)
-                .bind("image/jpeg")
-                .bind(640i64)
-                .bind(480i64)
-                .bind(by.user.to_string())
-                .bind(crate::clock::to_millis(state.clock.now()))
-                .bind(json)
-                .execute(pool)
-                .await?;
-        });
+        state
+            .db
+            .record_photo(
+                meta.meta(),
+                &by.user.to_string(),
+                crate::clock::to_millis(state.clock.now()),
+            )
+            .await?;
     }
     Ok(PhotoRef {
         sha256: sha,

@@ -10,8 +10,8 @@ use sync_core::domain::{Deadline, PhotoRef};
 use sync_core::rectification::fold;
 use sync_core::store::DocumentStore;
 
+use crate::db::Db;
 use crate::db::plan::{Arg, Plan};
-use crate::db::{Db, with_pool};
 
 /// A projection failure.
 #[derive(Debug, thiserror::Error)]
@@ -382,9 +382,7 @@ pub async fn rebuild(db: &Db, now_ms: i64) -> Result<usize, ProjectionError> {
         clear.push(sql, Vec::new());
     }
     clear.run(db).await?;
-    let ids: Vec<String> = with_pool!(db, pool => {
-        sqlx::query_scalar("SELECT id FROM documents ORDER BY id").fetch_all(pool).await?
-    });
+    let ids = db.document_ids().await?;
     let mut n = 0;
     for id in ids {
         let id = uuid::Uuid::parse_str(&id).map_err(|e| ProjectionError::Doc(e.to_string()))?;

@@ -11,7 +11,6 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::db::{DbError, with_pool};
 use crate::error::{ApiError, Json};
 use crate::{AppState, scope};
 
@@ -63,16 +62,6 @@ fn month_of(ms: i64) -> String {
         .to_string()
 }
 
-type HazardRow = (
-    String,
-    String,
-    i64,
-    String,
-    String,
-    Option<i64>,
-    Option<String>,
-);
-
 async fn rows_for(
     state: &AppState,
     user: &AuthUser,
@@ -84,38 +73,16 @@ async fn rows_for(
         return Ok(Vec::new());
     }
     let found = crate::api::hazards::started_between(f.from.as_deref(), f.to.as_deref())?;
-    let mut texts = ids;
-    let ph: Vec<String> = (1..=texts.len()).map(|i| format!("${i}")).collect();
-    let mut sql = format!(
-        "SELECT h.township_id, COALESCE(t.name, ''), h.created_at, h.grade, h.state, h.closed_at, h.current_deadline \
-         FROM hazards_view h LEFT JOIN organisations t ON t.id = h.township_id WHERE h.enterprise_id IN ({})",
-        ph.join(",")
-    );
-    if let Some(own) = scope::own_agency(user) {
-        texts.push(own.to_owned());
-        sql.push_str(&format!(" AND h.agency_id = ${}", texts.len()));
-    }
-    let mut instants = Vec::new();
-    for (op, v) in [(">=", found.from), ("<", found.until)] {
-        if let Some(v) = v {
-            instants.push(v);
-            sql.push_str(&format!(
-                " AND h.created_at {op} ${}",
-                texts.len() + instants.len()
-            ));
-        }
-    }
-    sql.push_str(&format!(" LIMIT {}", MAX_HAZARDS + 1));
-    let hazards: Vec<HazardRow> = with_pool!(&state.db, pool => {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-        for t in &texts {
-            q = q.bind(t);
-        }
-        for i in &instants {
-            q = q.bind(*i);
-        }
-        q.fetch_all(pool).await.map_err(DbError::from)?
-    });
+    let hazards = state
+        .db
+        .statistics_hazards(
+            &ids,
+            scope::own_agency(user),
+            found.from,
+            found.until,
+            MAX_HAZARDS + 1,
+        )
+        .await?;
     if hazards.len() > MAX_HAZARDS {
         return Err(ApiError::invalid(
             "statistics_too_large",

@@ -6,79 +6,25 @@
 //! after it was right, so the refusal tells a guesser nothing).
 
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::clock::to_millis;
-use crate::db::plan::{Arg, Plan};
-use crate::db::{Db, DbError, with_pool};
+use crate::db::{Db, DbError};
 use crate::error::{ApiError, Json};
 use crate::model::Role;
 
-/// A user as an administrator sees it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRow {
-    pub id: String,
-    pub username: String,
-    pub display_name: String,
-    pub role: String,
-    pub org_id: String,
-    pub email: Option<String>,
-    pub disabled_at: Option<i64>,
-}
-
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-);
+pub use crate::db::UserSummary as UserRow;
 
 /// The users of `org_id`, or of every organisation.
 pub async fn list(db: &Db, org_id: Option<&str>) -> Result<Vec<UserRow>, DbError> {
-    let rows: Vec<Row> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT id, username, display_name, role, org_id, email, disabled_at FROM users \
-             WHERE ($1 IS NULL OR org_id = $1) ORDER BY org_id, username",
-        )
-        .bind(org_id)
-        .fetch_all(pool)
-        .await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, username, display_name, role, org_id, email, disabled_at)| UserRow {
-                id,
-                username,
-                display_name,
-                role,
-                org_id,
-                email,
-                disabled_at,
-            },
-        )
-        .collect())
+    db.list_users(org_id).await
 }
 
 /// Disables (`Some(now)`) or enables (`None`) user `id`; disabling ends its sessions.
 pub async fn set_disabled(db: &Db, id: &str, at: Option<jiff::Timestamp>) -> Result<(), DbError> {
-    let mut plan = Plan::default();
-    plan.push(
-        "UPDATE users SET disabled_at = $2 WHERE id = $1",
-        vec![Arg::from(id), Arg::from(at.map(to_millis))],
-    );
-    if let Some(at) = at {
-        plan.push(
-            "UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            vec![Arg::from(id), Arg::from(to_millis(at))],
-        );
-    }
-    plan.run(db).await
+    db.set_user_disabled(id, at.map(to_millis)).await
 }
 
 /// Sets user `id`'s password (already checked for length) and ends its sessions.
@@ -93,16 +39,7 @@ pub async fn reset_password(
         anyhow::bail!("密码至少 {n} 个字符 / the password needs at least {n} characters");
     }
     let hash = crate::auth::hash_password_blocking(password).await?;
-    let mut plan = Plan::default();
-    plan.push(
-        "UPDATE users SET password_hash = $2 WHERE id = $1",
-        vec![Arg::from(id), Arg::from(hash)],
-    );
-    plan.push(
-        "UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        vec![Arg::from(id), Arg::from(to_millis(now))],
-    );
-    plan.run(db).await?;
+    db.set_user_password(id, hash, to_millis(now)).await?;
     Ok(())
 }
 

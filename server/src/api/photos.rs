@@ -277,33 +277,8 @@ async fn record_meta(
     user: &AuthUser,
     meta: &crate::photos::PhotoMeta,
 ) -> Result<(), ApiError> {
-    let json = serde_json::to_string(meta).map_err(|e| ApiError::Internal(e.into()))?;
-    let captured = meta.captured_at.as_ref().map(|c| c.local.to_string());
-    let (lat, lon) = meta
-        .gps
-        .as_ref()
-        .map(|g| (Some(g.latitude), Some(g.longitude)))
-        .unwrap_or((None, None));
     let now = crate::clock::to_millis(state.clock.now());
-    crate::db::retry::with_pool_retry!(&state.db, "photo metadata", pool => {
-        sqlx::query(
-            "INSERT INTO photos (sha256, byte_size, media_type, width, height, captured_at, gps_lat, gps_lon, uploaded_by, uploaded_at, meta) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(meta.sha256.to_string())
-        .bind(meta.byte_size as i64)
-        .bind(meta.media_type.mime())
-        .bind(i64::from(meta.width))
-        .bind(i64::from(meta.height))
-        .bind(&captured)
-        .bind(lat)
-        .bind(lon)
-        .bind(&user.user_id)
-        .bind(now)
-        .bind(&json)
-        .execute(pool)
-        .await?;
-    });
+    state.db.record_photo(meta, &user.user_id, now).await?;
     state
         .db
         .add_photo_holder(&meta.sha256.to_string(), &user.user_id)

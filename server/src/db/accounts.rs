@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 
+use super::plan::{Arg, Plan};
 use super::retry::with_pool_retry;
 use super::{Db, DbError, DbResult, with_pool};
 use crate::clock::{from_millis, to_millis};
@@ -866,5 +867,87 @@ impl Db {
     /// Whether a user named `username` exists.
     pub async fn username_taken(&self, username: &str) -> DbResult<bool> {
         Ok(self.user_by_username(username).await?.is_some())
+    }
+}
+
+/// A user as an administrator sees it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub org_id: String,
+    pub email: Option<String>,
+    pub disabled_at: Option<i64>,
+}
+
+/// A row of `users` as [`Db::list_users`] reads it.
+type UserTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
+impl Db {
+    /// The users of `org_id`, or of every organisation, by organisation and username.
+    pub async fn list_users(&self, org_id: Option<&str>) -> DbResult<Vec<UserSummary>> {
+        let rows: Vec<UserTuple> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, display_name, role, org_id, email, disabled_at FROM users \
+                 WHERE ($1 IS NULL OR org_id = $1) ORDER BY org_id, username",
+            )
+            .bind(org_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, username, display_name, role, org_id, email, disabled_at)| UserSummary {
+                    id,
+                    username,
+                    display_name,
+                    role,
+                    org_id,
+                    email,
+                    disabled_at,
+                },
+            )
+            .collect())
+    }
+
+    /// Disables user `id` at `at_ms` (ending its sessions then), or enables it (`None`).
+    pub async fn set_user_disabled(&self, id: &str, at_ms: Option<i64>) -> DbResult<()> {
+        let mut plan = Plan::default();
+        plan.push(
+            "UPDATE users SET disabled_at = $2 WHERE id = $1",
+            vec![Arg::from(id), Arg::from(at_ms)],
+        );
+        if let Some(at) = at_ms {
+            plan.push(
+                "UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                vec![Arg::from(id), Arg::from(at)],
+            );
+        }
+        plan.run(self).await
+    }
+
+    /// Sets user `id`'s password hash and ends its sessions at `now_ms`.
+    pub async fn set_user_password(&self, id: &str, hash: String, now_ms: i64) -> DbResult<()> {
+        let mut plan = Plan::default();
+        plan.push(
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            vec![Arg::from(id), Arg::from(hash)],
+        );
+        plan.push(
+            "UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            vec![Arg::from(id), Arg::from(now_ms)],
+        );
+        plan.run(self).await
     }
 }

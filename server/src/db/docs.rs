@@ -356,6 +356,15 @@ async fn append_postgres(
     Ok(Ok(seqs))
 }
 
+impl Db {
+    /// Every stored document's id, in id order (a rebuild projects them all).
+    pub async fn document_ids(&self) -> Result<Vec<String>, super::DbError> {
+        Ok(super::with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM documents ORDER BY id").fetch_all(pool).await?
+        }))
+    }
+}
+
 impl DocumentStore for Db {
     async fn append(
         &self,

@@ -26,7 +26,7 @@ pub mod writer;
 
 pub use accounts::{
     AuthTokenRow, Contract, Device, Enterprise, NewContract, NewDevice, NewEnterprise, NewToken,
-    NewUser, ScopeRule, TokenKind, User,
+    NewUser, ScopeRule, TokenKind, User, UserSummary,
 };
 pub use dashboard::{DashboardRows, DashboardSql, TallyRow};
 pub use docs::heads_text;

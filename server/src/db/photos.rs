@@ -20,6 +20,42 @@ macro_rules! vouched {
 }
 
 impl Db {
+    /// Records a stored photo's metadata (the first upload wins; a repeat changes nothing).
+    pub async fn record_photo(
+        &self,
+        meta: &crate::photos::PhotoMeta,
+        uploaded_by: &str,
+        now_ms: i64,
+    ) -> DbResult<()> {
+        let json = serde_json::to_string(meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let captured = meta.captured_at.as_ref().map(|c| c.local.to_string());
+        let (lat, lon) = meta
+            .gps
+            .as_ref()
+            .map(|g| (Some(g.latitude), Some(g.longitude)))
+            .unwrap_or((None, None));
+        super::retry::with_pool_retry!(self, "photo metadata", pool => {
+            sqlx::query(
+                "INSERT INTO photos (sha256, byte_size, media_type, width, height, captured_at, gps_lat, gps_lon, uploaded_by, uploaded_at, meta) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(meta.sha256.to_string())
+            .bind(meta.byte_size as i64)
+            .bind(meta.media_type.mime())
+            .bind(i64::from(meta.width))
+            .bind(i64::from(meta.height))
+            .bind(&captured)
+            .bind(lat)
+            .bind(lon)
+            .bind(uploaded_by)
+            .bind(now_ms)
+            .bind(&json)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Records that `user_id` holds the bytes of photo `sha256`.
     pub async fn add_photo_holder(&self, sha256: &str, user_id: &str) -> DbResult<()> {
         self.add_pair(

@@ -465,3 +465,60 @@ pub struct DeviceAuthor {
     pub display_name: String,
     pub role: String,
 }
+
+/// A hazard as the monthly statistics count it: (township, township name, found at, grade,
+/// state, closed at, current deadline).
+pub type StatisticsHazard = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+impl Db {
+    /// The hazards of `enterprises` (one agency's when `own_agency` is set) found in
+    /// [`from`, `until`), at most `limit`, for the monthly statistics.
+    pub async fn statistics_hazards(
+        &self,
+        enterprises: &[String],
+        own_agency: Option<&str>,
+        from: Option<i64>,
+        until: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StatisticsHazard>, DbError> {
+        let mut texts = enterprises.to_vec();
+        let mut sql = format!(
+            "SELECT h.township_id, COALESCE(t.name, ''), h.created_at, h.grade, h.state, h.closed_at, h.current_deadline \
+             FROM hazards_view h LEFT JOIN organisations t ON t.id = h.township_id WHERE {}",
+            scope_clause(enterprises, 1)
+        );
+        if let Some(own) = own_agency {
+            texts.push(own.to_owned());
+            sql.push_str(&format!(" AND h.agency_id = ${}", texts.len()));
+        }
+        let mut instants = Vec::new();
+        for (op, v) in [(">=", from), ("<", until)] {
+            if let Some(v) = v {
+                instants.push(v);
+                sql.push_str(&format!(
+                    " AND h.created_at {op} ${}",
+                    texts.len() + instants.len()
+                ));
+            }
+        }
+        sql.push_str(&format!(" LIMIT {limit}"));
+        Ok(with_pool!(self, pool => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for t in &texts {
+                q = q.bind(t);
+            }
+            for i in &instants {
+                q = q.bind(*i);
+            }
+            q.fetch_all(pool).await?
+        }))
+    }
+}
