@@ -8,29 +8,19 @@ use sqlx::Row;
 
 use super::{Db, DbError, with_pool};
 
-/// Reads a possibly-NULL integer or text from either backend's row (NULL reads as 0 or "").
+/// Reads a possibly-NULL integer or text from a row of either backend (NULL reads as 0 or "").
 trait FiguresRow {
     fn int(&self, i: usize) -> i64;
     fn text(&self, i: usize) -> String;
 }
 
-impl FiguresRow for sqlx::sqlite::SqliteRow {
-    fn int(&self, i: usize) -> i64 {
-        self.try_get::<Option<i64>, _>(i)
-            .ok()
-            .flatten()
-            .unwrap_or(0)
-    }
-
-    fn text(&self, i: usize) -> String {
-        self.try_get::<Option<String>, _>(i)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-}
-
-impl FiguresRow for sqlx::postgres::PgRow {
+impl<R> FiguresRow for R
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     fn int(&self, i: usize) -> i64 {
         self.try_get::<Option<i64>, _>(i)
             .ok()
@@ -50,8 +40,7 @@ fn scope_clause(column: &str, n: usize) -> String {
     if n == 0 {
         return "1 = 0".into();
     }
-    let ph: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!("{column} IN ({})", ph.join(","))
+    format!("{column} IN ({})", super::filter::placeholders(1, n))
 }
 
 /// The tallies of one (enterprise, agency, township) in scope, summed over states and grades,

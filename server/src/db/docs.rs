@@ -19,6 +19,7 @@ use sync_core::store::{
 };
 
 use super::Db;
+use super::filter::placeholders;
 use super::plan::{Arg, Plan};
 
 /// Advisory lock key serialising appends on PostgreSQL ("INSP" in ASCII).
@@ -38,13 +39,6 @@ fn uuid_of(s: &str) -> Result<uuid::Uuid, StoreError> {
 
 fn enterprise_of(s: &str) -> Result<EnterpriseId, StoreError> {
     EnterpriseId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// A document's heads as the change log and the read models record them: the change hashes in

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::Row;
 
+use super::filter::{Filter, bind_filter};
 use super::{Db, DbResult, with_pool};
 
 /// What to select: the caller's scope (already computed) and the filters.
@@ -66,49 +67,24 @@ pub struct LedgerEvent {
     pub detail: serde_json::Value,
 }
 
-/// Builds `WHERE …` over `hazards_view h` with its text arguments and instant arguments (bound
-/// after the texts, in order).
-fn where_clause(q: &LedgerQuery) -> (String, Vec<String>, Vec<i64>) {
-    let mut texts: Vec<String> = Vec::new();
-    let mut sql = if q.enterprise_ids.is_empty() {
-        "1 = 0".to_owned()
-    } else {
-        let ph: Vec<String> = (1..=q.enterprise_ids.len())
-            .map(|i| format!("${i}"))
-            .collect();
-        texts.extend(q.enterprise_ids.iter().cloned());
-        format!("h.enterprise_id IN ({})", ph.join(","))
-    };
-    for (col, v) in [
-        ("h.agency_id", &q.own_agency),
-        ("h.township_id", &q.township),
-        ("h.agency_id", &q.agency),
-        ("h.enterprise_id", &q.enterprise),
-        ("h.grade", &q.grade),
-        ("h.state", &q.state),
-    ] {
-        if let Some(v) = v {
-            texts.push(v.clone());
-            sql.push_str(&format!(" AND {col} = ${}", texts.len()));
-        }
-    }
-    let mut instants = Vec::new();
-    for (op, v) in [(">=", q.found_from), ("<", q.found_until)] {
-        if let Some(v) = v {
-            instants.push(v);
-            sql.push_str(&format!(
-                " AND h.created_at {op} ${}",
-                texts.len() + instants.len()
-            ));
-        }
-    }
-    (sql, texts, instants)
+/// Builds `WHERE …` over `hazards_view h` with its parameters.
+fn where_clause(q: &LedgerQuery) -> Filter {
+    let mut f = Filter::within("h.enterprise_id", &q.enterprise_ids);
+    f.eq("h.agency_id", q.own_agency.as_deref())
+        .eq("h.township_id", q.township.as_deref())
+        .eq("h.agency_id", q.agency.as_deref())
+        .eq("h.enterprise_id", q.enterprise.as_deref())
+        .eq("h.grade", q.grade.as_deref())
+        .eq("h.state", q.state.as_deref())
+        .cmp("h.created_at", ">=", q.found_from)
+        .cmp("h.created_at", "<", q.found_until);
+    f
 }
 
 impl Db {
     /// The hazards of the ledger, oldest first (the order of a paper ledger).
     pub async fn ledger_hazards(&self, q: &LedgerQuery) -> DbResult<Vec<LedgerHazard>> {
-        let (filter, texts, instants) = where_clause(q);
+        let filter = where_clause(q);
         let sql = format!(
             "SELECT h.id, h.created_at, h.enterprise_id, COALESCE(e.name, ''), COALESCE(a.name, ''), \
              COALESCE(t.name, ''), h.location, COALESCE(v.inspectors, '[]'), v.signed_by, h.description, \
@@ -120,17 +96,11 @@ impl Db {
              LEFT JOIN organisations t ON t.id = h.township_id \
              LEFT JOIN visits_view v ON v.id = h.visit_id \
              LEFT JOIN major_hazard_reports m ON m.hazard_id = h.id \
-             WHERE {filter} ORDER BY h.created_at, h.id LIMIT {}",
-            q.limit
+             WHERE {} ORDER BY h.created_at, h.id LIMIT {}",
+            filter.sql, q.limit
         );
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for t in &texts {
-                query = query.bind(t);
-            }
-            for i in &instants {
-                query = query.bind(*i);
-            }
+            let query = bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), filter);
             query
                 .fetch_all(pool)
                 .await?
@@ -166,21 +136,16 @@ impl Db {
     /// The re-inspections and reports to the regulator that took effect, of the hazards the same
     /// query selects, in each hazard's order.
     pub async fn ledger_events(&self, q: &LedgerQuery) -> DbResult<Vec<LedgerEvent>> {
-        let (filter, texts, instants) = where_clause(q);
+        let filter = where_clause(q);
         let sql = format!(
             "SELECT ev.hazard_id, ev.kind, ev.at, ev.author, ev.detail \
              FROM hazard_events_view ev JOIN hazards_view h ON h.id = ev.hazard_id \
-             WHERE {filter} AND ev.kind IN ('verified', 'reported_to_regulator') AND ev.ignored IS NULL \
-             ORDER BY ev.hazard_id, ev.position"
+             WHERE {} AND ev.kind IN ('verified', 'reported_to_regulator') AND ev.ignored IS NULL \
+             ORDER BY ev.hazard_id, ev.position",
+            filter.sql
         );
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for t in &texts {
-                query = query.bind(t);
-            }
-            for i in &instants {
-                query = query.bind(*i);
-            }
+            let query = bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), filter);
             query
                 .fetch_all(pool)
                 .await?

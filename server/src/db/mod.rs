@@ -15,6 +15,7 @@
 mod accounts;
 mod dashboard;
 mod docs;
+pub(crate) mod filter;
 pub mod inline;
 mod leases;
 mod ledger;

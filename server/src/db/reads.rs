@@ -6,20 +6,11 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use super::filter::{Filter, bind_filter};
 use super::{Db, DbError, with_pool};
 
 /// States in which a rectification is still owed (the deadline applies).
 const OWED: &str = "('open','notified','in_progress')";
-
-fn scope_clause(ids: &[String], first: usize) -> String {
-    if ids.is_empty() {
-        return "1 = 0".into();
-    }
-    let ph: Vec<String> = (first..first + ids.len())
-        .map(|i| format!("${i}"))
-        .collect();
-    format!("h.enterprise_id IN ({})", ph.join(","))
-}
 
 const HAZARD_COLUMNS: &str = "h.id, h.visit_id, h.enterprise_id, COALESCE(o.name, ''), h.agency_id, h.township_id, h.location, \
      h.description, h.category, h.grade, h.criterion, h.measure, h.current_deadline, h.responsible_person, h.state, \
@@ -168,46 +159,32 @@ pub struct MajorReportRow {
 impl Db {
     /// A list of hazards, newest first.
     pub async fn hazard_list(&self, q: &HazardListQuery) -> Result<Vec<HazardRow>, DbError> {
-        let mut binds: Vec<String> = q.enterprises.clone();
-        let mut sql = format!(
-            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id WHERE {}",
-            scope_clause(&q.enterprises, 1)
-        );
-        let mut add = |col: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                binds.push(v.clone());
-                sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-            }
-        };
-        add("h.township_id", &q.township);
-        add("h.agency_id", &q.agency);
-        add("h.agency_id", &q.own_agency);
-        add("h.enterprise_id", &q.enterprise);
-        add("h.grade", &q.grade);
-        add("h.state", &q.state);
+        let mut f = Filter::within("h.enterprise_id", &q.enterprises);
+        f.eq("h.township_id", q.township.as_deref())
+            .eq("h.agency_id", q.agency.as_deref())
+            .eq("h.agency_id", q.own_agency.as_deref())
+            .eq("h.enterprise_id", q.enterprise.as_deref())
+            .eq("h.grade", q.grade.as_deref())
+            .eq("h.state", q.state.as_deref());
         if let Some(overdue) = q.overdue {
-            binds.push(q.today.clone());
-            let test = format!(
-                "h.state IN {OWED} AND h.current_deadline < ${}",
-                binds.len()
-            );
-            if overdue {
-                sql.push_str(&format!(" AND {test}"));
-            } else {
-                sql.push_str(&format!(" AND NOT ({test})"));
-            }
+            f.and_with(q.today.clone(), |today| {
+                let test = format!("h.state IN {OWED} AND h.current_deadline < {today}");
+                if overdue {
+                    test
+                } else {
+                    format!("NOT ({test})")
+                }
+            });
         }
-        sql.push_str(&format!(
-            " ORDER BY h.created_at DESC, h.id LIMIT {} OFFSET {}",
-            q.limit, q.offset
-        ));
+        let sql = format!(
+            "SELECT {HAZARD_COLUMNS} FROM hazards_view h LEFT JOIN organisations o ON o.id = h.enterprise_id \
+             WHERE {} ORDER BY h.created_at DESC, h.id LIMIT {} OFFSET {}",
+            f.sql, q.limit, q.offset
+        );
         let today = q.today.as_str();
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &binds {
-                query = query.bind(b);
-            }
-            query.fetch_all(pool).await?
+            bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), f)
+                .fetch_all(pool).await?
                 .into_iter()
                 .map(|r| hazard_row!(r, today))
                 .collect::<Vec<_>>()
@@ -285,43 +262,22 @@ impl Db {
 
     /// A list of visits, newest first.
     pub async fn visit_list(&self, q: &VisitListQuery) -> Result<Vec<VisitRow>, DbError> {
-        let mut binds: Vec<String> = q.enterprises.clone();
-        let mut sql = format!(
+        let mut f = Filter::within("h.enterprise_id", &q.enterprises);
+        match &q.key {
+            Some(VisitKey::Id(id)) => f.eq("h.id", Some(id)),
+            Some(VisitKey::Enterprise(e)) => f.eq("h.enterprise_id", Some(e)),
+            None => &mut f,
+        }
+        .eq("h.agency_id", q.own_agency.as_deref())
+        .cmp("h.started_at", ">=", q.from)
+        .cmp("h.started_at", "<", q.until);
+        let sql = format!(
             "SELECT id, enterprise_id, agency_id, township_id, visit_kind, inspectors, started_at, ended_at, place, \
-             checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {}",
-            scope_clause(&q.enterprises, 1)
+             checklist_total, checklist_failed, signed_by FROM visits_view h WHERE {} ORDER BY started_at DESC LIMIT {}",
+            f.sql, q.limit
         );
-        let key = q.key.as_ref().map(|k| match k {
-            VisitKey::Id(id) => ("h.id", id.as_str()),
-            VisitKey::Enterprise(e) => ("h.enterprise_id", e.as_str()),
-        });
-        for (col, v) in key
-            .into_iter()
-            .chain(q.own_agency.as_deref().map(|a| ("h.agency_id", a)))
-        {
-            binds.push(v.to_owned());
-            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-        }
-        // The instants are bound as integers, after the text parameters.
-        let mut instants: Vec<i64> = Vec::new();
-        for (op, v) in [(">=", q.from), ("<", q.until)] {
-            if let Some(v) = v {
-                instants.push(v);
-                sql.push_str(&format!(
-                    " AND h.started_at {op} ${}",
-                    binds.len() + instants.len()
-                ));
-            }
-        }
-        sql.push_str(&format!(" ORDER BY started_at DESC LIMIT {}", q.limit));
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &binds {
-                query = query.bind(b);
-            }
-            for v in &instants {
-                query = query.bind(*v);
-            }
+            let query = bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), f);
             query.fetch_all(pool).await?
                 .into_iter()
                 .map(|r| {
@@ -352,23 +308,16 @@ impl Db {
         enterprises: &[String],
         own_agency: Option<&str>,
     ) -> Result<Vec<MajorReportRow>, DbError> {
-        let mut binds: Vec<String> = enterprises.to_vec();
-        let mut sql = format!(
+        let mut f = Filter::within("r.enterprise_id", enterprises);
+        f.eq("h.agency_id", own_agency);
+        let sql = format!(
             "SELECT r.hazard_id, r.township_id, r.enterprise_id, r.reported_at, r.found_at, r.report_claimed_at, \
              r.report_received_at, COALESCE(h.grade, 'major') FROM major_hazard_reports r \
-             LEFT JOIN hazards_view h ON h.id = r.hazard_id WHERE {}",
-            scope_clause(&binds, 1).replace("h.enterprise_id", "r.enterprise_id")
+             LEFT JOIN hazards_view h ON h.id = r.hazard_id WHERE {} ORDER BY r.reported_at DESC",
+            f.sql
         );
-        if let Some(a) = own_agency {
-            binds.push(a.to_owned());
-            sql.push_str(&format!(" AND h.agency_id = ${}", binds.len()));
-        }
-        sql.push_str(" ORDER BY r.reported_at DESC");
         Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &binds {
-                query = query.bind(b);
-            }
+            let query = bind_filter!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), f);
             query.fetch_all(pool).await?
                 .into_iter()
                 .map(|r| MajorReportRow {
@@ -489,35 +438,17 @@ impl Db {
         until: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StatisticsHazard>, DbError> {
-        let mut texts = enterprises.to_vec();
-        let mut sql = format!(
+        let mut f = Filter::within("h.enterprise_id", enterprises);
+        f.eq("h.agency_id", own_agency)
+            .cmp("h.created_at", ">=", from)
+            .cmp("h.created_at", "<", until);
+        let sql = format!(
             "SELECT h.township_id, COALESCE(t.name, ''), h.created_at, h.grade, h.state, h.closed_at, h.current_deadline \
-             FROM hazards_view h LEFT JOIN organisations t ON t.id = h.township_id WHERE {}",
-            scope_clause(enterprises, 1)
+             FROM hazards_view h LEFT JOIN organisations t ON t.id = h.township_id WHERE {} LIMIT {limit}",
+            f.sql
         );
-        if let Some(own) = own_agency {
-            texts.push(own.to_owned());
-            sql.push_str(&format!(" AND h.agency_id = ${}", texts.len()));
-        }
-        let mut instants = Vec::new();
-        for (op, v) in [(">=", from), ("<", until)] {
-            if let Some(v) = v {
-                instants.push(v);
-                sql.push_str(&format!(
-                    " AND h.created_at {op} ${}",
-                    texts.len() + instants.len()
-                ));
-            }
-        }
-        sql.push_str(&format!(" LIMIT {limit}"));
         Ok(with_pool!(self, pool => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-            for t in &texts {
-                q = q.bind(t);
-            }
-            for i in &instants {
-                q = q.bind(*i);
-            }
+            let q = bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), f);
             q.fetch_all(pool).await?
         }))
     }
