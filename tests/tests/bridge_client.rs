@@ -1024,10 +1024,14 @@ async fn an_app_older_than_the_server_serves_is_told_to_update_and_loses_nothing
     assert_eq!(body["error"], "sdk_too_old");
     assert_eq!(post(Some("99.0.0")).await.unwrap().status().as_u16(), 200);
     assert_eq!(post(None).await.unwrap().status().as_u16(), 200);
-    let junk = post(Some("1.2")).await.unwrap();
-    assert_eq!(junk.status().as_u16(), 400);
-    let body: serde_json::Value = junk.json().await.unwrap();
-    assert_eq!(body["error"], "sdk_version_invalid");
+    // Not versions: too few parts, full-width digits (a version that would sort past any
+    // minimum if read loosely), and a number too long to be a version.
+    for bad in ["1.2", "９９.０.０", "99999999.0.0"] {
+        let junk = post(Some(bad)).await.unwrap();
+        assert_eq!(junk.status().as_u16(), 400, "{bad}");
+        let body: serde_json::Value = junk.json().await.unwrap();
+        assert_eq!(body["error"], "sdk_version_invalid", "{bad}");
+    }
     strict.state.db.close().await;
     drop(strict);
 

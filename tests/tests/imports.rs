@@ -98,13 +98,14 @@ async fn each_role_imports_only_into_its_own_area(app: TestApp) {
     let (status, _) = send(&app, &other.token, "enterprises", &again).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    // Users: an agency admin adds inspectors of the agency, never a supervisor or another
-    // agency's staff.
+    // Users: an agency admin adds inspectors of the agency, never a supervisor, another
+    // agency's staff or the head of an enterprise it serves.
     let admin = app.login(users::AGENCY_ADMIN).await;
     let users_csv = "用户名,姓名,角色,所属单位,初始密码\n\
                      new_inspector,李新,检查员,安邦安全咨询有限公司,long enough password\n\
                      rogue_supervisor,王假,监管人员,城东街道,long enough password\n\
-                     poacher,赵,检查员,恒安技术服务中心,long enough password\n";
+                     poacher,赵,检查员,恒安技术服务中心,long enough password\n\
+                     client_head,钱,企业负责人,宏达机械厂,long enough password\n";
     let (status, body) = send(&app, &admin.token, "users", users_csv).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let rows: Vec<u64> = body["errors"]
@@ -113,7 +114,8 @@ async fn each_role_imports_only_into_its_own_area(app: TestApp) {
         .iter()
         .map(|e| e["row"].as_u64().unwrap())
         .collect();
-    assert_eq!(rows, vec![3, 4], "{body}");
+    // A client enterprise's head is not the agency's to create either.
+    assert_eq!(rows, vec![3, 4, 5], "{body}");
     let new_inspector_logs_in = || async {
         let login =
             serde_json::json!({"username": "new_inspector", "password": "long enough password"});

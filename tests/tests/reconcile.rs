@@ -354,7 +354,47 @@ async fn concurrent_projections_of_one_township_and_month_never_deadlock(app: Te
     }
 }
 
+/// A server instance whose copy of a hazard is older than the stored one (another instance, or
+/// another request, stored newer changes) projects it last: the projection is dropped, and the
+/// lists keep the newer state. Without the guard the older copy would put the hazard back to
+/// `notified` until the reconciler's next pass.
+async fn an_older_copy_projected_last_does_not_turn_the_lists_back(app: TestApp) {
+    let seed = app.seed().await;
+    let mut inspector = app.phone(users::INSPECTOR).await;
+    let web = app.login(users::SUPERVISOR).await;
+    let (_, hid) = record_visit(&seed, &mut inspector, Grade::General, "2026-03-20");
+    app.sync(&mut inspector).await;
+    // The inspector's copy stays at the notice; the enterprise then signs for it.
+    let older = inspector.replica.docs[hid.as_uuid()].doc.clone();
+    assert_eq!(hazard_state(&app, &web.token, hid).await, "notified");
+    let mut manager = app.phone(users::MANAGER).await;
+    app.sync(&mut manager).await;
+    tests::scenario::event(
+        &mut manager,
+        hid,
+        EventKind::SignedFor {
+            signer: "王厂长".into(),
+        },
+    );
+    app.sync(&mut manager).await;
+    let newer = hazard_state(&app, &web.token, hid).await;
+    assert_ne!(newer, "notified", "signing moved it on");
+
+    let typed = TypedDoc::hydrate(&older).unwrap();
+    let written = server::projection::project(&app.state.db, &typed, &older.get_heads(), T)
+        .await
+        .unwrap();
+    assert!(!written, "the older copy is superseded");
+    assert_eq!(hazard_state(&app, &web.token, hid).await, newer);
+    assert_eq!(
+        unprojected(&app.state.db).await,
+        0,
+        "the read model is level"
+    );
+}
+
 on_every_backend!(
+    an_older_copy_projected_last_does_not_turn_the_lists_back,
     a_projection_that_fails_midway_is_caught_up_by_the_reconciler,
     a_web_action_whose_projection_fails_is_recorded_once_and_caught_up,
     the_background_reconciler_catches_up_after_a_failure,
