@@ -5,6 +5,7 @@
 
 pub mod balancer;
 pub mod fieldsim;
+pub mod phones;
 pub mod proxy;
 pub mod scenario;
 pub mod world;
