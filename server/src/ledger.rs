@@ -149,13 +149,15 @@ pub fn query_of(
     }
     let found = crate::api::hazards::started_between(filter.from.as_deref(), filter.to.as_deref())?;
     Ok(LedgerQuery {
-        enterprise_ids,
-        own_agency,
-        township: non_empty(&filter.township),
-        agency: non_empty(&filter.agency),
-        enterprise: non_empty(&filter.enterprise),
-        grade,
-        state,
+        filters: crate::db::HazardFilters {
+            enterprises: enterprise_ids,
+            own_agency,
+            township: non_empty(&filter.township),
+            agency: non_empty(&filter.agency),
+            enterprise: non_empty(&filter.enterprise),
+            grade,
+            state,
+        },
         found_from: found.from,
         found_until: found.until,
         limit: MAX_LEDGER_ROWS + 1,

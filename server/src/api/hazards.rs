@@ -178,13 +178,15 @@ pub async fn list(
         })?;
     }
     let query = crate::db::HazardListQuery {
-        enterprises: ids,
-        own_agency: scope::own_agency(&user).map(str::to_owned),
-        township: f.township,
-        agency: f.agency,
-        enterprise: f.enterprise,
-        grade: f.grade,
-        state: f.state,
+        filters: crate::db::HazardFilters {
+            enterprises: ids,
+            own_agency: scope::own_agency(&user).map(str::to_owned),
+            township: f.township,
+            agency: f.agency,
+            enterprise: f.enterprise,
+            grade: f.grade,
+            state: f.state,
+        },
         overdue: f.overdue,
         today: today(&state),
         limit: f.limit.unwrap_or(200).min(1000),

@@ -13,15 +13,8 @@ use super::{Db, DbResult, with_pool};
 /// What to select: the caller's scope (already computed) and the filters.
 #[derive(Debug, Clone, Default)]
 pub struct LedgerQuery {
-    /// The enterprises the caller may read; nothing outside them is returned.
-    pub enterprise_ids: Vec<String>,
-    /// Agency staff read only their own agency's hazards.
-    pub own_agency: Option<String>,
-    pub township: Option<String>,
-    pub agency: Option<String>,
-    pub enterprise: Option<String>,
-    pub grade: Option<String>,
-    pub state: Option<String>,
+    /// The scope (nothing outside `enterprises` is returned) and the filters.
+    pub filters: super::HazardFilters,
     /// Found at or after (epoch ms).
     pub found_from: Option<i64>,
     /// Found before (epoch ms).
@@ -69,14 +62,8 @@ pub struct LedgerEvent {
 
 /// Builds `WHERE …` over `hazards_view h` with its parameters.
 fn where_clause(q: &LedgerQuery) -> Filter {
-    let mut f = Filter::within("h.enterprise_id", &q.enterprise_ids);
-    f.eq("h.agency_id", q.own_agency.as_deref())
-        .eq("h.township_id", q.township.as_deref())
-        .eq("h.agency_id", q.agency.as_deref())
-        .eq("h.enterprise_id", q.enterprise.as_deref())
-        .eq("h.grade", q.grade.as_deref())
-        .eq("h.state", q.state.as_deref())
-        .cmp("h.created_at", ">=", q.found_from)
+    let mut f = q.filters.filter();
+    f.cmp("h.created_at", ">=", q.found_from)
         .cmp("h.created_at", "<", q.found_until);
     f
 }

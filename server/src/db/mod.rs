@@ -33,8 +33,8 @@ pub use dashboard::{DashboardRows, DashboardSql, TallyRow};
 pub use docs::heads_text;
 pub use ledger::{LedgerEvent, LedgerHazard, LedgerQuery};
 pub use reads::{
-    DeviceAuthor, EventRow, HazardListQuery, HazardRow, MajorReportRow, VisitKey, VisitListQuery,
-    VisitRow,
+    DeviceAuthor, EventRow, HazardFilters, HazardListQuery, HazardRow, MajorReportRow, VisitKey,
+    VisitListQuery, VisitRow,
 };
 
 use std::str::FromStr as _;

@@ -105,10 +105,10 @@ pub struct VisitRow {
     pub signed_by: Option<String>,
 }
 
-/// Which hazards a list holds: those of `enterprises` (the caller's scope), narrowed by the
-/// filters; `own_agency` keeps agency staff to their own agency's.
+/// The hazards of `enterprises` (the caller's scope), narrowed by the filters a list and the
+/// ledger share; `own_agency` keeps agency staff to their own agency's.
 #[derive(Debug, Clone, Default)]
-pub struct HazardListQuery {
+pub struct HazardFilters {
     pub enterprises: Vec<String>,
     pub own_agency: Option<String>,
     pub township: Option<String>,
@@ -116,6 +116,26 @@ pub struct HazardListQuery {
     pub enterprise: Option<String>,
     pub grade: Option<String>,
     pub state: Option<String>,
+}
+
+impl HazardFilters {
+    /// The clause over `hazards_view h`.
+    pub(crate) fn filter(&self) -> Filter {
+        let mut f = Filter::within("h.enterprise_id", &self.enterprises);
+        f.eq("h.agency_id", self.own_agency.as_deref())
+            .eq("h.township_id", self.township.as_deref())
+            .eq("h.agency_id", self.agency.as_deref())
+            .eq("h.enterprise_id", self.enterprise.as_deref())
+            .eq("h.grade", self.grade.as_deref())
+            .eq("h.state", self.state.as_deref());
+        f
+    }
+}
+
+/// Which hazards a list holds, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HazardListQuery {
+    pub filters: HazardFilters,
     /// Overdue on `today` (or not), when set.
     pub overdue: Option<bool>,
     /// Today in China, `YYYY-MM-DD`: what overdue is judged by.
@@ -159,13 +179,7 @@ pub struct MajorReportRow {
 impl Db {
     /// A list of hazards, newest first.
     pub async fn hazard_list(&self, q: &HazardListQuery) -> Result<Vec<HazardRow>, DbError> {
-        let mut f = Filter::within("h.enterprise_id", &q.enterprises);
-        f.eq("h.township_id", q.township.as_deref())
-            .eq("h.agency_id", q.agency.as_deref())
-            .eq("h.agency_id", q.own_agency.as_deref())
-            .eq("h.enterprise_id", q.enterprise.as_deref())
-            .eq("h.grade", q.grade.as_deref())
-            .eq("h.state", q.state.as_deref());
+        let mut f = q.filters.filter();
         if let Some(overdue) = q.overdue {
             f.and_with(q.today.clone(), |today| {
                 let test = format!("h.state IN {OWED} AND h.current_deadline < {today}");
